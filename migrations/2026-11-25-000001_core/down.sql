@@ -1,0 +1,14 @@
+DROP TABLE bank_holidays;
+DROP TABLE audit_log;
+DROP TABLE outbox;
+DROP TABLE dispute_stage_history;
+DROP TABLE dispute_events;
+DROP TABLE disputes;
+DROP TABLE case_events;
+DROP TABLE case_roles;
+DROP TABLE cases;
+DROP TABLE partnership_roles;
+DROP TABLE agency_roles;
+DROP TABLE people;
+DROP TABLE agencies;
+DROP TABLE partnerships;

@@ -1,0 +1,332 @@
+//! The command line: parse, load settings, call into jobs and the store, map errors to exit codes
+//! (0 ok, 2 usage/config/input error, 1 runtime failure).
+
+use crate::calendar::BankHolidays;
+use crate::import::{self, ImportError};
+use crate::jobs::delivery::{Delivery, DeliveryReport};
+use crate::jobs::evaluation::{EvaluationPass, Mode};
+use crate::jobs::Runtime;
+use crate::mail::{Channel, Renderer, SmtpConfig};
+use crate::policy::{Catalogue, PolicyError};
+use crate::settings::{ConfigError, Settings};
+use crate::store;
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use diesel::pg::PgConnection;
+use secrecy::ExposeSecret;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cpwatch",
+    version,
+    about = "Keeps child-protection timescales and professional-disagreement ladders on time",
+    long_about = "cpwatch reads child-protection case state from PostgreSQL, works out every hour which \
+                  timescales of the partnership's policies are coming due or have lapsed, and emails \
+                  reminders, overdue notices and escalations to the people who hold the roles.\n\n\
+                  Configuration: built-in defaults, then /etc/cpwatch/cpwatch.toml (or --config), then \
+                  CPWATCH_* environment variables (CPWATCH_DATABASE__URL, CPWATCH_SMTP__PASSWORD, ...)."
+)]
+pub struct Cli {
+    /// Configuration file (default: /etc/cpwatch/cpwatch.toml if it exists).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log filter, e.g. info, debug, cpwatch=debug (RUST_LOG overrides).
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon: schema check, hourly evaluation, continuous delivery, bank-holiday refresh.
+    Run,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Validate the configuration and every policy file; exit 2 with every problem found.
+    Check,
+    /// Load a case file (JSON: partnership, agencies, people, cases, events, disputes) in one transaction.
+    Import {
+        /// The case file.
+        file: PathBuf,
+    },
+    /// Run one evaluation pass as if the clock read --at.
+    Evaluate {
+        /// The instant to evaluate at (RFC 3339, e.g. 2026-03-20T09:00:00Z); default now.
+        #[arg(long, value_parser = parse_instant)]
+        at: Option<DateTime<Utc>>,
+        /// Decide and print, but write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// text (a line per notification) or json (a JSON object per line).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Look at every open case, not only those whose next check has come.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Send what is queued in the outbox.
+    Deliver {
+        /// Send what is due now and exit (default: keep delivering until interrupted).
+        #[arg(long)]
+        once: bool,
+        /// Treat this instant as now when choosing what is due (for replays and tests).
+        #[arg(long, value_parser = parse_instant, hide = true)]
+        at: Option<DateTime<Utc>>,
+    },
+    /// A private database, the sample partnership, a simulated month; mail written to ./outbox/.
+    Demo {
+        /// Where the .eml files go.
+        #[arg(long, default_value = "outbox")]
+        out: PathBuf,
+        /// Days to simulate.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 instant like 2026-03-20T09:00:00Z ({e})"))
+}
+
+/// An error the user can fix by changing their input (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cpwatch: {e:#}");
+            if is_input_error(&e) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn is_input_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<ConfigError>()
+            || c.is::<PolicyError>()
+            || c.is::<InputError>()
+            || matches!(
+                c.downcast_ref::<ImportError>(),
+                Some(ImportError::Invalid { .. } | ImportError::Syntax { .. })
+            )
+    })
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Demo { out, days } = &cli.command {
+        return crate::demo::run(out, *days);
+    }
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Check => {
+            println!("configuration and policies are valid");
+            let catalogue = Catalogue::load(settings.policy_dir().as_deref())?;
+            let mut ids: Vec<_> = catalogue
+                .standards
+                .values()
+                .map(|p| format!("{} ({} rules)", p.id, p.rules.len()))
+                .collect();
+            ids.sort();
+            println!("policies: {}", ids.join(", "));
+            println!(
+                "partnerships: {}",
+                settings
+                    .partnerships
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(())
+        }
+        Command::Migrate => {
+            let mut conn = connect(&settings)?;
+            let applied = store::migrate(&mut conn)?;
+            if applied.is_empty() {
+                println!("the schema is up to date");
+            } else {
+                println!(
+                    "applied {} migration(s): {}",
+                    applied.len(),
+                    applied.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| InputError(format!("cannot read {}: {e}", file.display())))?;
+            let mut conn = connect(&settings)?;
+            store::ensure_schema(&mut conn, false)?;
+            let names: Vec<String> = settings.partnerships.keys().cloned().collect();
+            let s = import::import(&mut conn, &file.display().to_string(), &text, &names)?;
+            println!(
+                "imported into {}: {} agencies, {} people, {} cases ({} new events), {} disputes ({} new events)",
+                s.partnership, s.agencies, s.people, s.cases, s.new_events, s.disputes, s.new_dispute_events
+            );
+            Ok(())
+        }
+        Command::Evaluate {
+            at,
+            dry_run,
+            format,
+            full,
+        } => {
+            let mut conn = connect(&settings)?;
+            store::ensure_schema(&mut conn, false)?;
+            let runtime = runtime(&settings, &mut conn)?;
+            let now = at.unwrap_or_else(Utc::now);
+            let pass = EvaluationPass {
+                runtime: &runtime,
+                now,
+                mode: if dry_run { Mode::DryRun } else { Mode::Write },
+                full,
+                batch_size: settings.database.batch_size,
+            };
+            let report = pass.run(&mut conn, &mut |n| match format {
+                Format::Json => println!("{}", n.to_json()),
+                Format::Text => println!(
+                    "{:<18} {:<32} case {:<12} due {}  to {}{}",
+                    n.kind.as_str(),
+                    n.rule,
+                    n.case.as_ref().map_or("-", |c| c.as_str()),
+                    crate::evaluate::rfc3339(n.due),
+                    n.to.iter()
+                        .map(|r| r.email.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if n.cc.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "  cc {}",
+                            n.cc.iter()
+                                .map(|r| r.email.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                ),
+            })?;
+            if format == Format::Text {
+                println!(
+                    "{} case(s) evaluated at {}, {} notification(s), {} new message(s) queued{}",
+                    report.cases,
+                    crate::evaluate::rfc3339(now),
+                    report.notifications,
+                    report.queued,
+                    if dry_run {
+                        " (dry run: nothing written)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(())
+        }
+        Command::Deliver { once, at } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut conn = connect(&settings)?;
+                store::ensure_schema(&mut conn, false)?;
+                let runtime = runtime(&settings, &mut conn)?;
+                let channel = smtp_channel(&settings)?;
+                let renderer = Renderer::new(settings.mail.include_names);
+                let from = settings.smtp.from.parse().map_err(|e| InputError(format!("smtp.from: {e}")))?;
+                let delivery = Delivery {
+                    runtime: &runtime,
+                    channel: &channel,
+                    renderer: &renderer,
+                    from: &from,
+                    batch_size: settings.delivery.batch_size,
+                    lease_seconds: settings.delivery.lease_seconds,
+                    max_attempts: settings.delivery.max_attempts,
+                };
+                let mut total = DeliveryReport::default();
+                loop {
+                    let report = delivery.run_once(&mut conn, at.unwrap_or_else(Utc::now)).await?;
+                    total.add(report);
+                    if report.handled() == 0 {
+                        if once {
+                            break;
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(std::time::Duration::from_secs(settings.delivery.interval_seconds)) => {}
+                            _ = tokio::signal::ctrl_c() => break,
+                        }
+                    }
+                }
+                println!(
+                    "sent {}, to retry {}, rejected {}, dead-lettered {}",
+                    total.sent, total.retried, total.failed, total.dead
+                );
+                Ok(())
+            })
+        }
+        Command::Run => crate::daemon::run(settings),
+        Command::Demo { .. } => unreachable!("handled above"),
+    }
+}
+
+pub fn connect(settings: &Settings) -> anyhow::Result<PgConnection> {
+    store::connect(settings.database.url.expose_secret()).context("database.url")
+}
+
+/// Policies, and calendars built on the stored bank-holiday feed (else the built-in snapshot).
+pub fn runtime(settings: &Settings, conn: &mut PgConnection) -> anyhow::Result<Runtime> {
+    let catalogue = Catalogue::load(settings.policy_dir().as_deref())?;
+    let holidays = match crate::holiday_refresh::load_feed(conn) {
+        Ok(Some(h)) => h,
+        Ok(None) => BankHolidays::snapshot(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read stored bank holidays; using the built-in snapshot");
+            BankHolidays::snapshot()
+        }
+    };
+    Ok(Runtime::new(settings, catalogue, &holidays))
+}
+
+pub fn smtp_channel(settings: &Settings) -> anyhow::Result<Channel> {
+    let password = settings.smtp_password().context("smtp.password_file")?;
+    Ok(Channel::smtp(SmtpConfig {
+        host: &settings.smtp.host,
+        port: settings.smtp.port,
+        security: &settings.smtp.security,
+        username: &settings.smtp.username,
+        password,
+        timeout: std::time::Duration::from_secs(settings.smtp.timeout_seconds),
+    })?)
+}

@@ -1,0 +1,18 @@
+//! cpwatch: keeps child-protection timescales and professional-disagreement ladders on time.
+//!
+//! The core (`calendar`, `policy`, `domain`, `evaluate`) is pure: no I/O, no clock.
+//! The adapters (`store`, `import`, `mail`, `jobs`, `daemon`, `cli`) surround it.
+
+pub mod calendar;
+pub mod cli;
+pub mod daemon;
+pub mod demo;
+pub mod domain;
+pub mod evaluate;
+pub mod holiday_refresh;
+pub mod import;
+pub mod jobs;
+pub mod mail;
+pub mod policy;
+pub mod settings;
+pub mod store;

@@ -1,0 +1,297 @@
+//! Turning a queued notification into a message, and the SMTP channel that sends it.
+
+use crate::evaluate::{Kind, Notification};
+use crate::store::outbox::OutboxRow;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use minijinja::{context, Environment};
+use secrecy::{ExposeSecret, SecretString};
+use std::time::Duration;
+
+/// `Auto-Submitted: auto-generated` (RFC 3834), so auto-responders stay quiet.
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".into())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("the queued notification cannot be read: {0}")]
+    Payload(String),
+    #[error("template: {0}")]
+    Template(#[from] minijinja::Error),
+    #[error("building the message: {0}")]
+    Build(String),
+    #[error("SMTP: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("writing the message file: {0}")]
+    File(String),
+}
+
+impl MailError {
+    /// True when trying again later cannot help (a 5xx for this recipient, a bad payload).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            MailError::Smtp(e) => e.is_permanent(),
+            MailError::File(_) => false,
+            MailError::Payload(_) | MailError::Build(_) | MailError::Template(_) => true,
+        }
+    }
+}
+
+/// How mail is worded.
+pub struct Renderer {
+    env: Environment<'static>,
+    pub include_names: bool,
+}
+
+/// A rendered message, before it is addressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Self::new(false)
+    }
+}
+
+impl Renderer {
+    pub fn new(include_names: bool) -> Self {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html.j2") {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
+        // The templates are compiled in; a syntax error in them is caught by the tests.
+        for (name, text) in [
+            ("subject.j2", include_str!("../templates/subject.j2")),
+            ("body.txt.j2", include_str!("../templates/body.txt.j2")),
+            ("body.html.j2", include_str!("../templates/body.html.j2")),
+        ] {
+            if let Err(e) = env.add_template(name, text) {
+                tracing::error!(template = name, error = %e, "built-in mail template does not compile");
+            }
+        }
+        Renderer { env, include_names }
+    }
+
+    /// Word a notification for one recipient, at `now` (for "late by"), with times in `tz`.
+    pub fn render(
+        &self,
+        n: &Notification,
+        recipient: &str,
+        copied: bool,
+        now: DateTime<Utc>,
+        tz: Tz,
+    ) -> Result<Rendered, MailError> {
+        let me = n
+            .recipients()
+            .find(|(r, _)| r.email.as_str() == recipient)
+            .map(|(r, _)| r);
+        let role = me.map_or("recipient".to_owned(), |r| r.role.replace('_', " "));
+        let others: Vec<String> = n
+            .recipients()
+            .filter(|(r, _)| r.email.as_str() != recipient)
+            .map(|(r, _)| match (&r.name, self.include_names) {
+                (Some(name), true) => format!("{name} ({})", r.role.replace('_', " ")),
+                _ => format!("the {}", r.role.replace('_', " ")),
+            })
+            .collect();
+        let late = now - n.due;
+        let lateness = (late.num_minutes() > 0
+            && matches!(
+                n.kind,
+                Kind::Overdue | Kind::OverdueEscalation | Kind::CauseForConcern
+            ))
+        .then(|| human_duration(late));
+        let opening = opening(n);
+        let ctx = context! {
+            kind_label => kind_label(n.kind),
+            title => n.title,
+            case => n.case.as_ref().map(|c| c.to_string()),
+            dispute => n.dispute.as_ref().map(|d| d.to_string()),
+            rule => n.rule,
+            standard => n.standard,
+            action => n.action,
+            due_local => n.due.with_timezone(&tz).format("%A %-d %B %Y, %H:%M %Z").to_string(),
+            lateness => lateness,
+            others => others,
+            role => role,
+            copied => copied,
+            key => n.key,
+            opening => opening,
+        };
+        let subject = self
+            .env
+            .get_template("subject.j2")?
+            .render(&ctx)?
+            .trim()
+            .to_owned();
+        let text = self.env.get_template("body.txt.j2")?.render(&ctx)?;
+        let html = self.env.get_template("body.html.j2")?.render(&ctx)?;
+        Ok(Rendered {
+            subject,
+            text,
+            html,
+        })
+    }
+}
+
+fn kind_label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Reminder => "Reminder",
+        Kind::Due => "Due today",
+        Kind::Overdue => "Overdue",
+        Kind::OverdueEscalation => "Overdue, escalated to you",
+        Kind::CauseForConcern => "Cause for concern",
+        Kind::EscalationStage => "Professional disagreement",
+        Kind::EscalationOutcome => "Disagreement outcome",
+        Kind::DataQuality => "Case data to check",
+    }
+}
+
+fn opening(n: &Notification) -> String {
+    match n.kind {
+        Kind::Reminder => "This timescale is coming due and is not yet recorded as done.".into(),
+        Kind::Due => "This timescale is due today and is not yet recorded as done.".into(),
+        Kind::Overdue => "This timescale has been missed: it is not recorded as done.".into(),
+        Kind::OverdueEscalation => {
+            "This timescale has been missed and is still not recorded as done. It is escalated to you as the next manager.".into()
+        }
+        Kind::DataQuality => "cpwatch could not fully evaluate this case because of its recorded data.".into(),
+        _ => "cpwatch has a notice for you about this case.".into(),
+    }
+}
+
+fn human_duration(d: chrono::Duration) -> String {
+    let days = d.num_days();
+    let hours = d.num_hours() - days * 24;
+    match (days, hours) {
+        (0, h) => format!("{h} hour{}", if h == 1 { "" } else { "s" }),
+        (d, 0) => format!("{d} day{}", if d == 1 { "" } else { "s" }),
+        (d, h) => format!(
+            "{d} day{} {h} hour{}",
+            if d == 1 { "" } else { "s" },
+            if h == 1 { "" } else { "s" }
+        ),
+    }
+}
+
+/// Build the full message for one outbox row.
+pub fn build_message(
+    row: &OutboxRow,
+    from: &Mailbox,
+    rendered: &Rendered,
+) -> Result<Message, MailError> {
+    let to: Mailbox = row
+        .recipient
+        .parse()
+        .map_err(|e: lettre::address::AddressError| {
+            MailError::Build(format!("recipient {}: {e}", row.recipient))
+        })?;
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(rendered.subject.clone())
+        .message_id(Some(row.message_id.clone()))
+        .header(AutoSubmitted)
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(rendered.text.clone()),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(rendered.html.clone()),
+                ),
+        )
+        .map_err(|e| MailError::Build(e.to_string()))
+}
+
+/// Read the notification a row carries.
+pub fn notification_of(row: &OutboxRow) -> Result<Notification, MailError> {
+    serde_json::from_value(row.payload.clone())
+        .map_err(|e| MailError::Payload(format!("outbox row {}: {e}", row.id)))
+}
+
+/// Where messages go: an SMTP relay, or a folder of `.eml` files (the demo).
+pub enum Channel {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Files(AsyncFileTransport<Tokio1Executor>),
+}
+
+pub struct SmtpConfig<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    /// `starttls`, `tls` or `plain`.
+    pub security: &'a str,
+    pub username: &'a str,
+    pub password: Option<SecretString>,
+    pub timeout: Duration,
+}
+
+impl Channel {
+    pub fn smtp(cfg: SmtpConfig) -> Result<Self, MailError> {
+        let builder = match cfg.security {
+            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(cfg.host)?,
+            "plain" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host),
+            _ => {
+                let params = TlsParameters::new(cfg.host.to_owned())?;
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host)
+                    .tls(Tls::Required(params))
+            }
+        };
+        let mut builder = builder.port(cfg.port).timeout(Some(cfg.timeout));
+        if let Some(pw) = cfg.password {
+            builder = builder.credentials(Credentials::new(
+                cfg.username.to_owned(),
+                pw.expose_secret().to_owned(),
+            ));
+        }
+        Ok(Channel::Smtp(builder.build()))
+    }
+
+    /// Write each message as `<id>.eml` in `dir` (which must exist).
+    pub fn files(dir: &std::path::Path) -> Self {
+        Channel::Files(AsyncFileTransport::new(dir))
+    }
+
+    pub async fn send(&self, message: Message) -> Result<(), MailError> {
+        match self {
+            Channel::Smtp(t) => {
+                t.send(message).await?;
+            }
+            Channel::Files(t) => {
+                t.send(message)
+                    .await
+                    .map_err(|e| MailError::File(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}

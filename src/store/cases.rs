@@ -1,0 +1,254 @@
+//! Reading cases and people for the evaluator, in batches; writing next-check instants.
+
+use super::schema::{
+    agencies, agency_roles, case_events, case_roles, cases, partnership_roles, people,
+};
+use super::DbError;
+use crate::domain::{
+    AgencyId, Case, CaseRef, Directory, Email, Event, EventKind, PartnershipId, Person, PersonId,
+};
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use std::collections::HashMap;
+
+/// A stored row the core cannot read (a bad kind or id written by a case system).
+#[derive(Debug, Clone)]
+pub struct BadRow {
+    pub case_id: i64,
+    pub message: String,
+}
+
+/// Everyone in a partnership, with their agency and partnership roles.
+pub fn load_directory(
+    conn: &mut PgConnection,
+    partnership: &str,
+    admin: Option<Email>,
+) -> Result<Directory, DbError> {
+    let mut d = Directory {
+        admin_email: admin,
+        ..Directory::default()
+    };
+    type PersonRow = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<PersonRow> = people::table
+        .filter(people::partnership_id.eq(partnership))
+        .select((
+            people::id,
+            people::name,
+            people::email,
+            people::agency_id,
+            people::manager_id,
+        ))
+        .load(conn)?;
+    for (id, name, email, agency, manager) in rows {
+        let Ok(pid) = PersonId::parse(&id) else {
+            tracing::warn!(partnership, person = %id, "skipping a person with an invalid id");
+            continue;
+        };
+        let email = email.as_deref().and_then(|e| Email::parse(e).ok());
+        d.people.insert(
+            pid.clone(),
+            Person {
+                id: pid,
+                name,
+                email,
+                agency: agency.as_deref().and_then(|a| AgencyId::parse(a).ok()),
+                manager: manager.as_deref().and_then(|m| PersonId::parse(m).ok()),
+            },
+        );
+    }
+    let roles: Vec<(String, String, String)> = agency_roles::table
+        .filter(agency_roles::partnership_id.eq(partnership))
+        .select((
+            agency_roles::agency_id,
+            agency_roles::role,
+            agency_roles::person_id,
+        ))
+        .load(conn)?;
+    for (agency, role, person) in roles {
+        if let (Ok(a), Ok(p)) = (AgencyId::parse(&agency), PersonId::parse(&person)) {
+            d.agency_roles.insert((a, role), p);
+        }
+    }
+    let roles: Vec<(String, String)> = partnership_roles::table
+        .filter(partnership_roles::partnership_id.eq(partnership))
+        .select((partnership_roles::role, partnership_roles::person_id))
+        .load(conn)?;
+    for (role, person) in roles {
+        if let Ok(p) = PersonId::parse(&person) {
+            d.partnership_roles.insert(role, p);
+        }
+    }
+    Ok(d)
+}
+
+/// Partnerships that have any rows.
+pub fn partnerships(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
+    use super::schema::partnerships::dsl as p;
+    p::partnerships.select(p::id).order(p::id).load(conn)
+}
+
+/// Which cases a pass looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum Selection {
+    /// Open cases whose next check has come (the hourly pass).
+    DueBy(DateTime<Utc>),
+    /// Every open case (dry runs and forced full passes).
+    All,
+}
+
+/// Cases by database id, and the rows that could not be read.
+pub type Batch = (Vec<(i64, Case)>, Vec<BadRow>);
+
+/// The next batch of cases with id > `after`, with their roles and events, in id order.
+pub fn load_batch(
+    conn: &mut PgConnection,
+    partnership: &str,
+    selection: Selection,
+    after: i64,
+    limit: usize,
+) -> Result<Batch, DbError> {
+    let mut q = cases::table
+        .filter(cases::partnership_id.eq(partnership))
+        .filter(cases::closed_at.is_null())
+        .filter(cases::id.gt(after))
+        .into_boxed();
+    if let Selection::DueBy(now) = selection {
+        q = q.filter(cases::next_check_at.le(now));
+    }
+    let rows: Vec<(i64, String, bool, Option<i32>)> = q
+        .order(cases::id)
+        .limit(limit as i64)
+        .select((
+            cases::id,
+            cases::reference,
+            cases::unborn,
+            cases::visit_interval_days,
+        ))
+        .load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let mut bad = Vec::new();
+
+    let mut roles: HashMap<i64, Vec<(String, PersonId)>> = HashMap::new();
+    let role_rows: Vec<(i64, String, String)> = case_roles::table
+        .filter(case_roles::case_id.eq_any(&ids))
+        .select((case_roles::case_id, case_roles::role, case_roles::person_id))
+        .order((case_roles::case_id, case_roles::role, case_roles::person_id))
+        .load(conn)?;
+    for (id, role, person) in role_rows {
+        match PersonId::parse(&person) {
+            Ok(p) => roles.entry(id).or_default().push((role, p)),
+            Err(e) => bad.push(BadRow {
+                case_id: id,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    let mut events: HashMap<i64, Vec<Event>> = HashMap::new();
+    type EventRow = (
+        i64,
+        String,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+        serde_json::Value,
+    );
+    let event_rows: Vec<EventRow> = case_events::table
+        .filter(case_events::case_id.eq_any(&ids))
+        .select((
+            case_events::case_id,
+            case_events::kind,
+            case_events::at,
+            case_events::recorded_at,
+            case_events::data,
+        ))
+        .order((case_events::case_id, case_events::at, case_events::id))
+        .load(conn)?;
+    for (id, kind, at, recorded_at, data) in event_rows {
+        let Some(kind) = EventKind::parse(&kind) else {
+            bad.push(BadRow {
+                case_id: id,
+                message: format!("unknown event kind {kind:?}"),
+            });
+            continue;
+        };
+        let data = match data {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        events.entry(id).or_default().push(Event {
+            kind,
+            at,
+            recorded_at,
+            data,
+        });
+    }
+
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, reference, unborn, visit) in rows {
+        let (Ok(reference), Ok(partnership)) = (
+            CaseRef::parse(&reference),
+            PartnershipId::parse(partnership),
+        ) else {
+            bad.push(BadRow {
+                case_id: id,
+                message: format!("invalid case reference {reference:?}"),
+            });
+            continue;
+        };
+        out.push((
+            id,
+            Case {
+                partnership,
+                reference,
+                unborn,
+                visit_interval_days: visit.and_then(|v| u32::try_from(v).ok()),
+                roles: roles.remove(&id).unwrap_or_default(),
+                events: events.remove(&id).unwrap_or_default(),
+            },
+        ));
+    }
+    Ok((out, bad))
+}
+
+/// Write each case's next-check instant (None = nothing pending) in one statement.
+pub fn set_next_checks(
+    conn: &mut PgConnection,
+    checks: &[(i64, Option<DateTime<Utc>>)],
+) -> Result<(), DbError> {
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = checks.iter().map(|c| c.0).collect();
+    let at: Vec<Option<DateTime<Utc>>> = checks.iter().map(|c| c.1).collect();
+    diesel::sql_query(
+        "UPDATE cases SET next_check_at = u.at FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, at) \
+         WHERE cases.id = u.id",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>, _>(at)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Agencies known in a partnership (for import validation).
+pub fn agency_ids(conn: &mut PgConnection, partnership: &str) -> Result<Vec<String>, DbError> {
+    agencies::table
+        .filter(agencies::partnership_id.eq(partnership))
+        .select(agencies::id)
+        .load(conn)
+}
+
+/// People known in a partnership (for import validation).
+pub fn person_ids(conn: &mut PgConnection, partnership: &str) -> Result<Vec<String>, DbError> {
+    people::table
+        .filter(people::partnership_id.eq(partnership))
+        .select(people::id)
+        .load(conn)
+}

@@ -1,0 +1,84 @@
+//! PostgreSQL: connections, migrations, the queries the jobs need. No business decisions here:
+//! queries fetch state, the evaluator decides.
+
+pub mod cases;
+pub mod outbox;
+pub mod schema;
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+pub type DbError = diesel::result::Error;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migrations: {0}")]
+    Migration(String),
+    #[error("the database schema is behind this cpwatch ({0} pending migration(s)); run `cpwatch migrate`")]
+    SchemaBehind(usize),
+}
+
+pub fn connect(url: &str) -> Result<PgConnection, StoreError> {
+    Ok(PgConnection::establish(url)?)
+}
+
+/// Names of migrations not yet applied.
+pub fn pending_migrations(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
+    let pending = conn
+        .pending_migrations(MIGRATIONS)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(pending.iter().map(|m| m.name().to_string()).collect())
+}
+
+/// Apply pending migrations; returns their names.
+pub fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
+    let done = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(done.iter().map(|m| m.to_string()).collect())
+}
+
+/// Refuse to work against a schema that is behind, or bring it up to date when allowed.
+pub fn ensure_schema(conn: &mut PgConnection, auto_migrate: bool) -> Result<(), StoreError> {
+    let pending = pending_migrations(conn)?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    if auto_migrate {
+        let applied = migrate(conn)?;
+        tracing::info!(?applied, "applied pending migrations");
+        Ok(())
+    } else {
+        Err(StoreError::SchemaBehind(pending.len()))
+    }
+}
+
+/// Record something cpwatch did, for the audit trail.
+pub fn audit(
+    conn: &mut PgConnection,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) -> Result<(), DbError> {
+    use schema::audit_log::dsl as a;
+    diesel::insert_into(a::audit_log)
+        .values((
+            a::actor.eq(actor),
+            a::action.eq(action),
+            a::subject.eq(subject),
+            a::detail.eq(detail),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Written to `next_check_at` when something changed: "look at this on the next pass".
+pub const CHECK_NOW: chrono::DateTime<chrono::Utc> = chrono::DateTime::UNIX_EPOCH;

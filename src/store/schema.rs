@@ -1,0 +1,161 @@
+// The diesel schema, kept in step with migrations/ by hand (tests run every query against it).
+
+diesel::table! {
+    partnerships (id) {
+        id -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    agencies (partnership_id, id) {
+        partnership_id -> Text,
+        id -> Text,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    people (partnership_id, id) {
+        partnership_id -> Text,
+        id -> Text,
+        name -> Text,
+        email -> Nullable<Text>,
+        agency_id -> Nullable<Text>,
+        manager_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    agency_roles (partnership_id, agency_id, role) {
+        partnership_id -> Text,
+        agency_id -> Text,
+        role -> Text,
+        person_id -> Text,
+    }
+}
+
+diesel::table! {
+    partnership_roles (partnership_id, role) {
+        partnership_id -> Text,
+        role -> Text,
+        person_id -> Text,
+    }
+}
+
+diesel::table! {
+    cases (id) {
+        id -> Int8,
+        partnership_id -> Text,
+        #[sql_name = "ref"]
+        reference -> Text,
+        unborn -> Bool,
+        visit_interval_days -> Nullable<Int4>,
+        closed_at -> Nullable<Timestamptz>,
+        next_check_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    case_roles (case_id, role, person_id) {
+        case_id -> Int8,
+        role -> Text,
+        person_id -> Text,
+    }
+}
+
+diesel::table! {
+    case_events (id) {
+        id -> Int8,
+        case_id -> Int8,
+        kind -> Text,
+        at -> Timestamptz,
+        recorded_at -> Nullable<Timestamptz>,
+        data -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    disputes (id) {
+        id -> Int8,
+        partnership_id -> Text,
+        #[sql_name = "ref"]
+        reference -> Text,
+        case_id -> Nullable<Int8>,
+        policy -> Text,
+        raised_by -> Text,
+        respondent_person -> Nullable<Text>,
+        respondent_agency -> Nullable<Text>,
+        subject -> Text,
+        immediate_risk -> Bool,
+        opened_at -> Timestamptz,
+        disagreement_at -> Nullable<Timestamptz>,
+        stage -> Int4,
+        stage_started_at -> Timestamptz,
+        stage_deadline -> Nullable<Timestamptz>,
+        resolved_at -> Nullable<Timestamptz>,
+        next_check_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    dispute_events (id) {
+        id -> Int8,
+        dispute_id -> Int8,
+        kind -> Text,
+        at -> Timestamptz,
+        stage -> Nullable<Int4>,
+        data -> Jsonb,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        dedupe_key -> Text,
+        partnership_id -> Text,
+        kind -> Text,
+        rule -> Text,
+        case_ref -> Nullable<Text>,
+        dispute_ref -> Nullable<Text>,
+        recipient -> Text,
+        recipient_role -> Text,
+        due_at -> Timestamptz,
+        send_after -> Timestamptz,
+        urgent -> Bool,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        locked_until -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamptz>,
+        message_id -> Text,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        actor -> Text,
+        action -> Text,
+        subject -> Text,
+        detail -> Jsonb,
+    }
+}
+
+diesel::joinable!(case_roles -> cases (case_id));
+diesel::joinable!(case_events -> cases (case_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    cases,
+    case_roles,
+    case_events,
+    people,
+    agencies,
+    agency_roles,
+    partnership_roles
+);
