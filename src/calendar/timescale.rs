@@ -139,6 +139,7 @@ impl FromStr for Timescale {
             ("days", true) => Timescale::DaysBefore(n),
             ("weeks", false) => Timescale::Weeks(n),
             ("weeks", true) => Timescale::DaysBefore(n.checked_mul(7).ok_or_else(bad_number)?),
+            ("months", false) => Timescale::Months(n),
             (unit, _) => {
                 return Err(TimescaleError::UnsupportedBefore {
                     phrase: s.to_owned(),
