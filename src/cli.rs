@@ -274,6 +274,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     batch_size: settings.delivery.batch_size,
                     lease_seconds: settings.delivery.lease_seconds,
                     max_attempts: settings.delivery.max_attempts,
+                    working_hours_only: settings.delivery.working_hours_only,
                 };
                 let mut total = DeliveryReport::default();
                 loop {

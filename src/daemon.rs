@@ -220,6 +220,7 @@ async fn delivery_loop(
             batch_size: settings.delivery.batch_size,
             lease_seconds: settings.delivery.lease_seconds,
             max_attempts: settings.delivery.max_attempts,
+            working_hours_only: settings.delivery.working_hours_only,
         };
         let handled = match tokio::task::block_in_place(|| pool.get()) {
             // A round finishes the messages it claimed, so SIGTERM never leaves one half-done.

@@ -49,7 +49,9 @@ impl MailError {
         match self {
             MailError::Smtp(e) => e.is_permanent(),
             MailError::File(_) => false,
-            MailError::Payload(_) | MailError::Build(_) | MailError::Template(_) => true,
+            // A template fault is ours, not the recipient's: retry, so a fixed build can send it.
+            MailError::Template(_) => false,
+            MailError::Payload(_) | MailError::Build(_) => true,
         }
     }
 }
@@ -134,6 +136,7 @@ impl Renderer {
             dispute => n.dispute.as_ref().map(|d| d.to_string()),
             rule => n.rule,
             standard => n.standard,
+            standard_number => n.standard.as_deref().map(|s| s.trim_start_matches('S').to_owned()),
             action => n.action,
             due_local => n.due.with_timezone(&tz).format("%A %-d %B %Y, %H:%M %Z").to_string(),
             lateness => lateness,

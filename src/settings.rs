@@ -64,6 +64,7 @@ pub struct Delivery {
     pub batch_size: i64,
     pub lease_seconds: i64,
     pub max_attempts: i32,
+    pub working_hours_only: bool,
 }
 
 #[derive(Debug, Deserialize)]

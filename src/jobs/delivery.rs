@@ -15,6 +15,8 @@ pub struct Delivery<'a> {
     pub batch_size: i64,
     pub lease_seconds: i64,
     pub max_attempts: i32,
+    /// Hold non-urgent mail until its working-hours `send_after`.
+    pub working_hours_only: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +55,12 @@ impl Delivery<'_> {
         conn: &mut PgConnection,
         now: DateTime<Utc>,
     ) -> anyhow::Result<DeliveryReport> {
-        let rows = blocking(|| outbox::claim(conn, now, self.batch_size, self.lease_seconds))?;
+        let due_by = if self.working_hours_only {
+            now
+        } else {
+            now + Duration::days(36_500)
+        };
+        let rows = blocking(|| outbox::claim(conn, due_by, self.batch_size, self.lease_seconds))?;
         let mut report = DeliveryReport::default();
         for row in rows {
             match self.send(&row, now).await {
