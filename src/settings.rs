@@ -144,6 +144,22 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The built-in defaults alone (the demo), with another database.
+    pub fn defaults_with_database(url: &str) -> Result<Settings, ConfigError> {
+        use config::{Config, File, FileFormat};
+        let cfg = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .set_override("database.url", url)
+            .map_err(|e| ConfigError(vec![e.to_string()]))?
+            .build()
+            .map_err(|e| ConfigError(vec![e.to_string()]))?;
+        let settings: Settings = cfg
+            .try_deserialize()
+            .map_err(|e| ConfigError(vec![e.to_string()]))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
     /// Every problem a running daemon would trip over, each with its key.
     fn validate(&self) -> Result<(), ConfigError> {
         let mut p = Vec::new();

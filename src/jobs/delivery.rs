@@ -67,7 +67,7 @@ impl Delivery<'_> {
                 Ok(()) => {
                     blocking(|| outbox::mark_sent(conn, row.id))?;
                     report.sent += 1;
-                    tracing::info!(id = row.id, kind = %row.kind, "sent");
+                    tracing::debug!(id = row.id, kind = %row.kind, "sent");
                 }
                 Err(e) if e.is_permanent() => {
                     blocking(|| outbox::mark_failed(conn, row.id, &e.to_string()))?;
