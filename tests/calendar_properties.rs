@@ -41,9 +41,11 @@ impl Reference {
         }
         x
     }
+    /// numpy busday_count: the start counts, the end does not, in either direction.
     fn between(&self, a: NaiveDate, b: NaiveDate) -> i64 {
         if b < a {
-            return -self.between(b, a);
+            // −(working days in (b, a]).
+            return -self.between(b.succ_opt().unwrap(), a.succ_opt().unwrap());
         }
         let mut n = 0;
         let mut x = a;
@@ -158,7 +160,12 @@ proptest! {
         prop_assert_eq!(cal.sub_working_days(d, n), r.sub(d, n));
         let b = d.checked_add_days(Days::new(n as u64)).unwrap();
         prop_assert_eq!(cal.working_days_between(d, b), r.between(d, b));
-        prop_assert_eq!(cal.working_days_between(b, d), -r.between(d, b));
+        prop_assert_eq!(cal.working_days_between(b, d), r.between(b, d));
+        // Reversing the order negates the count once both ends are shifted by a day.
+        prop_assert_eq!(
+            cal.working_days_between(b, d),
+            -cal.working_days_between(d.succ_opt().unwrap(), b.succ_opt().unwrap())
+        );
     }
 
     /// Far outside the table (years 1..9999): the fallback agrees with the reference.
@@ -204,8 +211,10 @@ fn extreme_dates_clamp_without_panicking() {
     assert_eq!(cal.working_days_between(d, far), 1_000_000);
     assert_eq!(cal.sub_working_days(far, 1_000_000), d);
     assert!(cal.working_days_between(min, max) > 0);
+    // numpy semantics: [min, max) forwards, −(min, max] backwards; they differ by the ends.
+    let ends = cal.is_working_day(max) as i64 - cal.is_working_day(min) as i64;
     assert_eq!(
-        cal.working_days_between(min, max),
+        cal.working_days_between(min, max) + ends,
         -cal.working_days_between(max, min)
     );
     let _ = cal.working_day_on_or_after(max);
@@ -233,4 +242,18 @@ fn table_counts_every_weekday_in_a_plain_year() {
         cal.working_days_between(ymd(1624, 1, 1), ymd(1625, 1, 1)),
         262
     );
+}
+
+#[test]
+fn count_matches_numpy_busday_count_examples() {
+    // Values printed by numpy 2.4 busday_count with weekmask 1111100 and no holidays.
+    let cal = Calendar::new(Tz::UTC, NaiveTime::MIN, NaiveTime::MIN, []);
+    let c = |a, b| cal.working_days_between(a, b);
+    assert_eq!(c(ymd(2026, 1, 5), ymd(2026, 1, 9)), 4);
+    assert_eq!(c(ymd(2026, 1, 9), ymd(2026, 1, 5)), -4);
+    assert_eq!(c(ymd(2026, 1, 10), ymd(2026, 1, 5)), -4);
+    assert_eq!(c(ymd(2026, 1, 5), ymd(2026, 1, 10)), 5);
+    assert_eq!(c(ymd(2026, 1, 9), ymd(2026, 1, 12)), 1);
+    assert_eq!(c(ymd(2026, 1, 12), ymd(2026, 1, 9)), -1);
+    assert_eq!(c(ymd(2026, 1, 12), ymd(2026, 1, 12)), 0);
 }

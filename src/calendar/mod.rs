@@ -249,10 +249,14 @@ impl Calendar {
         self.nth_working(self.ord(day_num(d)) - n as i64)
     }
 
-    /// Number of working days in [a, b) (negative if b < a), like numpy `busday_count`.
+    /// Number of working days in [a, b) (negative if b < a), exactly like numpy `busday_count`:
+    /// the start is counted and the end is not, in either direction. So for b ≥ a it is the
+    /// number of working days in [a, b), and for b < a it is minus the number in (b, a].
     #[inline]
     pub fn working_days_between(&self, a: NaiveDate, b: NaiveDate) -> i64 {
-        self.ord(day_num(b)) - self.ord(day_num(a))
+        let (a, b) = (day_num(a), day_num(b));
+        let shift = (b < a) as i64;
+        self.ord(b + shift) - self.ord(a + shift)
     }
 
     /// d if a working day, else the next working day.
