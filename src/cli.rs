@@ -77,6 +77,19 @@ pub enum Command {
         #[arg(long, value_parser = parse_instant, hide = true)]
         at: Option<DateTime<Utc>>,
     },
+    /// Probe a deployment: database, schema, last evaluation pass, delivery backlog, dead letters.
+    /// One line per check; exit 0 healthy, 1 unhealthy.
+    Health {
+        /// Fail when the last evaluation pass (by any replica) is older than this.
+        #[arg(long, value_name = "MINUTES", default_value_t = 120)]
+        max_pass_age: i64,
+        /// Fail when mail due this long ago is still queued.
+        #[arg(long, value_name = "MINUTES", default_value_t = 60)]
+        max_backlog: i64,
+        /// Fail when more messages than this are dead-lettered.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        max_dead: i64,
+    },
     /// A private database, the sample partnership, a simulated month; mail written to ./outbox/.
     Demo {
         /// Where the .eml files go.
@@ -275,6 +288,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     lease_seconds: settings.delivery.lease_seconds,
                     max_attempts: settings.delivery.max_attempts,
                     working_hours_only: settings.delivery.working_hours_only,
+                    control: crate::jobs::delivery::Control::from_settings(&settings.delivery),
                 };
                 let mut total = DeliveryReport::default();
                 loop {
@@ -298,6 +312,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Run => crate::daemon::run(settings),
+        Command::Health {
+            max_pass_age,
+            max_backlog,
+            max_dead,
+        } => {
+            let limits = crate::health::Limits {
+                max_pass_age_minutes: max_pass_age,
+                max_backlog_minutes: max_backlog,
+                max_dead,
+            };
+            let checks =
+                crate::health::checks(settings.database.url.expose_secret(), &limits, Utc::now());
+            for c in &checks {
+                println!("{c}");
+            }
+            let failed: Vec<&'static str> =
+                checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(crate::health::Unhealthy(failed).into())
+            }
+        }
         Command::Demo { .. } => unreachable!("handled above"),
     }
 }

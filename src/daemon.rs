@@ -3,7 +3,7 @@
 
 use crate::calendar::BankHolidays;
 use crate::cli::{runtime, smtp_channel};
-use crate::jobs::delivery::Delivery;
+use crate::jobs::delivery::{Control, Db, DbPool, Delivery, Heartbeat};
 use crate::jobs::evaluation::{EvaluationPass, Mode};
 use crate::jobs::Runtime;
 use crate::mail::Renderer;
@@ -12,7 +12,6 @@ use crate::settings::Settings;
 use crate::store;
 use anyhow::Context as _;
 use chrono::Utc;
-use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool};
 use secrecy::ExposeSecret;
 use std::sync::{Arc, RwLock};
@@ -20,7 +19,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-type DbPool = Pool<ConnectionManager<PgConnection>>;
+/// How long a loop may go without a heartbeat before the watchdog stops vouching for it.
+const EVALUATION_STALL: Duration = Duration::from_secs(30 * 60);
 
 pub fn run(settings: Settings) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -74,7 +74,11 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     scheduler.start().await?;
     let _ = wake_tx.try_send(()); // one pass at start-up
 
+    let (eval_beat, delivery_beat) = (Heartbeat::default(), Heartbeat::default());
+    eval_beat.beat();
+    delivery_beat.beat();
     let evaluator = tokio::spawn(evaluation_loop(
+        eval_beat.clone(),
         pool.clone(),
         settings.clone(),
         runtime.clone(),
@@ -83,6 +87,7 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
     let delivery = tokio::spawn(delivery_loop(
+        delivery_beat.clone(),
         pool.clone(),
         settings.clone(),
         runtime.clone(),
@@ -95,7 +100,18 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
         runtime.clone(),
         stop_rx.clone(),
     ));
-    let watchdog = tokio::spawn(watchdog_loop(stop_rx.clone()));
+    let stall = Duration::from_secs(
+        (settings.delivery.lease_seconds.max(0) as u64)
+            .max(3 * settings.delivery.interval_seconds)
+            .max(60),
+    );
+    let watchdog = tokio::spawn(watchdog_loop(
+        vec![
+            ("evaluation", eval_beat.clone(), EVALUATION_STALL),
+            ("delivery", delivery_beat.clone(), stall),
+        ],
+        stop_rx.clone(),
+    ));
 
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tracing::info!("cpwatch is running");
@@ -142,7 +158,10 @@ fn current(runtime: &RwLock<Arc<Runtime>>) -> Arc<Runtime> {
     }
 }
 
+/// Waits for a wake-up (the cron tick, or start-up), runs a pass, and after a failed pass (the
+/// database away, say) tries again soon with backoff rather than waiting for the next tick.
 async fn evaluation_loop(
+    heartbeat: Heartbeat,
     pool: DbPool,
     settings: Arc<Settings>,
     runtime: Arc<RwLock<Arc<Runtime>>>,
@@ -150,10 +169,22 @@ async fn evaluation_loop(
     queued: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut failures: u32 = 0;
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut beat = tokio::time::interval(Duration::from_secs(5));
     loop {
+        heartbeat.beat();
+        let retry = async {
+            match retry_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = stop.changed() => return,
             w = wake.recv() => if w.is_none() { return },
+            _ = retry => {}
+            _ = beat.tick() => continue,
         }
         let (pool, settings, rt) = (pool.clone(), settings.clone(), current(&runtime));
         let result = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -168,7 +199,7 @@ async fn evaluation_loop(
             pass.run(&mut conn, &mut |_| {})
         })
         .await;
-        match result {
+        let failed = match result {
             Ok(Ok(report)) => {
                 tracing::info!(
                     cases = report.cases,
@@ -179,15 +210,32 @@ async fn evaluation_loop(
                 if report.queued > 0 {
                     queued.notify_one();
                 }
+                false
             }
-            // The next tick tries again: state, not the tick, decides what is due.
-            Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "evaluation pass failed"),
-            Err(e) => tracing::error!(error = %e, "evaluation pass panicked"),
+            // State, not the tick, decides what is due: a later pass catches up.
+            Ok(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "evaluation pass failed");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "evaluation pass panicked");
+                true
+            }
+        };
+        if failed {
+            failures = failures.saturating_add(1);
+            let wait = Duration::from_secs((5u64 << failures.min(6)).min(300));
+            tracing::info!(seconds = wait.as_secs(), "trying the evaluation pass again");
+            retry_at = Some(tokio::time::Instant::now() + wait);
+        } else {
+            failures = 0;
+            retry_at = None;
         }
     }
 }
 
 async fn delivery_loop(
+    heartbeat: Heartbeat,
     pool: DbPool,
     settings: Arc<Settings>,
     runtime: Arc<RwLock<Arc<Runtime>>>,
@@ -206,8 +254,14 @@ async fn delivery_loop(
         tracing::error!("smtp.from is not a mailbox; delivery is off");
         return;
     };
+    let mut control = Control::from_settings(&settings.delivery);
+    control.heartbeat = heartbeat.clone();
+    control.stop = Some(stop.clone());
+    tracing::info!(worker = %control.worker, "delivering");
     let interval = Duration::from_secs(settings.delivery.interval_seconds);
+    let mut db = Db::pool(&pool);
     loop {
+        heartbeat.beat();
         if *stop.borrow() {
             return;
         }
@@ -221,18 +275,14 @@ async fn delivery_loop(
             lease_seconds: settings.delivery.lease_seconds,
             max_attempts: settings.delivery.max_attempts,
             working_hours_only: settings.delivery.working_hours_only,
+            control: control.clone(),
         };
-        let handled = match tokio::task::block_in_place(|| pool.get()) {
-            // A round finishes the messages it claimed, so SIGTERM never leaves one half-done.
-            Ok(mut conn) => match delivery.run_once(&mut conn, Utc::now()).await {
-                Ok(r) => r.handled(),
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "delivery round failed");
-                    0
-                }
-            },
+        // A round finishes the message it is sending and gives back the rest on SIGTERM.
+        let handled = match delivery.run_round(&mut db, Utc::now()).await {
+            Ok(r) => r.handled(),
             Err(e) => {
-                tracing::warn!(error = %e, "no database connection for delivery; will retry");
+                // Usually the database is away: claimed rows come back when their lease ends.
+                tracing::error!(error = %format!("{e:#}"), "delivery round failed; will retry");
                 0
             }
         };
@@ -297,14 +347,31 @@ fn rebuild(settings: &Settings, runtime: &RwLock<Arc<Runtime>>, feed: &BankHolid
     }
 }
 
-async fn watchdog_loop(mut stop: watch::Receiver<bool>) {
+/// Pings the systemd watchdog while every loop shows a recent heartbeat; when one stalls or has
+/// died, the pings stop and systemd restarts the service (`WatchdogSec`).
+async fn watchdog_loop(
+    loops: Vec<(&'static str, Heartbeat, Duration)>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut usec = 0;
     if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
         return;
     }
     let every = Duration::from_micros(usec / 2);
+    let mut was_healthy = true;
     loop {
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        let stalled: Vec<&str> = loops
+            .iter()
+            .filter(|(_, beat, limit)| beat.age_seconds() > limit.as_secs() as i64)
+            .map(|(name, _, _)| *name)
+            .collect();
+        if stalled.is_empty() {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            was_healthy = true;
+        } else if was_healthy {
+            tracing::error!(loops = ?stalled, "a loop has stalled or died; no more watchdog pings");
+            was_healthy = false;
+        }
         tokio::select! {
             _ = stop.changed() => return,
             _ = tokio::time::sleep(every) => {}

@@ -76,6 +76,7 @@ pub fn run(out: &Path, days: u32) -> anyhow::Result<()> {
             lease_seconds: 60,
             max_attempts: 3,
             working_hours_only: true,
+            control: Default::default(),
         };
         for hour in 0..i64::from(days) * 24 {
             let now = start + Duration::hours(hour);

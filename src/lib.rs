@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod demo;
 pub mod domain;
 pub mod evaluate;
+pub mod health;
 pub mod holiday_refresh;
 pub mod import;
 pub mod jobs;

@@ -44,6 +44,19 @@ pub enum MailError {
 }
 
 impl MailError {
+    /// True when the relay could not be reached or talked to at all (refused or dropped
+    /// connection, timeout, TLS failure, `421 service not available`): the relay is down, which
+    /// says nothing about this message, so it should wait without using up its attempts.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            MailError::Smtp(e) => match e.status() {
+                Some(code) => code.to_string() == "421",
+                None => !e.is_client() && !e.is_response(),
+            },
+            _ => false,
+        }
+    }
+
     /// True when trying again later cannot help (a 5xx for this recipient, a bad payload).
     pub fn is_permanent(&self) -> bool {
         match self {
@@ -145,6 +158,7 @@ impl Renderer {
             copied => copied,
             key => n.key,
             opening => opening,
+            letter => n.letter,
         };
         let subject = self
             .env
@@ -180,6 +194,11 @@ fn opening(n: &Notification) -> String {
         Kind::Reminder => "This timescale is coming due and is not yet recorded as done.".into(),
         Kind::Due => "This timescale is due today and is not yet recorded as done.".into(),
         Kind::Overdue => "This timescale has been missed: it is not recorded as done.".into(),
+        Kind::OverdueEscalation if n.letter == Some(crate::policy::Letter::ChairChallenge) => {
+            "The conference chair challenges this: a timescale of the child's plan has been missed and is still not \
+             recorded as done. Please make sure it is put right and tell the chair what has happened."
+                .into()
+        }
         Kind::OverdueEscalation => {
             "This timescale has been missed and is still not recorded as done. It is escalated to you as the next manager.".into()
         }

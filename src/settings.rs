@@ -65,6 +65,10 @@ pub struct Delivery {
     pub lease_seconds: i64,
     pub max_attempts: i32,
     pub working_hours_only: bool,
+    /// First retry delay after a temporary failure; doubles each attempt (with jitter).
+    pub retry_base_seconds: i64,
+    /// The longest retry delay.
+    pub retry_max_seconds: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,6 +213,18 @@ impl Settings {
             p.push(
                 "delivery: batch_size, max_attempts and lease_seconds must be at least 1".into(),
             );
+        }
+        if self.delivery.retry_base_seconds < 1
+            || self.delivery.retry_max_seconds < self.delivery.retry_base_seconds
+        {
+            p.push("delivery.retry_base_seconds: must be at least 1 and at most retry_max_seconds".into());
+        }
+        // A lease shorter than one SMTP exchange could let a second worker send the same message.
+        if self.delivery.lease_seconds <= self.smtp.timeout_seconds as i64 {
+            p.push(format!(
+                "delivery.lease_seconds: must be longer than smtp.timeout_seconds ({})",
+                self.smtp.timeout_seconds
+            ));
         }
         if self.delivery.interval_seconds == 0 {
             p.push("delivery.interval_seconds: must be at least 1".into());

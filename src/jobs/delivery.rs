@@ -1,11 +1,39 @@
 //! Delivery: claim queued rows, render, send through the channel, mark sent or schedule a retry.
+//!
+//! The guarantees, and what gives them:
+//! - nothing is lost: a row leaves `pending` only when it was sent, permanently rejected
+//!   (`failed`, with a data-quality notice queued), dead-lettered after `max_attempts`
+//!   (`dead`) or found pointless (`cancelled`: a reminder whose deadline passed while it waited).
+//!   A worker that dies leaves its rows leased; when the lease ends another worker takes them.
+//! - nothing is sent twice: a worker renews its lease on a row just before sending it and sends
+//!   only if the row is still its own; every other outcome is written only while it still is.
+//!   The one exception is a message in flight when a process dies (or the database is gone for
+//!   longer than a lease) after the relay accepted it and before it was marked: it is sent once
+//!   more, with the same `Message-ID`.
 
 use super::Runtime;
+use crate::domain::Email;
+use crate::evaluate::{Kind, Notification, Recipient};
 use crate::mail::{self, Channel, MailError, Renderer};
 use crate::store::outbox::{self, OutboxRow};
+use crate::store::DbError;
 use chrono::{DateTime, Duration, Utc};
 use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::Connection as _;
 use lettre::message::Mailbox;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub type DbPool = Pool<ConnectionManager<PgConnection>>;
+
+/// Test-only fault point: when this variable holds N, the process aborts right after its Nth
+/// successful send, before marking the message sent (a crash between send and mark). Inert
+/// unless set. (Not `CPWATCH_*`: those are configuration keys.)
+pub const FAULT_ABORT_AFTER_SEND: &str = "FAULT_CPWATCH_ABORT_AFTER_SEND";
+
+static SENDS: AtomicU64 = AtomicU64::new(0);
 
 pub struct Delivery<'a> {
     pub runtime: &'a Runtime,
@@ -17,6 +45,74 @@ pub struct Delivery<'a> {
     pub max_attempts: i32,
     /// Hold non-urgent mail until its working-hours `send_after`.
     pub working_hours_only: bool,
+    pub control: Control,
+}
+
+/// Who this worker is, how it backs off, and how the daemon watches and stops it.
+#[derive(Clone)]
+pub struct Control {
+    /// Written on the rows this worker claims (`host:pid:random`).
+    pub worker: String,
+    pub retry_base_seconds: i64,
+    pub retry_max_seconds: i64,
+    /// Beaten at every step, so the daemon can tell the loop is alive.
+    pub heartbeat: Heartbeat,
+    /// When it turns true: finish the message being sent, release the rest of the batch.
+    pub stop: Option<watch::Receiver<bool>>,
+    abort_after_sends: Option<u64>,
+    /// Consecutive rounds that found the relay unreachable.
+    outage: Arc<AtomicU32>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            worker: worker_id(),
+            retry_base_seconds: 60,
+            retry_max_seconds: 6 * 3600,
+            heartbeat: Heartbeat::default(),
+            stop: None,
+            abort_after_sends: std::env::var(FAULT_ABORT_AFTER_SEND)
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
+            outage: Arc::default(),
+        }
+    }
+}
+
+impl Control {
+    pub fn from_settings(d: &crate::settings::Delivery) -> Control {
+        Control {
+            retry_base_seconds: d.retry_base_seconds,
+            retry_max_seconds: d.retry_max_seconds,
+            ..Control::default()
+        }
+    }
+}
+
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    let nanos = Utc::now().timestamp_subsec_nanos();
+    format!("{host}:{}:{nanos:08x}", std::process::id())
+}
+
+/// The last instant (Unix seconds) a loop showed it was alive.
+#[derive(Clone, Default, Debug)]
+pub struct Heartbeat(Arc<AtomicI64>);
+
+impl Heartbeat {
+    pub fn beat(&self) {
+        self.0.store(Utc::now().timestamp(), Ordering::Relaxed);
+    }
+    /// Seconds since the last beat (`i64::MAX` before the first).
+    pub fn age_seconds(&self) -> i64 {
+        match self.0.load(Ordering::Relaxed) {
+            0 => i64::MAX,
+            t => Utc::now().timestamp().saturating_sub(t),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +121,12 @@ pub struct DeliveryReport {
     pub retried: usize,
     pub failed: usize,
     pub dead: usize,
+    /// Reminders whose deadline passed while they waited: not sent.
+    pub cancelled: usize,
+    /// Left for later without using an attempt: the relay was unreachable, or we were stopping.
+    pub deferred: usize,
+    /// Rows another worker took over after our lease lapsed: left to it.
+    pub lost_claims: usize,
 }
 
 impl DeliveryReport {
@@ -33,59 +135,168 @@ impl DeliveryReport {
         self.retried += other.retried;
         self.failed += other.failed;
         self.dead += other.dead;
+        self.cancelled += other.cancelled;
+        self.deferred += other.deferred;
+        self.lost_claims += other.lost_claims;
     }
+    /// Rows dealt with for good or for now; deferred rows do not count (the loop should wait).
     pub fn handled(&self) -> usize {
-        self.sent + self.retried + self.failed + self.dead
+        self.sent + self.retried + self.failed + self.dead + self.cancelled
     }
 }
 
-/// Exponential backoff from one minute, capped at six hours, with a deterministic jitter of up to 25%.
+/// Exponential backoff from one minute, capped at six hours, with a jitter of up to 25%.
 pub fn backoff(attempts: i32, row_id: i64) -> Duration {
-    let base = 60i64
+    backoff_from(60, 6 * 3600, attempts, row_id)
+}
+
+/// `base`·2^attempts seconds, at most `cap`, plus a jitter of up to 25% that differs per row and
+/// per attempt, so rows that failed together do not all come back together.
+pub fn backoff_from(base: i64, cap: i64, attempts: i32, row_id: i64) -> Duration {
+    let base = base
+        .max(1)
         .saturating_mul(1i64 << attempts.clamp(0, 20))
-        .min(6 * 3600);
-    let jitter = (row_id.wrapping_mul(2_654_435_761) as u64 % 1000) as i64 * base / 4000;
-    Duration::seconds(base + jitter)
+        .min(cap.max(1));
+    let seed = (row_id as u64)
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add((attempts as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let jitter_ms = (seed % 1000) as i64 * base / 4; // up to 25% of `base` seconds, in ms
+    Duration::seconds(base) + Duration::milliseconds(jitter_ms)
+}
+
+/// Where delivery gets its database connection: one (the command line) or a pool, from which a
+/// broken connection is replaced after PostgreSQL restarts (the daemon).
+pub enum Db<'a> {
+    Conn(&'a mut PgConnection),
+    Pool {
+        pool: &'a DbPool,
+        conn: Option<PooledConnection<ConnectionManager<PgConnection>>>,
+    },
+}
+
+impl<'a> Db<'a> {
+    pub fn pool(pool: &'a DbPool) -> Db<'a> {
+        Db::Pool { pool, conn: None }
+    }
+
+    /// One short synchronous database call from async code, without stalling the runtime.
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&mut PgConnection) -> Result<T, DbError>,
+    ) -> anyhow::Result<T> {
+        tokio::task::block_in_place(|| match self {
+            Db::Conn(c) => Ok(f(c)?),
+            Db::Pool { pool, conn } => {
+                let c = match conn {
+                    Some(c) => c,
+                    None => conn.insert(pool.get()?),
+                };
+                let result = f(c);
+                if result.is_err() {
+                    // It may be broken; the pool tests it before handing it out again.
+                    *conn = None;
+                }
+                Ok(result?)
+            }
+        })
+    }
 }
 
 impl Delivery<'_> {
-    /// One round: claim a batch due by `now` and send it. `conn` is used between sends only.
+    /// One round on a single connection (the command line and the demo).
     pub async fn run_once(
         &self,
         conn: &mut PgConnection,
         now: DateTime<Utc>,
     ) -> anyhow::Result<DeliveryReport> {
+        self.run_round(&mut Db::Conn(conn), now).await
+    }
+
+    /// One round: claim a batch due by `now` and send it, one message at a time.
+    pub async fn run_round(
+        &self,
+        db: &mut Db<'_>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<DeliveryReport> {
+        let c = &self.control;
+        c.heartbeat.beat();
         let due_by = if self.working_hours_only {
             now
         } else {
             now + Duration::days(36_500)
         };
-        let rows = blocking(|| outbox::claim(conn, due_by, self.batch_size, self.lease_seconds))?;
+        let rows = db.call(|conn| {
+            outbox::claim(conn, due_by, self.batch_size, self.lease_seconds, &c.worker)
+        })?;
         let mut report = DeliveryReport::default();
-        for row in rows {
-            match self.send(&row, now).await {
+        for (i, row) in rows.iter().enumerate() {
+            c.heartbeat.beat();
+            if self.stopping() {
+                report.deferred += self.release(db, &rows[i..]);
+                break;
+            }
+            if let Some(why) = stale(row, now) {
+                if db.call(|conn| outbox::mark_cancelled(conn, row.id, &c.worker, &why))? {
+                    report.cancelled += 1;
+                    tracing::info!(id = row.id, kind = %row.kind, "not sent: {why}");
+                }
+                continue;
+            }
+            // Send only while the row is still ours, with a fresh lease for the exchange.
+            if !db.call(|conn| outbox::renew(conn, row.id, &c.worker, self.lease_seconds))? {
+                report.lost_claims += 1;
+                tracing::warn!(
+                    id = row.id,
+                    "another worker took this message over (our lease lapsed); leaving it"
+                );
+                continue;
+            }
+            match self.send(row, now).await {
                 Ok(()) => {
-                    blocking(|| outbox::mark_sent(conn, row.id))?;
+                    c.outage.store(0, Ordering::Relaxed);
+                    self.fault_after_send();
+                    self.mark_sent(db, row).await?;
                     report.sent += 1;
                     tracing::debug!(id = row.id, kind = %row.kind, "sent");
                 }
+                Err(e) if e.is_unreachable() => {
+                    let streak = c.outage.fetch_add(1, Ordering::Relaxed);
+                    let retry_at = Utc::now()
+                        + backoff_from(
+                            c.retry_base_seconds,
+                            c.retry_max_seconds,
+                            streak as i32,
+                            row.id,
+                        );
+                    let msg = e.to_string();
+                    if db.call(|conn| outbox::defer(conn, row.id, &c.worker, &msg, retry_at))? {
+                        report.deferred += 1;
+                    }
+                    report.deferred += self.release(db, &rows[i + 1..]);
+                    tracing::warn!(error = %e, "the mail relay is unreachable; mail waits");
+                    break;
+                }
                 Err(e) if e.is_permanent() => {
-                    blocking(|| outbox::mark_failed(conn, row.id, &e.to_string()))?;
-                    report.failed += 1;
+                    if self.fail(db, row, &e.to_string(), now)? {
+                        report.failed += 1;
+                    }
                     tracing::warn!(id = row.id, error = %e, "permanently rejected");
                 }
                 Err(e) => {
                     let dead = row.attempts >= self.max_attempts;
-                    blocking(|| {
-                        outbox::mark_retry(
-                            conn,
+                    let retry_at = Utc::now()
+                        + backoff_from(
+                            c.retry_base_seconds,
+                            c.retry_max_seconds,
+                            row.attempts,
                             row.id,
-                            &e.to_string(),
-                            Utc::now() + backoff(row.attempts, row.id),
-                            dead,
-                        )
-                    })?;
-                    if dead {
+                        );
+                    let msg = e.to_string();
+                    if !db.call(|conn| {
+                        outbox::mark_retry(conn, row.id, &c.worker, &msg, retry_at, dead)
+                    })? {
+                        report.lost_claims += 1;
+                    } else if dead {
                         report.dead += 1;
                         tracing::error!(id = row.id, error = %e, attempts = row.attempts, "dead-lettered");
                     } else {
@@ -96,6 +307,162 @@ impl Delivery<'_> {
             }
         }
         Ok(report)
+    }
+
+    fn stopping(&self) -> bool {
+        self.control.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+
+    /// Give rows back untried; on a database error they come back when their lease ends.
+    fn release(&self, db: &mut Db<'_>, rows: &[OutboxRow]) -> usize {
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        match db.call(|conn| outbox::release(conn, &ids, &self.control.worker)) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "could not release claimed messages; they return when their lease ends");
+                0
+            }
+        }
+    }
+
+    /// Record a sent message, trying again while the lease lasts if the database is away, so a
+    /// short PostgreSQL restart does not turn into a second copy.
+    async fn mark_sent(&self, db: &mut Db<'_>, row: &OutboxRow) -> anyhow::Result<()> {
+        let until = std::time::Instant::now()
+            + std::time::Duration::from_secs((self.lease_seconds.max(2) as u64) * 3 / 4);
+        let mut wait = std::time::Duration::from_millis(200);
+        loop {
+            match db.call(|conn| outbox::mark_sent(conn, row.id)) {
+                Ok(()) => return Ok(()),
+                Err(e) if std::time::Instant::now() + wait < until => {
+                    tracing::warn!(id = row.id, error = %format!("{e:#}"), "sent, but cannot mark it yet; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(e) => {
+                    return Err(e.context(format!(
+                        "message {} was sent but could not be marked sent; it may be sent once more after its lease",
+                        row.id
+                    )))
+                }
+            }
+        }
+    }
+
+    /// A permanent rejection: the row is `failed`, and in the same transaction a data-quality
+    /// notice goes to the case's team manager (or the admin address). False if not ours.
+    fn fail(
+        &self,
+        db: &mut Db<'_>,
+        row: &OutboxRow,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let worker = &self.control.worker;
+        let domain = &self.runtime.message_id_domain;
+        db.call(|conn| {
+            conn.transaction(|conn| {
+                if !outbox::mark_failed(conn, row.id, worker, error)? {
+                    return Ok(false);
+                }
+                match self.undeliverable_notice(conn, row, error, now)? {
+                    Some(n) => {
+                        outbox::enqueue(conn, &[n], domain)?;
+                    }
+                    None => tracing::error!(
+                        id = row.id,
+                        "a message was refused and nobody can be told (no team manager, no mail.admin_address)"
+                    ),
+                }
+                Ok(true)
+            })
+        })
+    }
+
+    fn undeliverable_notice(
+        &self,
+        conn: &mut PgConnection,
+        row: &OutboxRow,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Notification>, DbError> {
+        let Ok(original) = mail::notification_of(row) else {
+            return Ok(None);
+        };
+        let rejected = row.recipient.as_str();
+        let manager = match &original.case {
+            Some(case) => {
+                outbox::team_manager_email(conn, original.partnership.as_str(), case.as_str())?
+                    .and_then(|e| Email::parse(&e).ok())
+                    .filter(|e| e.as_str() != rejected)
+                    .map(|email| (email, "team_manager"))
+            }
+            None => None,
+        };
+        let to = manager.or_else(|| {
+            self.runtime
+                .admin_email
+                .clone()
+                .filter(|e| e.as_str() != rejected)
+                .map(|email| (email, "admin"))
+        });
+        let Some((email, role)) = to else {
+            return Ok(None);
+        };
+        let subject = match (&original.case, &original.dispute) {
+            (Some(c), _) => format!("case/{c}"),
+            (None, Some(d)) => format!("dispute/{d}"),
+            (None, None) => "partnership".into(),
+        };
+        let send_after = self
+            .runtime
+            .partnerships
+            .get(original.partnership.as_str())
+            .map_or(now, |p| p.calendar.next_working_instant(now));
+        Ok(Some(Notification {
+            key: format!(
+                "{}/{subject}/data-quality/undeliverable/{rejected}",
+                original.partnership
+            ),
+            kind: Kind::DataQuality,
+            rule: "data-quality".into(),
+            standard: None,
+            title: "A notice could not be delivered".into(),
+            action: format!(
+                "The mail server permanently refused the {} notice (rule {}) for {rejected}: {error}. \
+                 Check the e-mail address the case system holds for this person, and pass the notice on.",
+                original.kind.as_str().replace('_', " "),
+                original.rule
+            ),
+            partnership: original.partnership.clone(),
+            case: original.case.clone(),
+            dispute: original.dispute.clone(),
+            occurrence: "-".into(),
+            step: "undeliverable".into(),
+            letter: None,
+            due: now,
+            trigger_at: now,
+            send_after,
+            urgent: false,
+            to: vec![Recipient {
+                email,
+                person: None,
+                name: None,
+                role: role.into(),
+            }],
+            cc: vec![],
+        }))
+    }
+
+    fn fault_after_send(&self) {
+        if let Some(n) = self.control.abort_after_sends {
+            if SENDS.fetch_add(1, Ordering::SeqCst) + 1 >= n {
+                eprintln!(
+                    "{FAULT_ABORT_AFTER_SEND}: aborting after a send, before marking it sent"
+                );
+                std::process::abort();
+            }
+        }
     }
 
     async fn send(&self, row: &OutboxRow, now: DateTime<Utc>) -> Result<(), MailError> {
@@ -109,7 +476,37 @@ impl Delivery<'_> {
     }
 }
 
-/// A short synchronous database call from async code, without stalling the runtime's other tasks.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
+/// A reminder or "due today" notice whose deadline has passed is pointless: the overdue notice
+/// says what matters. Such rows pile up when cpwatch was down; they are cancelled, not sent.
+fn stale(row: &OutboxRow, now: DateTime<Utc>) -> Option<String> {
+    if !matches!(row.kind.as_str(), "reminder" | "due") {
+        return None;
+    }
+    let n = mail::notification_of(row).ok()?;
+    (n.due <= now).then(|| {
+        format!(
+            "stale: its deadline {} passed before it could be sent",
+            crate::evaluate::rfc3339(n.due)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jitters_up_to_a_quarter() {
+        for attempts in 0..30 {
+            for id in [1i64, 2, 77, 123_456] {
+                let d = backoff_from(60, 3600, attempts, id).num_milliseconds();
+                let base = (60i64 << attempts.min(20)).min(3600) * 1000;
+                assert!(d >= base && d <= base + base / 4, "{attempts} {id}: {d}");
+            }
+        }
+        let spread: std::collections::BTreeSet<i64> = (0..50)
+            .map(|id| backoff_from(60, 3600, 1, id).num_milliseconds())
+            .collect();
+        assert!(spread.len() > 25, "jitter spreads rows: {spread:?}");
+    }
 }

@@ -89,15 +89,18 @@ pub fn enqueue(
     Ok(inserted)
 }
 
-/// Claim up to `limit` rows due by `now`, leasing them for `lease_seconds`.
+/// Claim up to `limit` rows due by `now` for `worker`, leasing them for `lease_seconds`.
+/// Each claim counts as an attempt; a row whose lease ran out (its worker died) is claimable again.
 pub fn claim(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     limit: i64,
     lease_seconds: i64,
+    worker: &str,
 ) -> Result<Vec<OutboxRow>, DbError> {
     diesel::sql_query(
-        "UPDATE outbox SET locked_until = now() + make_interval(secs => $3), attempts = attempts + 1 \
+        "UPDATE outbox SET locked_until = now() + make_interval(secs => $3), attempts = attempts + 1, \
+                claimed_by = $4 \
          WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND send_after <= $1 \
                       AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now()) \
                       ORDER BY urgent DESC, send_after, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
@@ -106,8 +109,14 @@ pub fn claim(
     .bind::<diesel::sql_types::Timestamptz, _>(now)
     .bind::<diesel::sql_types::Int8, _>(limit)
     .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
+    .bind::<diesel::sql_types::Text, _>(worker)
     .load::<ClaimedRow>(conn)
-    .map(|rows| rows.into_iter().map(OutboxRow::from).collect())
+    .map(|rows| {
+        let mut rows: Vec<OutboxRow> = rows.into_iter().map(OutboxRow::from).collect();
+        // RETURNING does not keep the subquery's order.
+        rows.sort_by_key(|r| r.id);
+        rows
+    })
 }
 
 #[derive(QueryableByName)]
@@ -145,6 +154,36 @@ impl From<ClaimedRow> for OutboxRow {
     }
 }
 
+/// The claim of `worker` on row `id`, if it still holds it (the row is pending and no other
+/// worker took it over after a lapsed lease).
+fn mine(id: i64, worker: &str) -> outbox::BoxedQuery<'_, diesel::pg::Pg> {
+    outbox::table
+        .filter(outbox::id.eq(id))
+        .filter(outbox::claimed_by.eq(worker))
+        .filter(outbox::status.eq("pending"))
+        .into_boxed()
+}
+
+/// Just before sending: extend the lease on one row. False when the row is no longer ours
+/// (another worker took it over, or it is no longer pending): then it must not be sent.
+pub fn renew(
+    conn: &mut PgConnection,
+    id: i64,
+    worker: &str,
+    lease_seconds: i64,
+) -> Result<bool, DbError> {
+    let n = diesel::sql_query(
+        "UPDATE outbox SET locked_until = now() + make_interval(secs => $3) \
+         WHERE id = $1 AND claimed_by = $2 AND status = 'pending'",
+    )
+    .bind::<diesel::sql_types::Int8, _>(id)
+    .bind::<diesel::sql_types::Text, _>(worker)
+    .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// The message went out. Recorded whoever holds the row now: it is the truth.
 pub fn mark_sent(conn: &mut PgConnection, id: i64) -> Result<(), DbError> {
     diesel::update(outbox::table.find(id))
         .set((
@@ -157,15 +196,18 @@ pub fn mark_sent(conn: &mut PgConnection, id: i64) -> Result<(), DbError> {
     Ok(())
 }
 
-/// A temporary failure: try again at `retry_at`, or dead-letter after the last attempt.
+/// A temporary failure of this message: try again at `retry_at`, or dead-letter it after the
+/// last attempt. False when the row is no longer this worker's (nothing changed).
 pub fn mark_retry(
     conn: &mut PgConnection,
     id: i64,
+    worker: &str,
     error: &str,
     retry_at: DateTime<Utc>,
     dead: bool,
-) -> Result<(), DbError> {
-    diesel::update(outbox::table.find(id))
+) -> Result<bool, DbError> {
+    let ids = mine(id, worker).select(outbox::id);
+    let n = diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
         .set((
             outbox::status.eq(if dead { "dead" } else { "pending" }),
             outbox::next_attempt_at.eq(retry_at),
@@ -173,19 +215,108 @@ pub fn mark_retry(
             outbox::last_error.eq(Some(error)),
         ))
         .execute(conn)?;
-    Ok(())
+    Ok(n == 1)
 }
 
-/// A permanent rejection for this recipient.
-pub fn mark_failed(conn: &mut PgConnection, id: i64, error: &str) -> Result<(), DbError> {
-    diesel::update(outbox::table.find(id))
+/// The relay could not be reached: not this message's fault, so the attempt is given back and
+/// the row waits until `retry_at`. False when the row is no longer this worker's.
+pub fn defer(
+    conn: &mut PgConnection,
+    id: i64,
+    worker: &str,
+    error: &str,
+    retry_at: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let ids = mine(id, worker).select(outbox::id);
+    let n = diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
         .set((
-            outbox::status.eq("failed"),
+            outbox::attempts.eq(outbox::attempts - 1),
+            outbox::next_attempt_at.eq(retry_at),
             outbox::locked_until.eq(None::<DateTime<Utc>>),
             outbox::last_error.eq(Some(error)),
         ))
         .execute(conn)?;
-    Ok(())
+    Ok(n == 1)
+}
+
+/// Give back claimed rows that were not tried (stopping, or the relay is down): claimable again
+/// at once, and the claim does not count as an attempt. Returns how many were released.
+pub fn release(conn: &mut PgConnection, ids: &[i64], worker: &str) -> Result<usize, DbError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::update(
+        outbox::table
+            .filter(outbox::id.eq_any(ids))
+            .filter(outbox::claimed_by.eq(worker))
+            .filter(outbox::status.eq("pending")),
+    )
+    .set((
+        outbox::attempts.eq(outbox::attempts - 1),
+        outbox::locked_until.eq(None::<DateTime<Utc>>),
+    ))
+    .execute(conn)
+}
+
+/// A permanent rejection for this recipient. False when the row is no longer this worker's.
+pub fn mark_failed(
+    conn: &mut PgConnection,
+    id: i64,
+    worker: &str,
+    error: &str,
+) -> Result<bool, DbError> {
+    set_final(conn, id, worker, "failed", error)
+}
+
+/// Not worth sending any more (a reminder whose deadline passed while it waited).
+pub fn mark_cancelled(
+    conn: &mut PgConnection,
+    id: i64,
+    worker: &str,
+    why: &str,
+) -> Result<bool, DbError> {
+    set_final(conn, id, worker, "cancelled", why)
+}
+
+fn set_final(
+    conn: &mut PgConnection,
+    id: i64,
+    worker: &str,
+    status: &str,
+    error: &str,
+) -> Result<bool, DbError> {
+    let ids = mine(id, worker).select(outbox::id);
+    let n = diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+        .set((
+            outbox::status.eq(status),
+            outbox::locked_until.eq(None::<DateTime<Utc>>),
+            outbox::last_error.eq(Some(error)),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// The e-mail address of a case's team manager, if the case system recorded one.
+pub fn team_manager_email(
+    conn: &mut PgConnection,
+    partnership: &str,
+    case_ref: &str,
+) -> Result<Option<String>, DbError> {
+    use super::schema::{case_roles, cases, people};
+    let found: Option<Option<String>> = cases::table
+        .inner_join(case_roles::table)
+        .inner_join(
+            people::table.on(people::partnership_id
+                .eq(cases::partnership_id)
+                .and(people::id.eq(case_roles::person_id))),
+        )
+        .filter(cases::partnership_id.eq(partnership))
+        .filter(cases::reference.eq(case_ref))
+        .filter(case_roles::role.eq("team_manager"))
+        .select(people::email)
+        .first(conn)
+        .optional()?;
+    Ok(found.flatten())
 }
 
 /// Counts per status, for `deliver` and the health check.

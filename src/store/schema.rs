@@ -134,6 +134,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         sent_at -> Nullable<Timestamptz>,
         message_id -> Text,
+        claimed_by -> Nullable<Text>,
     }
 }
 

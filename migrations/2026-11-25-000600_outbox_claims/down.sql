@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS outbox_status;
+ALTER TABLE outbox DROP COLUMN IF EXISTS claimed_by;
