@@ -295,6 +295,7 @@ fn event_fields(kind: EventKind) -> &'static [(&'static str, Field, bool)] {
         IcpcScheduled | RcpcScheduled => &[
             ("meeting", Text, true),
             ("invited_agencies", Agencies, false),
+            ("invitees", Invitees, false),
         ],
         ReportReceived => &[
             ("meeting", Text, true),
@@ -323,6 +324,8 @@ enum Field {
     Person,
     Agency,
     Agencies,
+    /// `{"agency": "person"}`: who each invited agency sends.
+    Invitees,
     OneOf(&'static [&'static str]),
 }
 
@@ -360,6 +363,17 @@ fn check_event_fields(
                     }
                 }
             }
+            (Some(Value::Object(map)), Field::Invitees) => {
+                for (agency, person) in map {
+                    c.agency_ref(agency, &here);
+                    match person.as_str() {
+                        Some(p) => {
+                            c.person_ref(p, &format!("{here}.{agency}"));
+                        }
+                        None => c.err(&format!("{here}.{agency}"), "must be a person id"),
+                    }
+                }
+            }
             (Some(Value::String(s)), Field::OneOf(values)) if values.contains(&s.as_str()) => {}
             (Some(_), Field::OneOf(values)) => {
                 c.err(&here, format!("must be one of {}", values.join(", ")));
@@ -371,6 +385,10 @@ fn check_event_fields(
             }
             (Some(_), Field::Agencies) => {
                 c.err(&here, "must be an array of agency ids");
+                continue;
+            }
+            (Some(_), Field::Invitees) => {
+                c.err(&here, "must be an object of agency → person");
                 continue;
             }
             (Some(_), _) => {

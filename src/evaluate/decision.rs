@@ -74,6 +74,9 @@ pub struct Notification {
     pub urgent: bool,
     pub to: Vec<Recipient>,
     pub cc: Vec<Recipient>,
+    /// For escalations: how it is worded (an escalation, a cause for concern letter, the chair's challenge).
+    #[serde(default)]
+    pub letter: Option<crate::policy::Letter>,
 }
 
 impl Notification {

@@ -1,15 +1,19 @@
 //! The evaluator: case state + policy + calendar + `now` → notifications and the next check.
 //! Pure: no clock, no database, no files. Evaluating twice at one instant gives the same result.
 
+mod checks;
 mod decision;
+pub mod dispute;
+mod plan;
 mod recipients;
+mod rule;
 
 pub use decision::{rfc3339, CaseOutcome, Kind, Notification, Recipient};
 
-use crate::calendar::{Calendar, Timescale};
+use crate::calendar::Calendar;
 use crate::domain::{Case, Directory, Event, EventKind};
-use crate::policy::{Pick, Rule, StandardsPolicy};
-use chrono::{DateTime, Duration, Utc};
+use crate::policy::StandardsPolicy;
+use chrono::{DateTime, Utc};
 use recipients::{Problem, Resolver};
 
 /// What the evaluator needs besides the case.
@@ -36,216 +40,25 @@ pub fn evaluate_case(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> Ca
     if known.iter().any(|e| e.kind == EventKind::CaseClosed) {
         return CaseOutcome::default();
     }
-    for rule in &policy.rules {
-        evaluate_rule(rule, case, &known, ctx, &mut out);
+    let plan = plan::PlanPeriods::of(&known);
+    checks::check(case, &known, &plan, &mut out.problems);
+    let state = rule::CaseState {
+        case,
+        known: &known,
+        plan: &plan,
+    };
+    for r in &policy.rules {
+        rule::evaluate(r, &state, ctx, &mut out);
     }
     out.finish()
 }
 
-fn evaluate_rule(rule: &Rule, case: &Case, known: &[&Event], ctx: &Context, out: &mut Outcome) {
-    let anchors: Vec<&Event> = known
-        .iter()
-        .copied()
-        .filter(|e| rule.anchor.matches(e))
-        .collect();
-    let anchors: Vec<&Event> = match rule.pick {
-        Pick::Each => anchors,
-        Pick::First => anchors.into_iter().take(1).collect(),
-        Pick::Last => anchors.into_iter().last().into_iter().collect(),
-    };
-    for anchor in anchors {
-        let since = anchor.known_from();
-        let after_anchor = |e: &&&Event| e.at >= since;
-        let done = known
-            .iter()
-            .filter(after_anchor)
-            .any(|e| rule.done_by.iter().any(|m| m.matches(e)));
-        let cancelled = known
-            .iter()
-            .filter(after_anchor)
-            .any(|e| rule.cancelled_by.iter().any(|m| m.matches(e)));
-        if done || cancelled {
-            continue;
-        }
-        Occurrence {
-            rule,
-            case,
-            anchor,
-            ctx,
-        }
-        .steps(out);
-    }
-}
-
-/// One clock of one rule, started by one anchor event.
-struct Occurrence<'a> {
-    rule: &'a Rule,
-    case: &'a Case,
-    anchor: &'a Event,
-    ctx: &'a Context<'a>,
-}
-
-impl Occurrence<'_> {
-    fn steps(&self, out: &mut Outcome) {
-        let cal = self.ctx.calendar;
-        let deadline = cal.deadline(self.rule.deadline, self.anchor.at);
-        let resolver = Resolver {
-            case: self.case,
-            directory: self.ctx.directory,
-            anchor: Some(self.anchor),
-        };
-        let responsible = resolver.resolve_all(&self.rule.responsible, &mut out.problems);
-        let responsible_person = responsible.first().and_then(|r| r.person.clone());
-        let cc = resolver.resolve_relative(
-            &self.rule.cc,
-            responsible_person.as_ref(),
-            &mut out.problems,
-        );
-
-        for (i, reminder) in self.rule.reminders.iter().enumerate() {
-            let trigger = reminder_time(cal, *reminder, self.anchor.at, deadline);
-            self.step(
-                out,
-                Kind::Reminder,
-                &format!("reminder-{}", i + 1),
-                trigger,
-                Some(deadline),
-                deadline,
-                &responsible,
-                &cc,
-            );
-        }
-        let deadline_day = cal.local_date(deadline);
-        if cal.is_working_day(deadline_day) {
-            let morning = cal.open_on(deadline_day);
-            if morning < deadline {
-                self.step(
-                    out,
-                    Kind::Due,
-                    "due",
-                    morning,
-                    Some(deadline),
-                    deadline,
-                    &responsible,
-                    &cc,
-                );
-            }
-        }
-        self.step(
-            out,
-            Kind::Overdue,
-            "overdue",
-            deadline,
-            None,
-            deadline,
-            &responsible,
-            &cc,
-        );
-
-        let mut trigger = deadline;
-        let mut told = responsible.clone();
-        for (i, esc) in self.rule.escalation.iter().enumerate() {
-            trigger = cal.deadline(esc.after, trigger);
-            let to =
-                resolver.resolve_relative(&esc.to, responsible_person.as_ref(), &mut out.problems);
-            self.step(
-                out,
-                Kind::OverdueEscalation,
-                &format!("escalation-{}", i + 1),
-                trigger,
-                None,
-                deadline,
-                &to,
-                &told,
-            );
-            told.extend(to);
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn step(
-        &self,
-        out: &mut Outcome,
-        kind: Kind,
-        step: &str,
-        trigger: DateTime<Utc>,
-        until: Option<DateTime<Utc>>,
-        due: DateTime<Utc>,
-        to: &[Recipient],
-        cc: &[Recipient],
-    ) {
-        let now = self.ctx.now;
-        if trigger > now {
-            out.wake_at(trigger);
-            return;
-        }
-        if until.is_some_and(|u| now >= u) || to.is_empty() {
-            return;
-        }
-        let (to, cc) = dedupe_people(to, cc);
-        let occurrence = decision::rfc3339(self.anchor.at);
-        out.notifications.push(Notification {
-            key: format!(
-                "{}/case/{}/{}/{}/{}",
-                self.case.partnership, self.case.reference, self.rule.id, occurrence, step
-            ),
-            kind,
-            rule: self.rule.id.clone(),
-            standard: Some(self.rule.standard.clone()),
-            title: self.rule.title.clone(),
-            action: self.rule.action.clone(),
-            partnership: self.case.partnership.clone(),
-            case: Some(self.case.reference.clone()),
-            dispute: None,
-            occurrence,
-            step: step.to_owned(),
-            due,
-            trigger_at: trigger,
-            send_after: self.ctx.calendar.next_working_instant(trigger),
-            urgent: false,
-            to,
-            cc,
-        });
-    }
-}
-
-/// When a reminder fires: "… before" phrases count back from the deadline (at the start of
-/// that working day for day counts), other phrases count on from the anchor.
-fn reminder_time(
-    cal: &Calendar,
-    ts: Timescale,
-    anchor: DateTime<Utc>,
-    deadline: DateTime<Utc>,
-) -> DateTime<Utc> {
-    match ts {
-        Timescale::WorkingDaysBefore(_) | Timescale::DaysBefore(_) => {
-            cal.open_on(cal.local_date(cal.deadline(ts, deadline)))
-        }
-        Timescale::HoursBefore(h) => deadline - Duration::hours(i64::from(h)),
-        _ => cal.deadline(ts, anchor),
-    }
-}
-
-/// One person is mailed once: drop repeats, and drop from `cc` anyone already in `to`.
-fn dedupe_people(to: &[Recipient], cc: &[Recipient]) -> (Vec<Recipient>, Vec<Recipient>) {
-    let mut seen = std::collections::HashSet::new();
-    let mut keep = |list: &[Recipient]| {
-        list.iter()
-            .filter(|r| seen.insert(r.email.clone()))
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    let to = keep(to);
-    let cc = keep(cc);
-    (to, cc)
-}
-
 /// Accumulates one case's decisions.
-struct Outcome<'a> {
+pub(crate) struct Outcome<'a> {
     ctx: &'a Context<'a>,
     case: &'a Case,
-    notifications: Vec<Notification>,
-    problems: Vec<Problem>,
+    pub(crate) notifications: Vec<Notification>,
+    pub(crate) problems: Vec<Problem>,
     next_check: Option<DateTime<Utc>>,
 }
 
@@ -260,7 +73,7 @@ impl<'a> Outcome<'a> {
         }
     }
 
-    fn wake_at(&mut self, t: DateTime<Utc>) {
+    pub(crate) fn wake_at(&mut self, t: DateTime<Utc>) {
         self.next_check = Some(self.next_check.map_or(t, |n| n.min(t)));
     }
 
@@ -273,6 +86,7 @@ impl<'a> Outcome<'a> {
             case: self.case,
             directory: self.ctx.directory,
             anchor: None,
+            agency: None,
         };
         let to = resolver.data_quality_recipient();
         for p in problems {
@@ -298,6 +112,7 @@ impl<'a> Outcome<'a> {
                 urgent: false,
                 to: vec![to],
                 cc: vec![],
+                letter: None,
             });
         }
         CaseOutcome {

@@ -22,13 +22,30 @@ pub enum RoleRef {
     Partnership(String),
     /// A person named on the anchor event (`event.referrer`, `event.examining_doctor`).
     EventPerson(String),
+    /// For a per-agency rule: the person the agency sent to the meeting (the meeting's
+    /// `invitees`), else the agency's safeguarding lead.
+    Invitee,
+    /// For a per-agency rule: the invitee's line manager, else the agency's senior manager,
+    /// else its safeguarding lead.
+    InviteeManager,
+    /// The first of these that someone holds (`team_manager|assistant_team_manager`).
+    FirstOf(Vec<RoleRef>),
 }
 
 const EVENT_PEOPLE: &[&str] = &["referrer", "examining_doctor"];
 
 impl RoleRef {
     pub fn parse(s: &str) -> Result<RoleRef, String> {
+        if s.contains('|') {
+            let options = s
+                .split('|')
+                .map(|p| RoleRef::parse(p.trim()))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(RoleRef::FirstOf(options));
+        }
         Ok(match s {
+            "invitee" => RoleRef::Invitee,
+            "invitee_manager" => RoleRef::InviteeManager,
             "line_manager" => RoleRef::LineManager,
             "senior_manager" => RoleRef::SeniorManager,
             "sqa_unit_manager" => RoleRef::SqaUnitManager,
@@ -57,7 +74,8 @@ impl RoleRef {
                 } else {
                     return Err(format!(
                         "{s:?} is not a role: use a case role ({}), line_manager, senior_manager, sqa_unit_manager, \
-                         mash_team_manager, agency.<role>, event.<person> or a partnership role ({})",
+                         mash_team_manager, invitee, invitee_manager, agency.<role>, event.<person>, \
+                         a|b (the first held) or a partnership role ({})",
                         CASE_ROLES.join(", "),
                         PARTNERSHIP_ROLES.join(", ")
                     ));
@@ -77,6 +95,12 @@ impl fmt::Display for RoleRef {
             RoleRef::MashTeamManager => f.write_str("mash_team_manager"),
             RoleRef::Agency(r) => write!(f, "agency.{r}"),
             RoleRef::EventPerson(r) => write!(f, "event.{r}"),
+            RoleRef::Invitee => f.write_str("invitee"),
+            RoleRef::InviteeManager => f.write_str("invitee_manager"),
+            RoleRef::FirstOf(options) => {
+                let names: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+                f.write_str(&names.join("|"))
+            }
         }
     }
 }

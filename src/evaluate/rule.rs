@@ -1,0 +1,443 @@
+//! One rule of a standards policy on one case: which clocks it starts (occurrences), and for each
+//! the steps due by `now`: reminders, due, overdue, escalations and letters.
+
+use super::plan::PlanPeriods;
+use super::{decision, Context, Kind, Notification, Outcome, Recipient, Resolver};
+use crate::calendar::{Calendar, Timescale};
+use crate::domain::{AgencyId, Case, Event, EventKind};
+use crate::policy::{DoneSince, EventMatch, Letter, Pick, Requirement, RoleRef, Rule};
+use chrono::{DateTime, Duration, Utc};
+
+/// What every rule reads about the case.
+pub struct CaseState<'a> {
+    pub case: &'a Case,
+    /// Events known at `now`, sorted by time.
+    pub known: &'a [&'a Event],
+    pub plan: &'a PlanPeriods,
+}
+
+pub fn evaluate(rule: &Rule, st: &CaseState, ctx: &Context, out: &mut Outcome) {
+    for anchor in anchors(rule, st) {
+        if rule.per_invited_agency {
+            let invited = anchor
+                .data
+                .get("invited_agencies")
+                .and_then(|v| v.as_array());
+            for agency in invited.into_iter().flatten().filter_map(|a| a.as_str()) {
+                let Ok(agency) = AgencyId::parse(agency) else {
+                    continue;
+                };
+                Occurrence::new(rule, st, ctx, anchor, Some(agency)).evaluate(out);
+            }
+        } else {
+            Occurrence::new(rule, st, ctx, anchor, None).evaluate(out);
+        }
+    }
+}
+
+/// The events that start this rule's clocks.
+fn anchors<'a>(rule: &Rule, st: &CaseState<'a>) -> Vec<&'a Event> {
+    let found = st.known.iter().copied().filter(|e| {
+        rule.anchors.iter().any(|m| m.matches(e))
+            && rule.requires.iter().all(|r| match r {
+                Requirement::PlanOpen => st.plan.open_at(e.at),
+                Requirement::Unborn => st.case.unborn,
+            })
+    });
+    // A meeting booked again replaces its earlier booking.
+    let mut unique: Vec<&Event> = Vec::new();
+    for e in found {
+        let same_meeting = |x: &&Event| {
+            x.kind == e.kind && e.kind.is_scheduling() && x.text("meeting") == e.text("meeting")
+        };
+        match unique.iter().position(same_meeting) {
+            Some(i) if (e.known_from(), e.at) >= (unique[i].known_from(), unique[i].at) => {
+                unique[i] = e
+            }
+            Some(_) => {}
+            None => unique.push(e),
+        }
+    }
+    match rule.pick {
+        Pick::Each => unique,
+        Pick::First => unique.into_iter().take(1).collect(),
+        Pick::Last => unique.into_iter().last().into_iter().collect(),
+    }
+}
+
+/// One clock of one rule, started by one anchor event (and, per agency, for one agency).
+struct Occurrence<'a> {
+    rule: &'a Rule,
+    st: &'a CaseState<'a>,
+    ctx: &'a Context<'a>,
+    anchor: &'a Event,
+    agency: Option<AgencyId>,
+    id: String,
+}
+
+impl<'a> Occurrence<'a> {
+    fn new(
+        rule: &'a Rule,
+        st: &'a CaseState<'a>,
+        ctx: &'a Context<'a>,
+        anchor: &'a Event,
+        agency: Option<AgencyId>,
+    ) -> Self {
+        let base = match anchor.text("meeting") {
+            Some(m) if anchor.kind.is_scheduling() => m.to_owned(),
+            _ => decision::rfc3339(anchor.at),
+        };
+        let id = match &agency {
+            Some(a) => format!("{base}:{a}"),
+            None => base,
+        };
+        Occurrence {
+            rule,
+            st,
+            ctx,
+            anchor,
+            agency,
+            id,
+        }
+    }
+
+    fn resolver(&self) -> Resolver<'_> {
+        Resolver {
+            case: self.st.case,
+            directory: self.ctx.directory,
+            anchor: Some(self.anchor),
+            agency: self.agency.as_ref(),
+        }
+    }
+
+    /// Events after the anchor (never the anchor itself) from `from`, matching one of `matches`.
+    fn find(
+        &self,
+        matches: &[EventMatch],
+        from: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        agency: Option<&AgencyId>,
+    ) -> Option<&'a Event> {
+        self.st.known.iter().copied().find(|e| {
+            !std::ptr::eq(*e, self.anchor)
+                && e.at >= from
+                && until.is_none_or(|u| e.at <= u)
+                && matches.iter().any(|m| {
+                    m.matches(e)
+                        && m.same.iter().all(|f| match f.as_str() {
+                            "meeting" => {
+                                e.text("meeting").is_some()
+                                    && e.text("meeting") == self.anchor.text("meeting")
+                            }
+                            "agency" => {
+                                agency.is_some_and(|a| e.text("agency") == Some(a.as_str()))
+                            }
+                            _ => false,
+                        })
+                })
+        })
+    }
+
+    fn evaluate(&self, out: &mut Outcome) {
+        let cal = self.ctx.calendar;
+        let now = self.ctx.now;
+        // When the case knew of the anchor: a meeting's booking, else the event itself.
+        let since = self.anchor.known_from().min(self.anchor.at);
+        // The clock runs from `start` (a meeting's booking, a trigger's instant, else the anchor);
+        // the deadline counts from `base` (the meeting itself for "… before" phrases).
+        let (start, base) = match self.rule.starts_after {
+            Some(ts) => {
+                let t = cal.deadline(ts, self.anchor.at);
+                (t, t)
+            }
+            None => (since, self.anchor.at),
+        };
+        if self
+            .find(&self.rule.cancelled_by, since, None, None)
+            .is_some()
+        {
+            return;
+        }
+        if start > now {
+            out.wake_at(start);
+            return;
+        }
+        let resolver = self.resolver();
+        let responsible = resolver.resolve_all(&self.rule.responsible, &mut out.problems);
+        let responsible_person = responsible.first().and_then(|r| r.person.clone());
+        let agency = self.agency.clone().or_else(|| {
+            responsible_person
+                .as_ref()
+                .and_then(|p| self.ctx.directory.person(p))
+                .and_then(|p| p.agency.clone())
+        });
+        let cc = resolver.resolve_relative(
+            &self.rule.cc,
+            responsible_person.as_ref(),
+            &mut out.problems,
+        );
+
+        if let Some(guard) = &self.rule.guard {
+            let window_end = cal.deadline(guard.within, self.anchor.at);
+            let breach = self.st.known.iter().find(|e| {
+                e.at >= self.anchor.at && e.at < window_end && guard.forbidden.matches(e)
+            });
+            if let Some(breach) = breach {
+                let steps = Steps {
+                    occ: self,
+                    responsible: &responsible,
+                    responsible_person: responsible_person.as_ref(),
+                    cc: &cc,
+                };
+                steps.emit(out, start, breach.at, false);
+            }
+            return;
+        }
+
+        let timescale = match (self.rule.case_interval, self.st.case.visit_interval_days) {
+            (true, Some(days)) => Timescale::Days(days),
+            _ => self.rule.deadline,
+        };
+        let deadline = cal.deadline(timescale, base);
+        let done_from = match self.rule.done_since {
+            DoneSince::Anchor if self.rule.starts_after.is_some() => start,
+            DoneSince::Anchor => since,
+            DoneSince::PreviousConference => self
+                .st
+                .known
+                .iter()
+                .filter(|e| {
+                    matches!(e.kind, EventKind::IcpcHeld | EventKind::RcpcHeld)
+                        && e.at < self.anchor.at
+                })
+                .map(|e| e.at)
+                .next_back()
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        };
+        let until = self.rule.done_by_deadline.then_some(deadline);
+        if self
+            .find(&self.rule.done_by, done_from, until, agency.as_ref())
+            .is_some()
+        {
+            return;
+        }
+        let steps = Steps {
+            occ: self,
+            responsible: &responsible,
+            responsible_person: responsible_person.as_ref(),
+            cc: &cc,
+        };
+        steps.emit(out, start, deadline, true);
+    }
+}
+
+/// The notices of one occurrence, each emitted only inside its window.
+struct Steps<'a, 'o> {
+    occ: &'o Occurrence<'a>,
+    responsible: &'o [Recipient],
+    responsible_person: Option<&'o crate::domain::PersonId>,
+    cc: &'o [Recipient],
+}
+
+impl Steps<'_, '_> {
+    fn emit(&self, out: &mut Outcome, start: DateTime<Utc>, deadline: DateTime<Utc>, before: bool) {
+        let rule = self.occ.rule;
+        let cal = self.occ.ctx.calendar;
+        if before {
+            for (i, reminder) in rule.reminders.iter().enumerate() {
+                let trigger = reminder_time(cal, *reminder, start, deadline);
+                if trigger >= start {
+                    self.step(
+                        out,
+                        Kind::Reminder,
+                        &format!("reminder-{}", i + 1),
+                        trigger,
+                        Some(deadline),
+                        deadline,
+                        self.responsible,
+                        self.cc,
+                        None,
+                    );
+                }
+            }
+            let deadline_day = cal.local_date(deadline);
+            if cal.is_working_day(deadline_day) {
+                let morning = cal.open_on(deadline_day);
+                if morning < deadline && morning >= start {
+                    self.step(
+                        out,
+                        Kind::Due,
+                        "due",
+                        morning,
+                        Some(deadline),
+                        deadline,
+                        self.responsible,
+                        self.cc,
+                        None,
+                    );
+                }
+            }
+        }
+        self.step(
+            out,
+            Kind::Overdue,
+            "overdue",
+            deadline,
+            None,
+            deadline,
+            self.responsible,
+            self.cc,
+            None,
+        );
+
+        let resolver = self.occ.resolver();
+        let chair =
+            resolver.resolve_all(&[RoleRef::Case("conference_chair".into())], &mut Vec::new());
+        let mut trigger = deadline;
+        let mut told: Vec<Recipient> = self.responsible.iter().chain(self.cc).cloned().collect();
+        for (i, esc) in rule.escalation.iter().enumerate() {
+            trigger = cal.deadline(esc.after, trigger);
+            let to = resolver.resolve_relative(&esc.to, self.responsible_person, &mut out.problems);
+            // Nobody is told twice about one occurrence as if they were someone new.
+            let fresh: Vec<Recipient> = to
+                .into_iter()
+                .filter(|r| !told.iter().any(|t| t.email == r.email))
+                .collect();
+            if fresh.is_empty() {
+                if esc.letter == Letter::CauseForConcern && trigger <= self.occ.ctx.now {
+                    let agency = self
+                        .occ
+                        .agency
+                        .as_ref()
+                        .map_or("-".to_owned(), |a| a.to_string());
+                    out.problems.push(super::Problem {
+                        code: format!("no-manager-for-cause-for-concern-{agency}"),
+                        message: format!(
+                            "A cause for concern letter about agency {agency} ({}) has nobody to go to: record the agency's \
+                             senior manager, or the line manager of the person it sends to conferences.",
+                            rule.id
+                        ),
+                    });
+                }
+                continue;
+            }
+            let (kind, step, cc) = match esc.letter {
+                Letter::Escalation => (
+                    Kind::OverdueEscalation,
+                    format!("escalation-{}", i + 1),
+                    self.responsible.to_vec(),
+                ),
+                Letter::CauseForConcern => (
+                    Kind::CauseForConcern,
+                    "cause-for-concern".to_owned(),
+                    chair.iter().chain(self.responsible).cloned().collect(),
+                ),
+                Letter::ChairChallenge => (
+                    Kind::OverdueEscalation,
+                    format!("chair-challenge-{}", i + 1),
+                    chair.clone(),
+                ),
+            };
+            self.step(
+                out,
+                kind,
+                &step,
+                trigger,
+                None,
+                deadline,
+                &fresh,
+                &cc,
+                Some(esc.letter),
+            );
+            told.extend(fresh);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        out: &mut Outcome,
+        kind: Kind,
+        step: &str,
+        trigger: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        due: DateTime<Utc>,
+        to: &[Recipient],
+        cc: &[Recipient],
+        letter: Option<Letter>,
+    ) {
+        let ctx = self.occ.ctx;
+        if trigger > ctx.now {
+            out.wake_at(trigger);
+            return;
+        }
+        if until.is_some_and(|u| ctx.now >= u) || to.is_empty() {
+            return;
+        }
+        let (to, cc) = dedupe_people(to, cc);
+        let case = self.occ.st.case;
+        let rule = self.occ.rule;
+        // A cause for concern letter goes once per meeting and agency, whichever rule found it.
+        let key = match kind {
+            Kind::CauseForConcern => format!(
+                "{}/case/{}/cause-for-concern/{}",
+                case.partnership, case.reference, self.occ.id
+            ),
+            _ => format!(
+                "{}/case/{}/{}/{}/{}",
+                case.partnership, case.reference, rule.id, self.occ.id, step
+            ),
+        };
+        out.notifications.push(Notification {
+            key,
+            kind,
+            rule: rule.id.clone(),
+            standard: Some(rule.standard.clone()),
+            title: rule.title.clone(),
+            action: rule.action.clone(),
+            partnership: case.partnership.clone(),
+            case: Some(case.reference.clone()),
+            dispute: None,
+            occurrence: self.occ.id.clone(),
+            step: step.to_owned(),
+            due,
+            trigger_at: trigger,
+            send_after: ctx.calendar.next_working_instant(trigger),
+            urgent: false,
+            to,
+            cc,
+            letter,
+        });
+    }
+}
+
+/// When a reminder fires: "… before" phrases count back from the deadline (at the start of
+/// that working day for day counts), other phrases count on from the clock's start.
+fn reminder_time(
+    cal: &Calendar,
+    ts: Timescale,
+    start: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+) -> DateTime<Utc> {
+    match ts {
+        Timescale::WorkingDaysBefore(_) | Timescale::DaysBefore(_) => {
+            cal.open_on(cal.local_date(cal.deadline(ts, deadline)))
+        }
+        Timescale::HoursBefore(h) => deadline - Duration::hours(i64::from(h)),
+        _ => cal.deadline(ts, start),
+    }
+}
+
+/// One person is mailed once: drop repeats, and drop from `cc` anyone already in `to`.
+fn dedupe_people(to: &[Recipient], cc: &[Recipient]) -> (Vec<Recipient>, Vec<Recipient>) {
+    let mut seen = std::collections::HashSet::new();
+    let mut keep = |list: &[Recipient]| {
+        list.iter()
+            .filter(|r| seen.insert(r.email.clone()))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let to = keep(to);
+    let cc = keep(cc);
+    (to, cc)
+}
