@@ -1,6 +1,7 @@
 //! Policies are data: TOML files under `config/policies/`, parsed and validated into typed rules.
 //! Loading reads files; everything after that is pure.
 
+pub mod ladder;
 mod roles;
 
 use crate::calendar::Timescale;
@@ -10,13 +11,32 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 
+pub use ladder::LadderPolicy;
 pub use roles::RoleRef;
 
 /// The policy files shipped with cpwatch, compiled into the binary so it runs with no files installed.
-pub const SHIPPED: &[(&str, &str)] = &[(
-    "knowsley-cp-2019.toml",
-    include_str!("../../config/policies/knowsley-cp-2019.toml"),
-)];
+pub const SHIPPED: &[(&str, &str)] = &[
+    (
+        "knowsley-cp-2019.toml",
+        include_str!("../../config/policies/knowsley-cp-2019.toml"),
+    ),
+    (
+        "knowsley-escalation-2019.toml",
+        include_str!("../../config/policies/knowsley-escalation-2019.toml"),
+    ),
+    (
+        "liverpool-school-escalation.toml",
+        include_str!("../../config/policies/liverpool-school-escalation.toml"),
+    ),
+    (
+        "richmond-kingston-6-step.toml",
+        include_str!("../../config/policies/richmond-kingston-6-step.toml"),
+    ),
+    (
+        "pan-cheshire-escalation.toml",
+        include_str!("../../config/policies/pan-cheshire-escalation.toml"),
+    ),
+];
 
 /// One problem found in a policy file, located by file, rule and field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,20 +80,71 @@ pub enum Pick {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventMatch {
     pub event: EventKind,
+    /// Fields that must have these values.
     pub when: BTreeMap<String, serde_json::Value>,
+    /// Fields that must not have these values (a missing field passes: `shared_with_family`
+    /// defaults to true, so `unless = { shared_with_family = false }`).
+    pub unless: BTreeMap<String, serde_json::Value>,
+    /// Fields that must equal the occurrence's: `meeting` (the anchor's) and/or `agency`.
+    pub same: Vec<String>,
 }
 
 impl EventMatch {
+    /// Matches on kind and field conditions (not `same`, which needs the occurrence).
     pub fn matches(&self, e: &crate::domain::Event) -> bool {
-        e.kind == self.event && self.when.iter().all(|(k, v)| e.data.get(k) == Some(v))
+        e.kind == self.event
+            && self.when.iter().all(|(k, v)| e.data.get(k) == Some(v))
+            && self.unless.iter().all(|(k, v)| e.data.get(k) != Some(v))
     }
 }
 
-/// After `after` working days more, tell `to`.
+/// How an escalation step is worded and who it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Letter {
+    /// An overdue notice to the next manager up.
+    #[default]
+    Escalation,
+    /// Standard 11/13: a cause for concern letter from the conference chair to the agency's manager.
+    CauseForConcern,
+    /// Standard 13: the conference chair's challenge to the named managers.
+    ChairChallenge,
+}
+
+/// After `after` more, tell `to`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EscalationStep {
     pub after: Timescale,
     pub to: Vec<RoleRef>,
+    pub letter: Letter,
+}
+
+/// Conditions on the case when the anchor happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Requirement {
+    /// A child-protection plan was open.
+    PlanOpen,
+    /// The case is (or was) about an unborn child.
+    Unborn,
+}
+
+/// Where the window for the *done by* event starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DoneSince {
+    /// At the anchor (after booking, for a scheduled meeting).
+    #[default]
+    Anchor,
+    /// After the last conference (ICPC or review) held before the anchor's meeting.
+    PreviousConference,
+}
+
+/// A guard: an event that must not happen within a window after the anchor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guard {
+    pub forbidden: EventMatch,
+    pub within: Timescale,
 }
 
 /// One timescale of a standards policy.
@@ -84,9 +155,21 @@ pub struct Rule {
     pub title: String,
     /// What the responsible person must do, in a sentence for the mail.
     pub action: String,
-    pub anchor: EventMatch,
+    /// Any of these events starts a clock.
+    pub anchors: Vec<EventMatch>,
     pub pick: Pick,
+    /// One occurrence per agency invited to the anchor's meeting.
+    pub per_invited_agency: bool,
+    pub requires: Vec<Requirement>,
+    /// The clock starts this long after the anchor, if the rule still applies then (a trigger).
+    pub starts_after: Option<Timescale>,
     pub deadline: Timescale,
+    /// The case's `visit_interval_days`, when set, replaces the deadline.
+    pub case_interval: bool,
+    pub done_since: DoneSince,
+    /// Only a *done by* event no later than the deadline counts.
+    pub done_by_deadline: bool,
+    pub guard: Option<Guard>,
     /// Phrases ending in "before" count back from the deadline; others count from the anchor.
     pub reminders: Vec<Timescale>,
     pub done_by: Vec<EventMatch>,
@@ -108,6 +191,8 @@ pub struct StandardsPolicy {
 #[derive(Debug, Clone, Default)]
 pub struct Catalogue {
     pub standards: HashMap<String, StandardsPolicy>,
+    /// Professional-disagreement ladders (`kind = "escalation"`).
+    pub escalation: HashMap<String, LadderPolicy>,
 }
 
 impl Catalogue {
@@ -148,6 +233,15 @@ impl Catalogue {
         }
         let mut catalogue = Catalogue::default();
         for (file, text) in sources {
+            if ladder::kind_of(&text).as_deref() == Some("escalation") {
+                match ladder::parse_ladder(&file, &text) {
+                    Ok(p) => {
+                        catalogue.escalation.insert(p.id.clone(), p);
+                    }
+                    Err(PolicyError(mut ps)) => problems.append(&mut ps),
+                }
+                continue;
+            }
             match parse_standards(&file, &text) {
                 Ok(p) => {
                     catalogue.standards.insert(p.id.clone(), p);
@@ -189,6 +283,8 @@ struct RawDefaults {
 struct RawStep {
     after: String,
     to: Vec<String>,
+    #[serde(default)]
+    letter: Letter,
 }
 
 #[derive(Deserialize)]
@@ -197,6 +293,35 @@ struct RawMatch {
     event: String,
     #[serde(default)]
     when: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    unless: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    same: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            OneOrMany::One(t) => std::slice::from_ref(t),
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGuard {
+    event: String,
+    #[serde(default)]
+    when: BTreeMap<String, toml::Value>,
+    within: String,
 }
 
 #[derive(Deserialize)]
@@ -206,10 +331,24 @@ struct RawRule {
     standard: String,
     title: String,
     action: String,
-    anchor: RawMatch,
+    anchor: OneOrMany<RawMatch>,
     #[serde(default = "default_pick")]
     pick: Pick,
+    #[serde(default)]
+    per: Option<String>,
+    #[serde(default)]
+    requires: Vec<Requirement>,
+    #[serde(default)]
+    starts_after: Option<String>,
     deadline: String,
+    #[serde(default)]
+    case_interval: Option<String>,
+    #[serde(default)]
+    done_since: DoneSince,
+    #[serde(default)]
+    done_by_deadline: bool,
+    #[serde(default)]
+    guard: Option<RawGuard>,
     reminders: Option<Vec<String>>,
     #[serde(default)]
     done_by: Vec<RawMatch>,
@@ -272,8 +411,64 @@ pub fn parse_standards(file: &str, text: &str) -> Result<StandardsPolicy, Policy
                 "rule ids are lower-case letters, digits and '-'".into(),
             );
         }
-        let anchor = v.event_match("anchor", &r.anchor);
+        let anchors: Vec<EventMatch> = r
+            .anchor
+            .as_slice()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| v.event_match(&format!("anchor[{i}]"), m))
+            .collect();
+        let anchor =
+            (anchors.len() == r.anchor.as_slice().len() && !anchors.is_empty()).then_some(anchors);
         let deadline = v.timescale("deadline", &r.deadline);
+        let per_invited_agency = match r.per.as_deref() {
+            None => false,
+            Some("invited_agency") => true,
+            Some(other) => {
+                v.problem("per", format!("{other:?} is not known (invited_agency)"));
+                false
+            }
+        };
+        if per_invited_agency
+            && !r
+                .anchor
+                .as_slice()
+                .iter()
+                .all(|a| EventKind::parse(&a.event).is_some_and(|k| k.is_scheduling()))
+        {
+            v.problem("per", "per invited agency needs a scheduled meeting (icpc_scheduled, rcpc_scheduled) as anchor".into());
+        }
+        let starts_after = r
+            .starts_after
+            .as_deref()
+            .and_then(|p| v.timescale("starts_after", p));
+        let case_interval = match r.case_interval.as_deref() {
+            None => false,
+            Some("visit_interval_days") => true,
+            Some(other) => {
+                v.problem(
+                    "case_interval",
+                    format!("{other:?} is not a case field (visit_interval_days)"),
+                );
+                false
+            }
+        };
+        let guard = r.guard.as_ref().and_then(|g| {
+            let m = v.event_match(
+                "guard",
+                &RawMatch {
+                    event: g.event.clone(),
+                    when: g.when.clone(),
+                    unless: BTreeMap::new(),
+                    same: vec![],
+                },
+            )?;
+            let within = v.timescale("guard.within", &g.within)?;
+            Some(Guard {
+                forbidden: m,
+                within,
+            })
+        });
         let reminders = match &r.reminders {
             Some(list) => v.timescales("reminders", list),
             None => default_reminders.clone(),
@@ -302,15 +497,22 @@ pub fn parse_standards(file: &str, text: &str) -> Result<StandardsPolicy, Policy
             Some(steps) => v.steps("escalation", steps),
             None => default_escalation.clone(),
         };
-        if let (Some(anchor), Some(deadline)) = (anchor, deadline) {
+        if let (Some(anchors), Some(deadline)) = (anchor, deadline) {
             rules.push(Rule {
                 id: r.id.clone(),
                 standard: r.standard.clone(),
                 title: r.title.clone(),
                 action: r.action.clone(),
-                anchor,
+                anchors,
                 pick: r.pick,
+                per_invited_agency,
+                requires: r.requires.clone(),
+                starts_after,
                 deadline,
+                case_interval,
+                done_since: r.done_since,
+                done_by_deadline: r.done_by_deadline,
+                guard,
                 reminders,
                 done_by,
                 cancelled_by,
@@ -374,7 +576,11 @@ impl Validator {
                 self.problem(&format!("{field}[{i}].to"), "names nobody".into());
             }
             if let Some(after) = after {
-                out.push(EscalationStep { after, to });
+                out.push(EscalationStep {
+                    after,
+                    to,
+                    letter: s.letter,
+                });
             }
         }
         out
@@ -399,15 +605,38 @@ impl Validator {
             );
             return None;
         };
-        let mut when = BTreeMap::new();
-        for (k, value) in &m.when {
-            match serde_json::to_value(value) {
-                Ok(json) => {
-                    when.insert(k.clone(), json);
-                }
-                Err(e) => self.problem(&format!("{field}.when.{k}"), e.to_string()),
+        let when = self.values(&format!("{field}.when"), &m.when);
+        let unless = self.values(&format!("{field}.unless"), &m.unless);
+        for f in &m.same {
+            if f != "meeting" && f != "agency" {
+                self.problem(
+                    &format!("{field}.same"),
+                    format!("{f:?} cannot be compared (meeting, agency)"),
+                );
             }
         }
-        Some(EventMatch { event, when })
+        Some(EventMatch {
+            event,
+            when,
+            unless,
+            same: m.same.clone(),
+        })
+    }
+
+    fn values(
+        &mut self,
+        field: &str,
+        raw: &BTreeMap<String, toml::Value>,
+    ) -> BTreeMap<String, serde_json::Value> {
+        let mut out = BTreeMap::new();
+        for (k, value) in raw {
+            match serde_json::to_value(value) {
+                Ok(json) => {
+                    out.insert(k.clone(), json);
+                }
+                Err(e) => self.problem(&format!("{field}.{k}"), e.to_string()),
+            }
+        }
+        out
     }
 }
