@@ -334,3 +334,84 @@ pub const PARTNERSHIP_ROLES: &[&str] = &[
     "strategic_leads",
     "contact_and_referral_team",
 ];
+
+/// What can happen to a professional disagreement besides its timescales lapsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeEventKind {
+    /// Escalated by hand (to `stage`) before the current stage's deadline.
+    Escalated,
+    /// Resolved at whatever stage the dispute is in.
+    Resolved,
+    /// The receiving manager confirmed the outcome in writing to the raising agency.
+    OutcomeConfirmed,
+}
+
+impl DisputeEventKind {
+    pub const ALL: &'static [DisputeEventKind] = &[
+        DisputeEventKind::Escalated,
+        DisputeEventKind::Resolved,
+        DisputeEventKind::OutcomeConfirmed,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisputeEventKind::Escalated => "escalated",
+            DisputeEventKind::Resolved => "resolved",
+            DisputeEventKind::OutcomeConfirmed => "outcome_confirmed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<DisputeEventKind> {
+        Self::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeEvent {
+    pub kind: DisputeEventKind,
+    pub at: DateTime<Utc>,
+    /// For `escalated`: the stage asked for.
+    pub stage: Option<u32>,
+    pub by: Option<PersonId>,
+    pub outcome: Option<String>,
+}
+
+/// A stage move already recorded (`dispute_stage_history`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageEntry {
+    pub from: Option<u32>,
+    pub to: u32,
+    pub at: DateTime<Utc>,
+    pub why: String,
+}
+
+/// A professional disagreement as the ladder evaluator sees it.
+#[derive(Debug, Clone)]
+pub struct Dispute {
+    pub partnership: PartnershipId,
+    pub reference: DisputeRef,
+    /// The case it is about, if any, and that case's roles.
+    pub case: Option<CaseRef>,
+    pub case_roles: Vec<(String, PersonId)>,
+    pub policy: String,
+    pub raised_by: PersonId,
+    pub respondent_person: Option<PersonId>,
+    pub respondent_agency: Option<AgencyId>,
+    pub subject: String,
+    pub immediate_risk: bool,
+    pub opened_at: DateTime<Utc>,
+    /// The disputed decision or the disagreement; `opened_at` when not given.
+    pub disagreement_at: Option<DateTime<Utc>>,
+    /// The stage stored now, and since when.
+    pub stage: u32,
+    pub stage_started_at: DateTime<Utc>,
+    /// Sorted by `at`.
+    pub events: Vec<DisputeEvent>,
+    /// Recorded stage moves, oldest first.
+    pub history: Vec<StageEntry>,
+}
+
+impl Dispute {
+    pub fn disagreement(&self) -> DateTime<Utc> {
+        self.disagreement_at.unwrap_or(self.opened_at)
+    }
+}

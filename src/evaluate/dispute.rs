@@ -1,0 +1,867 @@
+//! The ladder evaluator: a dispute + its policy + calendar + `now` → stage changes,
+//! notifications, records and the next check. Pure: no clock, no database, no files.
+//!
+//! The dispute's whole life is replayed from its opening and its events, stage by stage, so a
+//! dispute that lapsed through several stages while cpwatch was not running comes out exactly as
+//! if it had been watched all along: each stage is entered when the previous one lapsed (or when
+//! someone escalated by hand), and a stage entered at or after its own deadline (possible with
+//! deadlines counted from the dispute's start) gets until close of the next working day.
+
+use super::recipients::{DisputeResolver, Party, Problem};
+use super::{rfc3339, Context, Kind, Notification, Recipient};
+use crate::calendar::{Calendar, Timescale};
+use crate::domain::{Dispute, DisputeEventKind, DisputeRef, PersonId};
+use crate::policy::ladder::{Coalesce, DeadlineFrom, LadderPolicy, LadderRole, RiskDeadlines};
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+/// Why a dispute moved to another stage (`dispute_stage_history.why`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Why {
+    #[serde(rename = "timescale lapsed")]
+    TimescaleLapsed,
+    #[serde(rename = "escalated by hand")]
+    EscalatedByHand,
+    #[serde(rename = "immediate risk")]
+    ImmediateRisk,
+}
+
+impl Why {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Why::TimescaleLapsed => "timescale lapsed",
+            Why::EscalatedByHand => "escalated by hand",
+            Why::ImmediateRisk => "immediate risk",
+        }
+    }
+}
+
+/// A move from one stage to a later one, to be written by compare-and-set on `from`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageChange {
+    pub dispute: DisputeRef,
+    pub policy: String,
+    pub from: u32,
+    pub to: u32,
+    pub at: DateTime<Utc>,
+    pub why: Why,
+    /// Who escalated by hand, if the event says.
+    pub by: Option<PersonId>,
+    /// Stages passed over because their people were one person (`coalesce = "skip"`).
+    pub skipped: Vec<u32>,
+    /// The new stage's deadline.
+    pub deadline: DateTime<Utc>,
+}
+
+impl StageChange {
+    /// The `--format json` line of the command-line contract.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "stage_change",
+            "dispute": self.dispute.as_str(),
+            "policy": self.policy,
+            "from": self.from,
+            "to": self.to,
+            "at": rfc3339(self.at),
+        })
+    }
+}
+
+/// A record the policy demands (escalation notice, LSCB report form, summary log entry, step-4
+/// record) or that cpwatch notes (a late raising).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DisputeRecord {
+    pub kind: String,
+    pub stage: u32,
+    pub at: DateTime<Utc>,
+    pub detail: serde_json::Value,
+}
+
+/// Where the dispute stands at `now`, for the `disputes` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisputeState {
+    pub stage: u32,
+    pub stage_started_at: DateTime<Utc>,
+    pub stage_deadline: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_stage: Option<u32>,
+}
+
+/// What evaluating one dispute at one instant decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisputeOutcome {
+    pub notifications: Vec<Notification>,
+    /// Moves not yet stored (beyond the dispute's stored stage), oldest first.
+    pub stage_changes: Vec<StageChange>,
+    /// The next instant at which evaluating again can change anything; None = nothing pending.
+    pub next_check: Option<DateTime<Utc>>,
+    pub state: DisputeState,
+    pub records: Vec<DisputeRecord>,
+}
+
+/// A stage as the replay entered it.
+#[derive(Debug, Clone)]
+struct Entered {
+    stage: u32,
+    at: DateTime<Utc>,
+    /// None for the opening stage.
+    why: Option<Why>,
+    by: Option<PersonId>,
+    skipped: Vec<u32>,
+    deadline: DateTime<Utc>,
+}
+
+struct Resolution {
+    stage: u32,
+    at: DateTime<Utc>,
+    outcome: Option<String>,
+}
+
+/// Evaluate one dispute under its ladder at `ctx.now`.
+pub fn evaluate_dispute(policy: &LadderPolicy, dispute: &Dispute, ctx: &Context) -> DisputeOutcome {
+    Ladder::new(policy, dispute, ctx).run()
+}
+
+struct Ladder<'a> {
+    policy: &'a LadderPolicy,
+    d: &'a Dispute,
+    cal: &'a Calendar,
+    now: DateTime<Utc>,
+    resolver: DisputeResolver<'a>,
+    notifications: Vec<Notification>,
+    records: Vec<DisputeRecord>,
+    problems: Vec<Problem>,
+    next_check: Option<DateTime<Utc>>,
+}
+
+impl<'a> Ladder<'a> {
+    fn new(policy: &'a LadderPolicy, d: &'a Dispute, ctx: &'a Context<'a>) -> Ladder<'a> {
+        Ladder {
+            policy,
+            d,
+            cal: ctx.calendar,
+            now: ctx.now,
+            resolver: DisputeResolver {
+                directory: ctx.directory,
+                raiser: Party {
+                    person: Some(&d.raised_by),
+                    agency: None,
+                },
+                respondent: Party {
+                    person: d.respondent_person.as_ref(),
+                    agency: d.respondent_agency.as_ref(),
+                },
+                case_roles: &d.case_roles,
+                subject: format!("dispute {}", d.reference),
+            },
+            notifications: Vec::new(),
+            records: Vec::new(),
+            problems: Vec::new(),
+            next_check: None,
+        }
+    }
+
+    fn wake_at(&mut self, t: DateTime<Utc>) {
+        self.next_check = Some(self.next_check.map_or(t, |n| n.min(t)));
+    }
+
+    fn run(mut self) -> DisputeOutcome {
+        let (entries, resolution) = self.replay();
+        let now = self.now;
+        let d = self.d;
+        if let Some(first_future) = d.events.iter().map(|e| e.at).filter(|t| *t > now).min() {
+            self.wake_at(first_future);
+        }
+        self.note_late_raising();
+        for e in &entries {
+            self.stage_records(e);
+        }
+        match &resolution {
+            None => {
+                for (i, e) in entries.iter().enumerate() {
+                    self.entered_notice(e, i == 0);
+                }
+                if let Some(current) = entries.last() {
+                    self.current_stage(current);
+                }
+                self.family_notice(&entries, None);
+            }
+            Some(r) => {
+                self.outcome(r);
+                self.family_notice(&entries, Some(r));
+            }
+        }
+        self.data_quality();
+
+        let stored = self.d.stage;
+        let mut stage_changes = Vec::new();
+        for pair in entries.windows(2) {
+            let (prev, e) = (&pair[0], &pair[1]);
+            if e.stage > stored {
+                stage_changes.push(StageChange {
+                    dispute: self.d.reference.clone(),
+                    policy: self.policy.id.clone(),
+                    from: prev.stage.max(stored),
+                    to: e.stage,
+                    at: e.at,
+                    why: e.why.unwrap_or(Why::TimescaleLapsed),
+                    by: e.by.clone(),
+                    skipped: e.skipped.clone(),
+                    deadline: e.deadline,
+                });
+            }
+        }
+        // Each change moves from the stage the previous one reached (the first from the stored stage).
+        for i in 1..stage_changes.len() {
+            stage_changes[i].from = stage_changes[i - 1].to;
+        }
+        let last = entries.last().cloned().unwrap_or_else(|| Entered {
+            stage: 1,
+            at: self.d.opened_at,
+            why: None,
+            by: None,
+            skipped: vec![],
+            deadline: self.d.opened_at,
+        });
+        DisputeOutcome {
+            notifications: self.notifications,
+            stage_changes,
+            next_check: self.next_check,
+            state: DisputeState {
+                stage: last.stage,
+                stage_started_at: last.at,
+                stage_deadline: last.deadline,
+                resolved_at: resolution.as_ref().map(|r| r.at),
+                resolved_stage: resolution.as_ref().map(|r| r.stage),
+            },
+            records: self.records,
+        }
+    }
+
+    /// Walk the dispute's life up to `now`: the stages it entered, and its resolution if any.
+    fn replay(&mut self) -> (Vec<Entered>, Option<Resolution>) {
+        let last = self.policy.last_stage().max(1);
+        let opened = self.d.opened_at;
+        let mut entries = vec![];
+        self.enter(&mut entries, 1, opened, None, None);
+        let risk = &self.policy.immediate_risk;
+        if self.d.immediate_risk && risk.start_stage > 1 {
+            self.enter(
+                &mut entries,
+                risk.start_stage,
+                opened,
+                Some(Why::ImmediateRisk),
+                None,
+            );
+        }
+        let events: Vec<_> = self
+            .d
+            .events
+            .iter()
+            .filter(|e| e.at <= self.now && e.kind != DisputeEventKind::OutcomeConfirmed)
+            .collect();
+        let mut next = 0;
+        loop {
+            let Some(cur) = entries.last().cloned() else {
+                break;
+            };
+            let event = events.get(next).copied();
+            if let Some(e) = event.filter(|e| e.at <= cur.deadline || cur.stage >= last) {
+                next += 1;
+                match e.kind {
+                    DisputeEventKind::Resolved => {
+                        return (
+                            entries,
+                            Some(Resolution {
+                                stage: cur.stage,
+                                at: e.at.max(cur.at),
+                                outcome: e.outcome.clone(),
+                            }),
+                        );
+                    }
+                    DisputeEventKind::Escalated => {
+                        let asked = e.stage.unwrap_or(cur.stage + 1);
+                        if asked <= cur.stage || cur.stage >= last {
+                            continue;
+                        }
+                        let to = if asked >= last && self.policy.escalate_to_last {
+                            last
+                        } else {
+                            cur.stage + 1
+                        };
+                        self.enter(
+                            &mut entries,
+                            to,
+                            e.at.max(cur.at),
+                            Some(Why::EscalatedByHand),
+                            e.by.clone(),
+                        );
+                    }
+                    DisputeEventKind::OutcomeConfirmed => {}
+                }
+                continue;
+            }
+            if cur.deadline <= self.now && cur.stage < last {
+                self.enter(
+                    &mut entries,
+                    cur.stage + 1,
+                    cur.deadline,
+                    Some(Why::TimescaleLapsed),
+                    None,
+                );
+                continue;
+            }
+            break;
+        }
+        (entries, None)
+    }
+
+    /// Enter stage `n` at `at` (or the first stage after it whose people are not one person, under
+    /// `coalesce = "skip"`).
+    fn enter(
+        &mut self,
+        entries: &mut Vec<Entered>,
+        mut n: u32,
+        at: DateTime<Utc>,
+        why: Option<Why>,
+        by: Option<PersonId>,
+    ) {
+        let last = self.policy.last_stage().max(1);
+        let mut skipped = Vec::new();
+        while n < last && self.coalesced(n) {
+            skipped.push(n);
+            n += 1;
+        }
+        let deadline = self.stage_deadline(n, at, entries);
+        entries.push(Entered {
+            stage: n,
+            at,
+            why,
+            by,
+            skipped,
+            deadline,
+        });
+    }
+
+    /// Under `coalesce = "skip"`: the stage's `same_person` roles are all held by one person.
+    fn coalesced(&self, n: u32) -> bool {
+        if self.policy.coalesce != Coalesce::Skip {
+            return false;
+        }
+        let Some(stage) = self.policy.stage(n) else {
+            return false;
+        };
+        if stage.same_person.len() < 2 {
+            return false;
+        }
+        let people: Vec<Option<PersonId>> = stage
+            .same_person
+            .iter()
+            .map(|r| self.resolver.person_for(r))
+            .collect();
+        people[0].is_some() && people.iter().all(|p| *p == people[0])
+    }
+
+    fn stage_deadline(&self, n: u32, at: DateTime<Utc>, entries: &[Entered]) -> DateTime<Utc> {
+        let Some(stage) = self.policy.stage(n) else {
+            return at;
+        };
+        let deadline = if self.d.immediate_risk
+            && self.policy.immediate_risk.deadlines == RiskDeadlines::SameWorkingDay
+        {
+            self.cal.deadline(Timescale::SameWorkingDay, at)
+        } else {
+            let anchor = match stage.from {
+                DeadlineFrom::StageStart => at,
+                DeadlineFrom::Opened => self.d.opened_at,
+                DeadlineFrom::Disagreement => self.d.disagreement(),
+                DeadlineFrom::StartOfStage(k) => {
+                    entries.iter().find(|e| e.stage == k).map_or(at, |e| e.at)
+                }
+            };
+            self.cal.deadline(stage.deadline, anchor)
+        };
+        if at >= deadline {
+            // Entered at or after its own deadline: its people get a working day.
+            self.cal.deadline(Timescale::WorkingDays(1), at)
+        } else {
+            deadline
+        }
+    }
+
+    fn note_late_raising(&mut self) {
+        let Some(within) = self.policy.raise_within else {
+            return;
+        };
+        let limit = self.cal.deadline(within, self.d.disagreement());
+        if self.d.opened_at > limit {
+            self.records.push(DisputeRecord {
+                kind: "late_raising".into(),
+                stage: 1,
+                at: self.d.opened_at,
+                detail: serde_json::json!({
+                    "disagreement_at": rfc3339(self.d.disagreement()),
+                    "raise_by": rfc3339(limit),
+                    "policy": self.policy.id,
+                }),
+            });
+        }
+    }
+
+    fn stage_records(&mut self, e: &Entered) {
+        let Some(stage) = self.policy.stage(e.stage) else {
+            return;
+        };
+        for kind in &stage.records {
+            self.records.push(DisputeRecord {
+                kind: kind.clone(),
+                stage: e.stage,
+                at: e.at,
+                detail: serde_json::json!({
+                    "policy": self.policy.id,
+                    "stage_name": stage.name,
+                    "case": self.d.case.as_ref().map(|c| c.as_str()),
+                    "raised_by": self.d.raised_by.as_str(),
+                    "respondent": self.d.respondent_person.as_ref().map(|p| p.as_str()),
+                    "respondent_agency": self.d.respondent_agency.as_ref().map(|a| a.as_str()),
+                    "subject": self.d.subject,
+                    "why": e.why.map(|w| w.as_str()),
+                    "deadline": rfc3339(e.deadline),
+                }),
+            });
+        }
+        for s in &e.skipped {
+            self.records.push(DisputeRecord {
+                kind: "stage_skipped".into(),
+                stage: *s,
+                at: e.at,
+                detail: serde_json::json!({
+                    "policy": self.policy.id,
+                    "reason": "the stage's people are one person",
+                }),
+            });
+        }
+    }
+
+    /// The notice that a stage was entered: to its people, copied to its cc.
+    fn entered_notice(&mut self, e: &Entered, opening: bool) {
+        let risk = self.d.immediate_risk;
+        let told_at_once = risk
+            && (e.why == Some(Why::ImmediateRisk)
+                || (opening && self.policy.immediate_risk.start_stage <= 1));
+        if opening && !told_at_once {
+            return; // the parties opened it themselves
+        }
+        let Some(stage) = self.policy.stage(e.stage) else {
+            return;
+        };
+        let mut to_roles = stage.to.clone();
+        if told_at_once {
+            to_roles.extend(self.policy.immediate_risk.tell.iter().cloned());
+        }
+        let to = self.resolver.resolve(&to_roles, &mut self.problems);
+        let cc = self.resolver.resolve(&stage.cc, &mut self.problems);
+        let mut action = stage.action.clone();
+        match e.why {
+            Some(Why::TimescaleLapsed) => action = format!(
+                "The previous stage's timescale lapsed with the disagreement unresolved, so it has moved to you. {action}"
+            ),
+            Some(Why::EscalatedByHand) => {
+                action = format!("The disagreement was escalated to this stage by hand. {action}")
+            }
+            Some(Why::ImmediateRisk) | None => {}
+        }
+        if risk {
+            action = format!(
+                "A child is considered at immediate risk of significant harm: act today. {action}"
+            );
+        }
+        if !e.skipped.is_empty() {
+            let skipped: Vec<String> = e.skipped.iter().map(|s| s.to_string()).collect();
+            action.push_str(&format!(
+                " (Stage {} was passed over: its people are one person.)",
+                skipped.join(", ")
+            ));
+        }
+        for r in &stage.records {
+            action.push_str(match r.as_str() {
+                "escalation_notice" => " An Escalation Notice (record of discussion re escalation) must be completed.",
+                "lscb_report_form" => " The LSCB report form (Multi-Agency Resolution Levels 3 and 4) must be completed and sent to the LSCB administrator.",
+                "summary_log.safeguarding_leadership_team" => " The case goes on the summary log of cases escalated to the safeguarding leadership team.",
+                "summary_log.lscb" => " The case goes on the summary log of cases escalated to the LSCB.",
+                "step4_record" => " The LSCB records this step-4 escalation and its outcome.",
+                _ => "",
+            });
+        }
+        self.push(
+            Kind::EscalationStage,
+            e.stage,
+            "entered",
+            &stage.name,
+            action,
+            e.at,
+            e.deadline,
+            risk,
+            to,
+            cc,
+        );
+    }
+
+    /// The stage the dispute is in: its reminder, its lapse, and after the last stage the
+    /// repeated notice.
+    fn current_stage(&mut self, e: &Entered) {
+        let Some(stage) = self.policy.stage(e.stage) else {
+            return;
+        };
+        let last = self.policy.last_stage();
+        if e.deadline > self.now {
+            self.wake_at(e.deadline);
+            if let Some(ts) = self.policy.reminder {
+                let trigger = reminder_time(self.cal, ts, e.deadline);
+                if trigger > e.at {
+                    if trigger > self.now {
+                        self.wake_at(trigger);
+                    } else {
+                        let to = self.resolver.resolve(&stage.to, &mut self.problems);
+                        let action = format!(
+                            "Reminder: this stage of the disagreement is due to be resolved by its deadline, \
+                             after which it moves on by itself. {}",
+                            stage.action
+                        );
+                        self.push(
+                            Kind::Reminder,
+                            e.stage,
+                            "reminder",
+                            &stage.name,
+                            action,
+                            trigger,
+                            e.deadline,
+                            self.d.immediate_risk,
+                            to,
+                            vec![],
+                        );
+                    }
+                }
+            }
+            return;
+        }
+        if e.stage < last {
+            return; // replay moved on; cannot happen
+        }
+        // After the last stage: a notice now, then every interval until resolved.
+        let every = self.policy.after_last_stage.every;
+        let nth = |n: u32| -> DateTime<Utc> {
+            if n == 0 {
+                return e.deadline;
+            }
+            let ts = match every {
+                Timescale::Weeks(w) => Timescale::Weeks(w.saturating_mul(n)),
+                Timescale::Days(d) => Timescale::Days(d.saturating_mul(n)),
+                other => other,
+            };
+            self.cal.deadline(ts, e.deadline)
+        };
+        let interval_days = match every {
+            Timescale::Weeks(w) => i64::from(w) * 7,
+            Timescale::Days(d) => i64::from(d),
+            _ => 7,
+        }
+        .max(1);
+        let mut n = ((self.now - e.deadline).num_days() / interval_days).max(0) as u32;
+        while n > 0 && nth(n) > self.now {
+            n -= 1;
+        }
+        while nth(n + 1) <= self.now {
+            n += 1;
+        }
+        self.wake_at(nth(n + 1));
+        let to = self
+            .resolver
+            .resolve(&self.policy.after_last_stage.to, &mut self.problems);
+        let action = format!(
+            "The last stage of the {} ({}) lapsed with the disagreement unresolved. It stays open, \
+             and you are told every {} until its resolution is recorded.",
+            self.policy.title, stage.name, every
+        );
+        self.push(
+            Kind::Overdue,
+            e.stage,
+            &format!("weekly-{n}"),
+            &stage.name,
+            action,
+            nth(n),
+            e.deadline,
+            self.d.immediate_risk,
+            to,
+            vec![],
+        );
+    }
+
+    /// A resolution: the outcome to the parties and the stage's people, and the written
+    /// confirmation rule where the stage has it.
+    fn outcome(&mut self, r: &Resolution) {
+        let Some(stage) = self.policy.stage(r.stage) else {
+            return;
+        };
+        let outcome = r.outcome.clone().unwrap_or_else(|| "resolved".into());
+        if r.stage >= self.policy.outcome.notify_from_stage {
+            let mut roles = self.policy.outcome.to.clone();
+            roles.extend(stage.to.iter().cloned());
+            let to = self.resolver.resolve(&roles, &mut self.problems);
+            let cc = self.resolver.resolve(&stage.cc, &mut self.problems);
+            let action = format!(
+                "The disagreement was resolved at stage {} ({}): {outcome}. Record the outcome on the child's file.",
+                r.stage, stage.name
+            );
+            self.push(
+                Kind::EscalationOutcome,
+                r.stage,
+                "outcome",
+                &stage.name,
+                action,
+                r.at,
+                r.at,
+                false,
+                to,
+                cc,
+            );
+        }
+        let (Some(within), false) = (
+            self.policy.outcome.confirm_within,
+            stage.outcome_confirmed_by.is_empty(),
+        ) else {
+            return;
+        };
+        let confirmed = self.d.events.iter().any(|e| {
+            e.kind == DisputeEventKind::OutcomeConfirmed && e.at >= r.at && e.at <= self.now
+        });
+        if confirmed {
+            return;
+        }
+        let due = self.cal.deadline(within, r.at);
+        let roles = stage.outcome_confirmed_by.clone();
+        let to = self.resolver.resolve(&roles, &mut self.problems);
+        if self.now < due {
+            self.wake_at(due);
+            let action = format!(
+                "The disagreement was resolved at stage {} ({}): {outcome}. As the receiving manager, confirm \
+                 the outcome in writing to the agency that raised the concern within {within}, and record \
+                 that you have (outcome_confirmed).",
+                r.stage, stage.name
+            );
+            self.push(
+                Kind::Reminder,
+                r.stage,
+                "confirm-outcome",
+                &stage.name,
+                action,
+                r.at,
+                due,
+                false,
+                to,
+                vec![],
+            );
+        } else {
+            let raiser = self.resolver.resolve(
+                &[LadderRole::Party(crate::policy::ladder::Side::Raiser)],
+                &mut self.problems,
+            );
+            let action = format!(
+                "The written confirmation of the outcome of the disagreement (resolved at stage {}) was due \
+                 within {within} of its resolution and is not recorded. Confirm it in writing to the agency \
+                 that raised the concern.",
+                r.stage
+            );
+            self.push(
+                Kind::Overdue,
+                r.stage,
+                "confirm-outcome-overdue",
+                &stage.name,
+                action,
+                due,
+                due,
+                false,
+                to,
+                raiser,
+            );
+        }
+    }
+
+    /// Pan-Cheshire: remind the social worker to tell the family of the escalation and its outcome.
+    fn family_notice(&mut self, entries: &[Entered], resolution: Option<&Resolution>) {
+        let Some(f) = self.policy.family_notice.clone() else {
+            return;
+        };
+        if self.d.case.is_none() {
+            return;
+        }
+        let Some(first) = entries.iter().find(|e| e.stage >= f.from_stage) else {
+            return;
+        };
+        let stage_name = self
+            .policy
+            .stage(first.stage)
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        let to = self.resolver.resolve(&f.to, &mut self.problems);
+        match resolution {
+            None => self.push(
+                Kind::Reminder,
+                first.stage,
+                "tell-family",
+                &stage_name,
+                f.action.clone(),
+                first.at,
+                first.deadline,
+                false,
+                to,
+                vec![],
+            ),
+            Some(r) => self.push(
+                Kind::Reminder,
+                r.stage,
+                "tell-family-outcome",
+                &stage_name,
+                format!(
+                    "The disagreement was resolved at stage {}. {}",
+                    r.stage, f.action
+                ),
+                r.at,
+                r.at,
+                false,
+                to,
+                vec![],
+            ),
+        }
+    }
+
+    fn data_quality(&mut self) {
+        let mut problems = std::mem::take(&mut self.problems);
+        problems.sort_by(|a, b| a.code.cmp(&b.code));
+        problems.dedup_by(|a, b| a.code == b.code);
+        let Some(admin) = self.resolver.directory.admin_email.clone() else {
+            return;
+        };
+        for p in problems {
+            self.notifications.push(Notification {
+                key: format!(
+                    "{}/dispute/{}/data-quality/{}",
+                    self.d.partnership, self.d.reference, p.code
+                ),
+                kind: Kind::DataQuality,
+                rule: "data-quality".into(),
+                standard: None,
+                title: "Dispute data that cpwatch cannot act on".into(),
+                action: p.message,
+                partnership: self.d.partnership.clone(),
+                case: self.d.case.clone(),
+                dispute: Some(self.d.reference.clone()),
+                occurrence: "-".into(),
+                step: p.code,
+                due: self.now,
+                trigger_at: self.now,
+                send_after: self.cal.next_working_instant(self.now),
+                urgent: false,
+                to: vec![Recipient {
+                    email: admin.clone(),
+                    person: None,
+                    name: None,
+                    role: "admin".into(),
+                }],
+                cc: vec![],
+                letter: None,
+            });
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        kind: Kind,
+        stage: u32,
+        step: &str,
+        stage_name: &str,
+        action: String,
+        trigger: DateTime<Utc>,
+        due: DateTime<Utc>,
+        urgent: bool,
+        to: Vec<Recipient>,
+        cc: Vec<Recipient>,
+    ) {
+        let (to, cc) = merge_people(to, cc);
+        if to.is_empty() {
+            return;
+        }
+        let rule = format!("{}:{}", self.policy.id, stage);
+        self.notifications.push(Notification {
+            key: format!(
+                "{}/dispute/{}/{}/{}",
+                self.d.partnership, self.d.reference, rule, step
+            ),
+            kind,
+            rule,
+            standard: None,
+            title: format!("{}, stage {stage}: {stage_name}", self.policy.title),
+            action,
+            partnership: self.d.partnership.clone(),
+            case: self.d.case.clone(),
+            dispute: Some(self.d.reference.clone()),
+            occurrence: rfc3339(self.d.opened_at),
+            step: step.to_owned(),
+            due,
+            trigger_at: trigger,
+            send_after: if urgent {
+                trigger
+            } else {
+                self.cal.next_working_instant(trigger)
+            },
+            urgent,
+            to,
+            cc,
+            letter: None,
+        });
+    }
+}
+
+/// "N working days before" the deadline: at the opening of that working day; "N hours before":
+/// N elapsed hours before.
+fn reminder_time(cal: &Calendar, ts: Timescale, deadline: DateTime<Utc>) -> DateTime<Utc> {
+    match ts {
+        Timescale::HoursBefore(h) => deadline - Duration::hours(i64::from(h)),
+        _ => cal.open_on(cal.local_date(cal.deadline(ts, deadline))),
+    }
+}
+
+/// One person, one message: someone holding two roles is mailed once, as both (`a+b`), and is
+/// not copied on what is addressed to them.
+fn merge_people(to: Vec<Recipient>, cc: Vec<Recipient>) -> (Vec<Recipient>, Vec<Recipient>) {
+    let mut out_to: Vec<Recipient> = Vec::new();
+    for r in to {
+        match out_to.iter_mut().find(|x| x.email == r.email) {
+            Some(x) => {
+                if !x.role.split('+').any(|p| p == r.role) {
+                    x.role = format!("{}+{}", x.role, r.role);
+                }
+            }
+            None => out_to.push(r),
+        }
+    }
+    let mut out_cc: Vec<Recipient> = Vec::new();
+    for r in cc {
+        if let Some(x) = out_to.iter_mut().find(|x| x.email == r.email) {
+            if !x.role.split('+').any(|p| p == r.role) {
+                x.role = format!("{}+{}", x.role, r.role);
+            }
+            continue;
+        }
+        match out_cc.iter_mut().find(|x| x.email == r.email) {
+            Some(x) => {
+                if !x.role.split('+').any(|p| p == r.role) {
+                    x.role = format!("{}+{}", x.role, r.role);
+                }
+            }
+            None => out_cc.push(r),
+        }
+    }
+    (out_to, out_cc)
+}

@@ -1,0 +1,655 @@
+//! Professional-disagreement (escalation) ladders: policy files with `kind = "escalation"`.
+//!
+//! A ladder is a list of stages. Each stage has a deadline counted from its own start, from the
+//! dispute's opening or from the disputed decision (`disagreement_at`), the people it reaches
+//! (named relative to either party: `raiser.line_manager`, `respondent.agency.safeguarding_lead`,
+//! `both.senior_manager`, or partnership and case roles), carbon copies, and the records the
+//! policy demands. Parsing reports every problem with the file, the stage and the field.
+
+use super::{PolicyError, PolicyProblem, RoleRef};
+use crate::calendar::Timescale;
+use serde::Deserialize;
+use std::fmt;
+
+/// Which party of a dispute a role is relative to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Raiser,
+    Respondent,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Raiser => "raiser",
+            Side::Respondent => "respondent",
+        })
+    }
+}
+
+/// Someone a ladder stage names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LadderRole {
+    /// The party themselves (`raiser`, `respondent`).
+    Party(Side),
+    /// A role relative to a party: `line_manager`, `senior_manager` or `agency.<role>`.
+    OfParty(Side, RoleRef),
+    /// A partnership role (`partnership_chair`) or a role on the dispute's case (`case.social_worker`).
+    Other(RoleRef),
+    /// The first of these that someone holds (`partnership_chair|partnership_vice_chair`).
+    FirstOf(Vec<LadderRole>),
+}
+
+impl fmt::Display for LadderRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LadderRole::Party(s) => write!(f, "{s}"),
+            LadderRole::OfParty(s, r) => write!(f, "{s}.{r}"),
+            LadderRole::Other(RoleRef::Case(r)) => write!(f, "case.{r}"),
+            LadderRole::Other(r) => write!(f, "{r}"),
+            LadderRole::FirstOf(options) => {
+                let names: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+                f.write_str(&names.join("|"))
+            }
+        }
+    }
+}
+
+impl LadderRole {
+    /// Parse one name; `both.<role>` gives two (the raiser's and the respondent's).
+    pub fn parse(s: &str) -> Result<Vec<LadderRole>, String> {
+        let s = s.trim();
+        if s.contains('|') {
+            let mut options = Vec::new();
+            for part in s.split('|') {
+                let mut one = LadderRole::parse(part)?;
+                if one.len() != 1 {
+                    return Err(format!("{part:?}: `both.` cannot be an alternative"));
+                }
+                options.append(&mut one);
+            }
+            return Ok(vec![LadderRole::FirstOf(options)]);
+        }
+        if let Some(rest) = s.strip_prefix("both.") {
+            let mut out = LadderRole::parse(&format!("raiser.{rest}"))?;
+            out.extend(LadderRole::parse(&format!("respondent.{rest}"))?);
+            return Ok(out);
+        }
+        for (prefix, side) in [("raiser", Side::Raiser), ("respondent", Side::Respondent)] {
+            if s == prefix {
+                return Ok(vec![LadderRole::Party(side)]);
+            }
+            if let Some(rest) = s.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) {
+                let role = RoleRef::parse(rest)?;
+                return match role {
+                    RoleRef::LineManager | RoleRef::SeniorManager | RoleRef::Agency(_) => {
+                        Ok(vec![LadderRole::OfParty(side, role)])
+                    }
+                    _ => Err(format!(
+                        "{s:?}: a party's role is line_manager, senior_manager or agency.<role>"
+                    )),
+                };
+            }
+        }
+        if let Some(rest) = s.strip_prefix("case.") {
+            return match RoleRef::parse(rest)? {
+                r @ RoleRef::Case(_) => Ok(vec![LadderRole::Other(r)]),
+                _ => Err(format!("{rest:?} is not a case role")),
+            };
+        }
+        match RoleRef::parse(s) {
+            Ok(r @ RoleRef::Partnership(_)) => Ok(vec![LadderRole::Other(r)]),
+            _ => Err(format!(
+                "{s:?} is not a ladder role: use raiser, respondent, raiser.<role>, respondent.<role>, \
+                 both.<role> (role = line_manager, senior_manager, agency.<agency role>), \
+                 case.<case role>, a partnership role, or a|b (the first held)"
+            )),
+        }
+    }
+}
+
+/// What a stage's deadline counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadlineFrom {
+    /// The stage's own start.
+    StageStart,
+    /// When the dispute was raised.
+    Opened,
+    /// The disputed decision or the disagreement (`disagreement_at`, default `opened_at`).
+    Disagreement,
+    /// The start of an earlier stage (Liverpool: stages 2 and 3 together within a week of 2's start).
+    StartOfStage(u32),
+}
+
+/// When two roles of a stage are one person (Richmond & Kingston step 2, a small agency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Coalesce {
+    /// Move straight to the next stage.
+    Skip,
+    /// Run the stage; the person is mailed once.
+    MailOnce,
+}
+
+/// Deadlines of a dispute flagged as immediate risk of significant harm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskDeadlines {
+    /// Every stage from the start runs on a same-working-day deadline (the default).
+    SameWorkingDay,
+    /// The stages keep their ordinary deadlines.
+    Unchanged,
+}
+
+/// A record a policy demands when a stage is entered.
+pub const RECORD_KINDS: &[&str] = &[
+    "escalation_notice",
+    "lscb_report_form",
+    "summary_log.safeguarding_leadership_team",
+    "summary_log.lscb",
+    "step4_record",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub number: u32,
+    pub name: String,
+    /// What the people of this stage should do, in a sentence for the mail.
+    pub action: String,
+    pub deadline: Timescale,
+    /// The policy gives no figure; the deadline is the configured default.
+    pub deadline_is_default: bool,
+    pub from: DeadlineFrom,
+    pub to: Vec<LadderRole>,
+    pub cc: Vec<LadderRole>,
+    pub records: Vec<String>,
+    /// If these all resolve to one person, the policy's `coalesce` rule applies.
+    pub same_person: Vec<LadderRole>,
+    /// Who confirms the outcome in writing when the dispute is resolved at this stage.
+    pub outcome_confirmed_by: Vec<LadderRole>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImmediateRisk {
+    pub start_stage: u32,
+    /// Told at once, at any hour.
+    pub tell: Vec<LadderRole>,
+    pub deadlines: RiskDeadlines,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomeRule {
+    /// A resolution at this stage or later is mailed to `to` and the stage's people.
+    pub notify_from_stage: u32,
+    pub to: Vec<LadderRole>,
+    /// Where a stage names `outcome_confirmed_by`: the confirmation is due this long after the resolution.
+    pub confirm_within: Option<Timescale>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AfterLastStage {
+    pub every: Timescale,
+    pub to: Vec<LadderRole>,
+}
+
+/// Reminders to someone to tell the family (Pan-Cheshire: the social worker tells parents and
+/// carers of the escalation and its outcome unless that would put the child at risk).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FamilyNotice {
+    pub from_stage: u32,
+    pub to: Vec<LadderRole>,
+    pub action: String,
+}
+
+/// A professional-disagreement ladder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LadderPolicy {
+    pub id: String,
+    pub title: String,
+    /// Numbered 1..=n.
+    pub stages: Vec<Stage>,
+    /// Before each stage's deadline ("1 working day before"); None = no reminders.
+    pub reminder: Option<Timescale>,
+    pub coalesce: Coalesce,
+    /// A manual escalation may go straight to the last stage (Knowsley: significant policy issues).
+    pub escalate_to_last: bool,
+    /// Raising later than this after `disagreement_at` is noted in the record.
+    pub raise_within: Option<Timescale>,
+    pub immediate_risk: ImmediateRisk,
+    pub outcome: OutcomeRule,
+    pub after_last_stage: AfterLastStage,
+    pub family_notice: Option<FamilyNotice>,
+}
+
+impl LadderPolicy {
+    pub fn stage(&self, n: u32) -> Option<&Stage> {
+        n.checked_sub(1).and_then(|i| self.stages.get(i as usize))
+    }
+    pub fn last_stage(&self) -> u32 {
+        self.stages.len() as u32
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLadder {
+    id: String,
+    title: String,
+    kind: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    defaults: RawDefaults,
+    immediate_risk: RawRisk,
+    #[serde(default)]
+    outcome: RawOutcome,
+    after_last_stage: RawAfterLast,
+    family_notice: Option<RawFamily>,
+    #[serde(default)]
+    stages: Vec<RawStage>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    /// For stages whose policy gives no figure (`deadline = "unspecified"` or none).
+    deadline: Option<String>,
+    reminder: Option<String>,
+    coalesce: Option<Coalesce>,
+    #[serde(default)]
+    escalate_to_last: bool,
+    raise_within: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRisk {
+    #[serde(default = "one")]
+    start_stage: u32,
+    tell: Vec<String>,
+    deadlines: Option<RiskDeadlines>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutcome {
+    #[serde(default = "two")]
+    notify_from_stage: u32,
+    #[serde(default = "parties")]
+    to: Vec<String>,
+    confirm_within: Option<String>,
+}
+
+fn two() -> u32 {
+    2
+}
+fn parties() -> Vec<String> {
+    vec!["raiser".into(), "respondent".into()]
+}
+
+impl Default for RawOutcome {
+    fn default() -> Self {
+        RawOutcome {
+            notify_from_stage: 2,
+            to: parties(),
+            confirm_within: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAfterLast {
+    every: String,
+    to: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFamily {
+    from_stage: u32,
+    to: Vec<String>,
+    action: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    stage: u32,
+    name: String,
+    action: String,
+    deadline: Option<String>,
+    #[serde(default = "stage_start")]
+    from: String,
+    to: Vec<String>,
+    #[serde(default)]
+    cc: Vec<String>,
+    #[serde(default)]
+    records: Vec<String>,
+    #[serde(default)]
+    same_person: Vec<String>,
+    #[serde(default)]
+    outcome_confirmed_by: Vec<String>,
+}
+
+fn stage_start() -> String {
+    "stage".into()
+}
+
+/// The `kind` a policy file declares, if it can be read at all.
+pub fn kind_of(text: &str) -> Option<String> {
+    let value: toml::Table = toml::from_str(text).ok()?;
+    value.get("kind")?.as_str().map(str::to_owned)
+}
+
+struct V {
+    file: String,
+    at: Option<String>,
+    problems: Vec<PolicyProblem>,
+}
+
+impl V {
+    fn problem(&mut self, field: &str, message: String) {
+        let field = match &self.at {
+            Some(at) => format!("{at}: {field}"),
+            None => field.to_owned(),
+        };
+        self.problems.push(PolicyProblem {
+            file: self.file.clone(),
+            rule: None,
+            field,
+            message,
+        });
+    }
+    fn timescale(&mut self, field: &str, phrase: &str) -> Option<Timescale> {
+        match phrase.parse::<Timescale>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.problem(field, e.to_string());
+                None
+            }
+        }
+    }
+    fn roles(&mut self, field: &str, names: &[String]) -> Vec<LadderRole> {
+        let mut out = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            match LadderRole::parse(name) {
+                Ok(mut r) => out.append(&mut r),
+                Err(msg) => self.problem(&format!("{field}[{i}]"), msg),
+            }
+        }
+        out
+    }
+}
+
+/// Parse and validate one escalation policy file; every problem is reported, not just the first.
+pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError> {
+    let raw: RawLadder = toml::from_str(text).map_err(|e| {
+        PolicyError(vec![PolicyProblem {
+            file: file.into(),
+            rule: None,
+            field: "toml".into(),
+            message: e.message().to_owned()
+                + &e.span()
+                    .map(|s| format!(" (at byte {})", s.start))
+                    .unwrap_or_default(),
+        }])
+    })?;
+    let _ = &raw.source;
+    let mut v = V {
+        file: file.to_owned(),
+        at: None,
+        problems: Vec::new(),
+    };
+    if raw.kind != "escalation" {
+        v.problem(
+            "kind",
+            format!(
+                "{:?}: an escalation ladder has kind = \"escalation\"",
+                raw.kind
+            ),
+        );
+    }
+    if raw.id.is_empty()
+        || !raw
+            .id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        v.problem(
+            "id",
+            "policy ids are lower-case letters, digits and '-'".into(),
+        );
+    }
+    let default_deadline = raw
+        .defaults
+        .deadline
+        .as_deref()
+        .and_then(|d| v.timescale("defaults.deadline", d));
+    let reminder = raw
+        .defaults
+        .reminder
+        .as_deref()
+        .and_then(|r| v.timescale("defaults.reminder", r));
+    if let Some(r) = reminder {
+        if !matches!(
+            r,
+            Timescale::WorkingDaysBefore(_) | Timescale::HoursBefore(_) | Timescale::DaysBefore(_)
+        ) {
+            v.problem(
+                "defaults.reminder",
+                format!("{r} counts from nothing: use a \"... before\" phrase such as \"1 working day before\""),
+            );
+        }
+    }
+    let raise_within = raw
+        .defaults
+        .raise_within
+        .as_deref()
+        .and_then(|r| v.timescale("defaults.raise_within", r));
+
+    let n_stages = raw.stages.len() as u32;
+    if raw.stages.is_empty() {
+        v.problem("stages", "a ladder needs at least one stage".into());
+    }
+    let coalesce = raw.defaults.coalesce.unwrap_or(Coalesce::MailOnce);
+    let mut stages = Vec::new();
+    for (i, s) in raw.stages.iter().enumerate() {
+        let expected = i as u32 + 1;
+        v.at = Some(format!("stage {}", s.stage));
+        if s.stage != expected {
+            v.problem(
+                "stage",
+                format!("stages are numbered 1, 2, 3, ... in order; expected {expected}"),
+            );
+        }
+        let (deadline, deadline_is_default) = match s.deadline.as_deref() {
+            None | Some("unspecified") => match default_deadline {
+                Some(d) => (Some(d), true),
+                None => {
+                    v.problem(
+                        "deadline",
+                        "no deadline, and no defaults.deadline to fall back on".into(),
+                    );
+                    (None, true)
+                }
+            },
+            Some(d) => (v.timescale("deadline", d), false),
+        };
+        if let Some(d) = deadline {
+            if matches!(
+                d,
+                Timescale::WorkingDaysBefore(_)
+                    | Timescale::HoursBefore(_)
+                    | Timescale::DaysBefore(_)
+            ) {
+                v.problem(
+                    "deadline",
+                    format!("{d}: a stage deadline counts forwards, not \"before\""),
+                );
+            }
+        }
+        let from = match s.from.as_str() {
+            "stage" => Some(DeadlineFrom::StageStart),
+            "opened" => Some(DeadlineFrom::Opened),
+            "disagreement" => Some(DeadlineFrom::Disagreement),
+            other => match other
+                .strip_prefix("stage ")
+                .and_then(|n| n.trim().parse::<u32>().ok())
+            {
+                Some(n) if n >= 1 && n < expected => Some(DeadlineFrom::StartOfStage(n)),
+                Some(_) => {
+                    v.problem(
+                        "from",
+                        format!("{other:?}: only an earlier stage's start can be counted from"),
+                    );
+                    None
+                }
+                None => {
+                    v.problem(
+                        "from",
+                        format!("{other:?} is not one of stage, opened, disagreement, \"stage N\""),
+                    );
+                    None
+                }
+            },
+        };
+        let to = v.roles("to", &s.to);
+        if s.to.is_empty() {
+            v.problem("to", "names nobody".into());
+        }
+        let cc = v.roles("cc", &s.cc);
+        for (j, r) in s.records.iter().enumerate() {
+            if !RECORD_KINDS.contains(&r.as_str()) {
+                v.problem(
+                    &format!("records[{j}]"),
+                    format!(
+                        "{r:?} is not a record cpwatch keeps ({})",
+                        RECORD_KINDS.join(", ")
+                    ),
+                );
+            }
+        }
+        let same_person = v.roles("same_person", &s.same_person);
+        if !s.same_person.is_empty() {
+            if s.same_person.len() < 2 {
+                v.problem(
+                    "same_person",
+                    "names fewer than two roles to compare".into(),
+                );
+            }
+            if coalesce == Coalesce::Skip && (expected == 1 || expected == n_stages) {
+                v.problem(
+                    "same_person",
+                    "the first and last stages cannot be skipped".into(),
+                );
+            }
+        }
+        let outcome_confirmed_by = v.roles("outcome_confirmed_by", &s.outcome_confirmed_by);
+        if !s.outcome_confirmed_by.is_empty() && raw.outcome.confirm_within.is_none() {
+            v.problem(
+                "outcome_confirmed_by",
+                "set outcome.confirm_within to say when the confirmation is due".into(),
+            );
+        }
+        if let (Some(deadline), Some(from)) = (deadline, from) {
+            stages.push(Stage {
+                number: expected,
+                name: s.name.clone(),
+                action: s.action.clone(),
+                deadline,
+                deadline_is_default,
+                from,
+                to,
+                cc,
+                records: s.records.clone(),
+                same_person,
+                outcome_confirmed_by,
+            });
+        }
+    }
+    v.at = None;
+    let in_range = |n: u32| n >= 1 && n <= n_stages.max(1);
+    if !in_range(raw.immediate_risk.start_stage) {
+        v.problem(
+            "immediate_risk.start_stage",
+            format!("there is no stage {}", raw.immediate_risk.start_stage),
+        );
+    }
+    let tell = v.roles("immediate_risk.tell", &raw.immediate_risk.tell);
+    if raw.immediate_risk.tell.is_empty() {
+        v.problem("immediate_risk.tell", "names nobody".into());
+    }
+    if !in_range(raw.outcome.notify_from_stage) {
+        v.problem(
+            "outcome.notify_from_stage",
+            format!("there is no stage {}", raw.outcome.notify_from_stage),
+        );
+    }
+    let outcome_to = v.roles("outcome.to", &raw.outcome.to);
+    let confirm_within = raw
+        .outcome
+        .confirm_within
+        .as_deref()
+        .and_then(|c| v.timescale("outcome.confirm_within", c));
+    let every = v.timescale("after_last_stage.every", &raw.after_last_stage.every);
+    if let Some(e) = every {
+        if !matches!(e, Timescale::Weeks(n) | Timescale::Days(n) if n > 0) {
+            v.problem(
+                "after_last_stage.every",
+                format!("{e}: the interval of the repeated notice is a number of days or weeks"),
+            );
+        }
+    }
+    let after_to = v.roles("after_last_stage.to", &raw.after_last_stage.to);
+    if raw.after_last_stage.to.is_empty() {
+        v.problem("after_last_stage.to", "names nobody".into());
+    }
+    let family_notice = raw.family_notice.as_ref().map(|f| {
+        if !in_range(f.from_stage) {
+            v.problem(
+                "family_notice.from_stage",
+                format!("there is no stage {}", f.from_stage),
+            );
+        }
+        FamilyNotice {
+            from_stage: f.from_stage,
+            to: v.roles("family_notice.to", &f.to),
+            action: f.action.clone(),
+        }
+    });
+    if !v.problems.is_empty() {
+        return Err(PolicyError(v.problems));
+    }
+    Ok(LadderPolicy {
+        id: raw.id,
+        title: raw.title,
+        stages,
+        reminder,
+        coalesce,
+        escalate_to_last: raw.defaults.escalate_to_last,
+        raise_within,
+        immediate_risk: ImmediateRisk {
+            start_stage: raw.immediate_risk.start_stage,
+            tell,
+            deadlines: raw
+                .immediate_risk
+                .deadlines
+                .unwrap_or(RiskDeadlines::SameWorkingDay),
+        },
+        outcome: OutcomeRule {
+            notify_from_stage: raw.outcome.notify_from_stage,
+            to: outcome_to,
+            confirm_within,
+        },
+        after_last_stage: AfterLastStage {
+            every: every.unwrap_or(Timescale::Weeks(1)),
+            to: after_to,
+        },
+        family_notice,
+    })
+}
