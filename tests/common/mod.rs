@@ -144,13 +144,40 @@ impl Received {
     }
 }
 
+/// How the test SMTP server misbehaves, changed while it runs.
+#[derive(Default)]
+struct Behaviour {
+    /// Refuse service to every session (`421` to EHLO): the relay is there but down.
+    down: bool,
+    /// Reply to RCPT TO for these addresses with this code (`550` permanent, `451` temporary).
+    reject: std::collections::HashMap<String, u16>,
+    /// Wait this long before accepting each message's data (a slow relay).
+    delay_ms: u64,
+}
+
 #[derive(Clone)]
 struct Sink {
     store: Arc<Mutex<Vec<Received>>>,
     current: Option<Received>,
+    behaviour: Arc<Mutex<Behaviour>>,
 }
 
 impl mailin_embedded::Handler for Sink {
+    fn helo(&mut self, _ip: std::net::IpAddr, _domain: &str) -> mailin_embedded::Response {
+        if self.behaviour.lock().unwrap().down {
+            return mailin_embedded::response::NO_SERVICE;
+        }
+        mailin_embedded::response::OK
+    }
+    fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
+        let to = to.trim_matches(['<', '>']).to_ascii_lowercase();
+        match self.behaviour.lock().unwrap().reject.get(&to) {
+            Some(&code) => {
+                mailin_embedded::Response::custom(code, format!("{to}: refused by test"))
+            }
+            None => mailin_embedded::response::OK,
+        }
+    }
     fn data_start(
         &mut self,
         _domain: &str,
@@ -172,6 +199,10 @@ impl mailin_embedded::Handler for Sink {
         Ok(())
     }
     fn data_end(&mut self) -> mailin_embedded::Response {
+        let delay = self.behaviour.lock().unwrap().delay_ms;
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         if let Some(c) = self.current.take() {
             self.store.lock().unwrap().push(c);
         }
@@ -183,23 +214,78 @@ impl mailin_embedded::Handler for Sink {
 pub struct SmtpServer {
     pub port: u16,
     store: Arc<Mutex<Vec<Received>>>,
+    behaviour: Arc<Mutex<Behaviour>>,
+}
+
+/// A loopback port nothing listens on (yet): connections to it are refused.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl SmtpServer {
     pub fn start() -> SmtpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::serve(TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+    /// Start listening on a given port (e.g. one from `free_port`, after a period of refusals).
+    pub fn start_on(port: u16) -> SmtpServer {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => return Self::serve(l),
+                Err(e) if std::time::Instant::now() > until => panic!("bind {port}: {e}"),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+            }
+        }
+    }
+    fn serve(listener: TcpListener) -> SmtpServer {
         let port = listener.local_addr().unwrap().port();
         let store = Arc::new(Mutex::new(Vec::new()));
+        let behaviour = Arc::new(Mutex::new(Behaviour::default()));
         let sink = Sink {
             store: store.clone(),
             current: None,
+            behaviour: behaviour.clone(),
         };
         std::thread::spawn(move || {
             let mut server = mailin_embedded::Server::new(sink);
             server.with_name("test.smtp").with_tcp_listener(listener);
             let _ = server.serve();
         });
-        SmtpServer { port, store }
+        SmtpServer {
+            port,
+            store,
+            behaviour,
+        }
+    }
+    /// Refuse service (`421`) to every new session while `down`.
+    pub fn set_down(&self, down: bool) {
+        self.behaviour.lock().unwrap().down = down;
+    }
+    /// Reply `code` to RCPT TO for `address` (550: permanent, 451: temporary).
+    pub fn reject(&self, address: &str, code: u16) {
+        self.behaviour
+            .lock()
+            .unwrap()
+            .reject
+            .insert(address.to_ascii_lowercase(), code);
+    }
+    /// Accept each message's data only after `ms` milliseconds.
+    pub fn set_delay_ms(&self, ms: u64) {
+        self.behaviour.lock().unwrap().delay_ms = ms;
+    }
+    /// How many times each Message-ID arrived.
+    pub fn message_id_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for m in self.received() {
+            *counts
+                .entry(m.header("Message-ID").unwrap_or_default())
+                .or_insert(0) += 1;
+        }
+        counts
     }
     pub fn received(&self) -> Vec<Received> {
         self.store.lock().unwrap().clone()

@@ -1,0 +1,303 @@
+//! Helpers for the delivery fault tests: daemons configured for fast retries, thousands of queued
+//! rows, a private PostgreSQL server that can be restarted, and exactly-once bookkeeping.
+#![allow(dead_code)]
+
+use crate::common::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The daemon, tuned so a test sees retries and lease expiries in seconds.
+pub fn daemon(db_url: &str, smtp_port: u16) -> Cpwatch {
+    let mut cp = Cpwatch {
+        env: Vec::new(),
+    };
+    cp.env = vec![
+        ("CPWATCH_DATABASE__URL".into(), db_url.to_owned()),
+        ("CPWATCH_SMTP__HOST".into(), "127.0.0.1".into()),
+        ("CPWATCH_SMTP__PORT".into(), smtp_port.to_string()),
+        ("CPWATCH_SMTP__SECURITY".into(), "plain".into()),
+        ("CPWATCH_SMTP__FROM".into(), "cpwatch <cpwatch@lscp.example.org>".into()),
+        ("CPWATCH_SMTP__TIMEOUT_SECONDS".into(), "2".into()),
+        ("CPWATCH_MAIL__ADMIN_ADDRESS".into(), "admin@lscp.example.org".into()),
+        ("CPWATCH_DELIVERY__WORKING_HOURS_ONLY".into(), "false".into()),
+        ("CPWATCH_DELIVERY__INTERVAL_SECONDS".into(), "1".into()),
+        ("CPWATCH_DELIVERY__LEASE_SECONDS".into(), "5".into()),
+        ("CPWATCH_DELIVERY__BATCH_SIZE".into(), "20".into()),
+        ("CPWATCH_DELIVERY__RETRY_BASE_SECONDS".into(), "1".into()),
+        ("CPWATCH_DELIVERY__RETRY_MAX_SECONDS".into(), "2".into()),
+        (
+            "CPWATCH_CALENDAR__HOLIDAY_FEED_URL".into(),
+            "http://127.0.0.1:9/bank-holidays.json".into(),
+        ),
+        ("RUST_LOG".into(), "warn".into()),
+    ];
+    cp
+}
+
+/// A case whose ICPC is long overdue at the real clock (strategy discussion on 2 March 2026).
+pub fn overdue_case_file() -> String {
+    case_file(json!([
+        {"kind": "strategy_discussion_held", "at": "2026-03-02T10:00:00Z", "s47_initiated": true}
+    ]))
+}
+
+/// Queue `n` distinct messages (keys `load/<tag>/<i>`, one recipient each) by copying the payload
+/// of a row the evaluator wrote, straight into the outbox with SQL. Every other row is cancelled
+/// so only these are delivered. Returns their Message-IDs.
+pub fn queue_load(cp: &Cpwatch, db_url: &str, tag: &str, n: usize) -> Vec<String> {
+    cp.ok(&["migrate"]);
+    let out = cp.import_text(&overdue_case_file());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    cp.ok(&["evaluate", "--at", "2026-04-01T12:00:00Z"]);
+    let mut conn = connect(db_url);
+    let template = format!(
+        "(SELECT payload FROM outbox WHERE dedupe_key NOT LIKE 'load/%' AND kind = 'overdue' ORDER BY id LIMIT 1)"
+    );
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO outbox (dedupe_key, partnership_id, kind, rule, case_ref, recipient, recipient_role, \
+                                 due_at, send_after, payload, message_id) \
+             SELECT 'load/{tag}/' || i, 'knowsley', 'overdue', 'icpc-within-15wd', 'KN-0001', \
+                    'r' || i || '@load.example.org', 'to', '2026-03-23T17:00:00Z', now() - interval '1 minute', \
+                    {template}, '<load-{tag}-' || i || '@cpwatch.test>' \
+             FROM generate_series(1, {n}) AS i"
+        ),
+    );
+    exec(
+        &mut conn,
+        "UPDATE outbox SET status = 'cancelled' WHERE dedupe_key NOT LIKE 'load/%'",
+    );
+    // Nothing for the daemon's own passes to decide: only the queued load is delivered.
+    exec(&mut conn, "UPDATE cases SET next_check_at = NULL");
+    (1..=n).map(|i| format!("<load-{tag}-{i}@cpwatch.test>")).collect()
+}
+
+pub fn connect(url: &str) -> diesel::PgConnection {
+    use diesel::Connection;
+    diesel::PgConnection::establish(url).expect("connect")
+}
+
+pub fn exec(conn: &mut diesel::PgConnection, sql: &str) -> usize {
+    use diesel::RunQueryDsl;
+    diesel::sql_query(sql).execute(conn).expect(sql)
+}
+
+pub fn count(url: &str, sql: &str) -> i64 {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::Int8)]
+        n: i64,
+    }
+    let r: N = diesel::sql_query(sql)
+        .get_result(&mut connect(url))
+        .expect(sql);
+    r.n
+}
+
+/// What the SMTP sink received against what was queued.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub queued: usize,
+    pub received: usize,
+    pub distinct: usize,
+    /// Extra copies beyond the first, over all messages.
+    pub duplicates: usize,
+    /// Queued messages that never arrived.
+    pub lost: usize,
+    /// Messages that arrived but were never queued.
+    pub unexpected: usize,
+}
+
+pub fn tally(expected: &[String], got: &BTreeMap<String, usize>) -> Tally {
+    let expected_set: std::collections::BTreeSet<&String> = expected.iter().collect();
+    Tally {
+        queued: expected.len(),
+        received: got.values().sum(),
+        distinct: got.keys().filter(|k| expected_set.contains(k)).count(),
+        duplicates: got.values().map(|n| n.saturating_sub(1)).sum(),
+        lost: expected.iter().filter(|m| !got.contains_key(*m)).count(),
+        unexpected: got.keys().filter(|k| !expected_set.contains(k)).count(),
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "messages queued {}, received {} ({} distinct), duplicates {}, losses {}, unexpected {}",
+            self.queued, self.received, self.distinct, self.duplicates, self.lost, self.unexpected
+        )
+    }
+}
+
+/// Wait up to `secs` for `cond`; returns whether it came true.
+pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn signal(child: &Child, sig: i32) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// SIGTERM and wait for the exit status (at most `secs`).
+pub fn stop(child: &mut Child, secs: u64) -> std::process::ExitStatus {
+    signal(child, 15);
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("cpwatch did not stop within {secs}s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills a daemon that a failing test left running.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A PostgreSQL server of this test's own (initdb + pg_ctl in a temporary directory), so that
+/// restarting it disturbs no other test. As root it runs as `postgres` through `sudo`.
+pub struct PrivatePg {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+impl PrivatePg {
+    pub fn start() -> PrivatePg {
+        let bin = postgres_bin();
+        let dir = tempfile::tempdir().unwrap();
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let pg = PrivatePg {
+            port: free_port(),
+            bin,
+            dir,
+        };
+        let out = pg
+            .as_postgres(&pg.bin.join("initdb"))
+            .args(["-D", pg.data().to_str().unwrap(), "-U", "postgres", "-A", "trust", "-N"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        pg.pg_ctl_start();
+        pg
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn as_postgres(&self, program: &std::path::Path) -> Command {
+        if is_root() {
+            let mut c = Command::new("sudo");
+            c.args(["-u", "postgres"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn pg_ctl_start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let out = self
+            .as_postgres(&self.bin.join("pg_ctl"))
+            .args(["-D", self.data().to_str().unwrap(), "-w", "-t", "30", "-o", &options])
+            .args(["-l", self.dir.path().join("log").to_str().unwrap(), "start"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Stop the server (`fast`: connections are cut, as in a restart by an administrator).
+    pub fn stop(&self, mode: &str) {
+        let out = self
+            .as_postgres(&self.bin.join("pg_ctl"))
+            .args(["-D", self.data().to_str().unwrap(), "-w", "-m", mode, "stop"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn start_again(&self) {
+        self.pg_ctl_start();
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = self
+            .as_postgres(&self.bin.join("pg_ctl"))
+            .args(["-D", self.data().to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn postgres_bin() -> PathBuf {
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if p.join("initdb").exists() {
+            return p;
+        }
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop().expect("initdb under /usr/lib/postgresql/*/bin")
+}
