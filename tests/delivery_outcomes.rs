@@ -10,7 +10,10 @@ use common::*;
 use fault_support::*;
 
 fn settled(url: &str) -> bool {
-    count(url, "SELECT count(*) AS n FROM outbox WHERE status = 'pending'") == 0
+    count(
+        url,
+        "SELECT count(*) AS n FROM outbox WHERE status = 'pending'",
+    ) == 0
 }
 
 #[test]
@@ -24,17 +27,25 @@ fn permanent_rejection_fails_the_row_and_tells_the_team_manager_temporary_ones_d
     assert!(cp.import_text(&overdue_case_file()).status.success());
     let mut d = Running(cp.command(&["run"]).spawn().unwrap());
     assert!(
-        wait_until(60, || count(&db.url, "SELECT count(*) AS n FROM outbox") > 0 && settled(&db.url)),
+        wait_until(60, || count(&db.url, "SELECT count(*) AS n FROM outbox")
+            > 0
+            && settled(&db.url)),
         "every row reached a final state"
     );
     assert!(stop(&mut d.0, 20).success());
 
-    let failed = count(&db.url, "SELECT count(*) AS n FROM outbox WHERE status = 'failed'");
+    let failed = count(
+        &db.url,
+        "SELECT count(*) AS n FROM outbox WHERE status = 'failed'",
+    );
     let failed_sm1 = count(
         &db.url,
         "SELECT count(*) AS n FROM outbox WHERE status = 'failed' AND recipient = 'sm1@ksc.example.org'",
     );
-    assert!(failed_sm1 >= 1 && failed == failed_sm1, "only the refused address fails");
+    assert!(
+        failed_sm1 >= 1 && failed == failed_sm1,
+        "only the refused address fails"
+    );
     // One data-quality notice per refused address and case, to the team manager, delivered.
     let dq = count(
         &db.url,
@@ -50,12 +61,18 @@ fn permanent_rejection_fails_the_row_and_tells_the_team_manager_temporary_ones_d
         .expect("the data-quality notice arrived");
     assert_eq!(notice.to, ["tm1@ksc.example.org"]);
 
-    let dead = count(&db.url, "SELECT count(*) AS n FROM outbox WHERE status = 'dead'");
+    let dead = count(
+        &db.url,
+        "SELECT count(*) AS n FROM outbox WHERE status = 'dead'",
+    );
     let dead_chair = count(
         &db.url,
         "SELECT count(*) AS n FROM outbox WHERE status = 'dead' AND recipient = 'chair1@ksc.example.org' AND attempts = 3",
     );
-    assert!(dead >= 1 && dead == dead_chair, "dead after exactly 3 attempts");
+    assert!(
+        dead >= 1 && dead == dead_chair,
+        "dead after exactly 3 attempts"
+    );
     let total = count(&db.url, "SELECT count(*) AS n FROM outbox");
     println!(
         "FIGURES rejections: {total} rows, {failed} failed (550) with {dq} data-quality notice, {dead} dead after 3 attempts (451), {} received",
@@ -70,7 +87,12 @@ fn permanent_rejection_fails_the_row_and_tells_the_team_manager_temporary_ones_d
     assert!(text.contains("FAIL dead-letter"), "{text}");
     assert!(text.contains("ok   evaluation"), "{text}");
     let ok = cp.run(&["health", "--max-dead", "100"]);
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
 }
 
 #[test]
@@ -111,7 +133,9 @@ fn down_for_months_catches_up_once_without_stale_reminders() {
     // Months later, the daemon starts at the real clock.
     let mut d = Running(cp.command(&["run"]).spawn().unwrap());
     assert!(wait_until(60, || settled(&db.url)
-        && db.count("SELECT count(*) AS n FROM audit_log WHERE action = 'evaluation_pass'") >= 2));
+        && db.count(
+            "SELECT count(*) AS n FROM audit_log WHERE action = 'evaluation_pass'"
+        ) >= 2));
     std::thread::sleep(std::time::Duration::from_secs(1));
     assert!(stop(&mut d.0, 20).success());
     let first = smtp.received().len();
@@ -127,8 +151,14 @@ fn down_for_months_catches_up_once_without_stale_reminders() {
         started.to_rfc3339()
     ));
     assert_eq!(stale_sent, 0, "no reminder for a passed deadline went out");
-    assert_eq!(cancelled, queued_reminders, "the queued stale ones were cancelled");
-    assert_eq!(new_stale, 0, "the catch-up pass decided no reminder for a passed deadline");
+    assert_eq!(
+        cancelled, queued_reminders,
+        "the queued stale ones were cancelled"
+    );
+    assert_eq!(
+        new_stale, 0,
+        "the catch-up pass decided no reminder for a passed deadline"
+    );
     assert!(first >= 1, "the overdue notices went out");
     assert!(smtp
         .received()
@@ -180,7 +210,14 @@ fn health_reports_each_check_and_exits_1_when_unhealthy() {
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}");
     assert_eq!(out.status.code(), Some(0), "{text}");
-    for check in ["database", "schema", "evaluation", "outbox", "delivery", "dead-letter"] {
+    for check in [
+        "database",
+        "schema",
+        "evaluation",
+        "outbox",
+        "delivery",
+        "dead-letter",
+    ] {
         assert!(text.contains(&format!("ok   {check}")), "{check}: {text}");
     }
     // Mail due long ago and still queued: delivery is stuck.

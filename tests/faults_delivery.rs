@@ -55,7 +55,10 @@ fn relay_refusing_connections_then_421_then_up_loses_nothing() {
     println!("FIGURES relay down then up: {t}");
     assert_eq!((t.lost, t.duplicates, t.unexpected), (0, 0, 0), "{t}");
     assert_eq!(
-        count(&db.url, "SELECT count(*) AS n FROM outbox WHERE status IN ('dead', 'failed')"),
+        count(
+            &db.url,
+            "SELECT count(*) AS n FROM outbox WHERE status IN ('dead', 'failed')"
+        ),
         0
     );
 }
@@ -133,7 +136,11 @@ fn crash_between_send_and_mark_sends_that_one_message_again_and_loses_none() {
     println!("FIGURES crash between send and mark: {t}");
     assert_eq!((t.lost, t.unexpected), (0, 0), "{t}");
     assert_eq!(t.duplicates, 1, "exactly the message in flight: {t}");
-    assert_eq!(counts.get(&ids[4]), Some(&2), "the 5th, with the same Message-ID");
+    assert_eq!(
+        counts.get(&ids[4]),
+        Some(&2),
+        "the 5th, with the same Message-ID"
+    );
 }
 
 #[test]
@@ -147,10 +154,12 @@ fn sigterm_during_a_send_finishes_it_and_releases_the_rest() {
     let mut d = Running(cp.command(&["run"]).spawn().unwrap());
 
     // Wait until a message is in the middle of its exchange, then SIGTERM.
-    assert!(wait_until(30, || count(
+    assert!(wait_until(30, || {
+        count(
         &db.url,
         "SELECT count(*) AS n FROM outbox WHERE dedupe_key LIKE 'load/%' AND locked_until IS NOT NULL"
-    ) > 0));
+    ) > 0
+    }));
     std::thread::sleep(std::time::Duration::from_millis(700));
     let status = stop(&mut d.0, 20);
     assert!(status.success(), "{status:?}");
@@ -194,7 +203,10 @@ fn postgresql_restarted_mid_run_daemon_reconnects_and_catches_up() {
     pg.stop("fast");
     let at_stop = smtp.received().len();
     std::thread::sleep(std::time::Duration::from_secs(3));
-    assert!(d.0.try_wait().unwrap().is_none(), "the daemon survives the database going away");
+    assert!(
+        d.0.try_wait().unwrap().is_none(),
+        "the daemon survives the database going away"
+    );
     pg.start_again();
     let restarted = chrono::Utc::now();
 
@@ -204,13 +216,15 @@ fn postgresql_restarted_mid_run_daemon_reconnects_and_catches_up() {
         load_sent(&pg.url())
     );
     assert!(
-        wait_until(30, || count(
+        wait_until(30, || {
+            count(
             &pg.url(),
             &format!(
                 "SELECT count(*) AS n FROM audit_log WHERE action = 'evaluation_pass' AND at > '{}'",
                 restarted.to_rfc3339()
             )
-        ) >= 1),
+        ) >= 1
+        }),
         "evaluation passes resume after the restart"
     );
     let health = cp.run(&["health"]);

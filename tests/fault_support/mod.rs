@@ -11,18 +11,25 @@ use std::time::{Duration, Instant};
 
 /// The daemon, tuned so a test sees retries and lease expiries in seconds.
 pub fn daemon(db_url: &str, smtp_port: u16) -> Cpwatch {
-    let mut cp = Cpwatch {
-        env: Vec::new(),
-    };
+    let mut cp = Cpwatch { env: Vec::new() };
     cp.env = vec![
         ("CPWATCH_DATABASE__URL".into(), db_url.to_owned()),
         ("CPWATCH_SMTP__HOST".into(), "127.0.0.1".into()),
         ("CPWATCH_SMTP__PORT".into(), smtp_port.to_string()),
         ("CPWATCH_SMTP__SECURITY".into(), "plain".into()),
-        ("CPWATCH_SMTP__FROM".into(), "cpwatch <cpwatch@lscp.example.org>".into()),
+        (
+            "CPWATCH_SMTP__FROM".into(),
+            "cpwatch <cpwatch@lscp.example.org>".into(),
+        ),
         ("CPWATCH_SMTP__TIMEOUT_SECONDS".into(), "2".into()),
-        ("CPWATCH_MAIL__ADMIN_ADDRESS".into(), "admin@lscp.example.org".into()),
-        ("CPWATCH_DELIVERY__WORKING_HOURS_ONLY".into(), "false".into()),
+        (
+            "CPWATCH_MAIL__ADMIN_ADDRESS".into(),
+            "admin@lscp.example.org".into(),
+        ),
+        (
+            "CPWATCH_DELIVERY__WORKING_HOURS_ONLY".into(),
+            "false".into(),
+        ),
         ("CPWATCH_DELIVERY__INTERVAL_SECONDS".into(), "1".into()),
         ("CPWATCH_DELIVERY__LEASE_SECONDS".into(), "5".into()),
         ("CPWATCH_DELIVERY__BATCH_SIZE".into(), "20".into()),
@@ -50,12 +57,15 @@ pub fn overdue_case_file() -> String {
 pub fn queue_load(cp: &Cpwatch, db_url: &str, tag: &str, n: usize) -> Vec<String> {
     cp.ok(&["migrate"]);
     let out = cp.import_text(&overdue_case_file());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     cp.ok(&["evaluate", "--at", "2026-04-01T12:00:00Z"]);
     let mut conn = connect(db_url);
-    let template = format!(
-        "(SELECT payload FROM outbox WHERE dedupe_key NOT LIKE 'load/%' AND kind = 'overdue' ORDER BY id LIMIT 1)"
-    );
+    let template = "(SELECT payload FROM outbox WHERE dedupe_key NOT LIKE 'load/%' \
+                    AND kind = 'overdue' ORDER BY id LIMIT 1)";
     exec(
         &mut conn,
         &format!(
@@ -73,7 +83,9 @@ pub fn queue_load(cp: &Cpwatch, db_url: &str, tag: &str, n: usize) -> Vec<String
     );
     // Nothing for the daemon's own passes to decide: only the queued load is delivered.
     exec(&mut conn, "UPDATE cases SET next_check_at = NULL");
-    (1..=n).map(|i| format!("<load-{tag}-{i}@cpwatch.test>")).collect()
+    (1..=n)
+        .map(|i| format!("<load-{tag}-{i}@cpwatch.test>"))
+        .collect()
 }
 
 pub fn connect(url: &str) -> diesel::PgConnection {
@@ -213,10 +225,22 @@ impl PrivatePg {
         };
         let out = pg
             .as_postgres(&pg.bin.join("initdb"))
-            .args(["-D", pg.data().to_str().unwrap(), "-U", "postgres", "-A", "trust", "-N"])
+            .args([
+                "-D",
+                pg.data().to_str().unwrap(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-N",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         pg.pg_ctl_start();
         pg
     }
@@ -247,21 +271,44 @@ impl PrivatePg {
         );
         let out = self
             .as_postgres(&self.bin.join("pg_ctl"))
-            .args(["-D", self.data().to_str().unwrap(), "-w", "-t", "30", "-o", &options])
+            .args([
+                "-D",
+                self.data().to_str().unwrap(),
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                &options,
+            ])
             .args(["-l", self.dir.path().join("log").to_str().unwrap(), "start"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Stop the server (`fast`: connections are cut, as in a restart by an administrator).
     pub fn stop(&self, mode: &str) {
         let out = self
             .as_postgres(&self.bin.join("pg_ctl"))
-            .args(["-D", self.data().to_str().unwrap(), "-w", "-m", mode, "stop"])
+            .args([
+                "-D",
+                self.data().to_str().unwrap(),
+                "-w",
+                "-m",
+                mode,
+                "stop",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn start_again(&self) {
@@ -273,7 +320,13 @@ impl Drop for PrivatePg {
     fn drop(&mut self) {
         let _ = self
             .as_postgres(&self.bin.join("pg_ctl"))
-            .args(["-D", self.data().to_str().unwrap(), "-m", "immediate", "stop"])
+            .args([
+                "-D",
+                self.data().to_str().unwrap(),
+                "-m",
+                "immediate",
+                "stop",
+            ])
             .output();
     }
 }
