@@ -90,6 +90,13 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 0)]
         max_dead: i64,
     },
+    /// Escalation figures per policy (disputes reaching each stage, how long each stage took)
+    /// and the records the policies demand (summary logs, report forms, step-4 record).
+    Report {
+        /// text (for people) or csv (one table per section, a `section` column first).
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+    },
     /// A private database, the sample partnership, a simulated month; mail written to ./outbox/.
     Demo {
         /// Where the .eml files go.
@@ -105,6 +112,12 @@ pub enum Command {
 pub enum Format {
     Text,
     Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Text,
+    Csv,
 }
 
 fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
@@ -169,6 +182,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .standards
                 .values()
                 .map(|p| format!("{} ({} rules)", p.id, p.rules.len()))
+                .chain(
+                    catalogue
+                        .escalation
+                        .values()
+                        .map(|p| format!("{} ({} stages)", p.id, p.stages.len())),
+                )
                 .collect();
             ids.sort();
             println!("policies: {}", ids.join(", "));
@@ -203,7 +222,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut conn = connect(&settings)?;
             store::ensure_schema(&mut conn, false)?;
             let names: Vec<String> = settings.partnerships.keys().cloned().collect();
-            let s = import::import(&mut conn, &file.display().to_string(), &text, &names)?;
+            let ladders = Catalogue::load(settings.policy_dir().as_deref())?.escalation;
+            let s = import::import_with(
+                &mut conn,
+                &file.display().to_string(),
+                &text,
+                &names,
+                &ladders,
+            )?;
             println!(
                 "imported into {}: {} agencies, {} people, {} cases ({} new events), {} disputes ({} new events)",
                 s.partnership, s.agencies, s.people, s.cases, s.new_events, s.disputes, s.new_dispute_events
@@ -227,31 +253,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 full,
                 batch_size: settings.database.batch_size,
             };
-            let report = pass.run(&mut conn, &mut |n| match format {
-                Format::Json => println!("{}", n.to_json()),
+            let mut print_change = |c: &crate::evaluate::dispute::StageChange| match format {
+                Format::Json => println!("{}", c.to_json()),
                 Format::Text => println!(
-                    "{:<18} {:<32} case {:<12} due {}  to {}{}",
-                    n.kind.as_str(),
-                    n.rule,
-                    n.case.as_ref().map_or("-", |c| c.as_str()),
-                    crate::evaluate::rfc3339(n.due),
-                    n.to.iter()
-                        .map(|r| r.email.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    if n.cc.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            "  cc {}",
-                            n.cc.iter()
-                                .map(|r| r.email.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    }
+                    "{:<18} {:<32} dispute {:<9} stage {} -> {} at {} ({})",
+                    "stage_change",
+                    c.policy,
+                    c.dispute.as_str(),
+                    c.from,
+                    c.to,
+                    crate::evaluate::rfc3339(c.at),
+                    c.why.as_str()
                 ),
-            })?;
+            };
+            let report = pass.run_with(
+                &mut conn,
+                &mut |n| match format {
+                    Format::Json => println!("{}", n.to_json()),
+                    Format::Text => println!(
+                        "{:<18} {:<32} case {:<12} due {}  to {}{}",
+                        n.kind.as_str(),
+                        n.rule,
+                        n.case.as_ref().map_or("-", |c| c.as_str()),
+                        crate::evaluate::rfc3339(n.due),
+                        n.to.iter()
+                            .map(|r| r.email.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        if n.cc.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                "  cc {}",
+                                n.cc.iter()
+                                    .map(|r| r.email.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        }
+                    ),
+                },
+                &mut print_change,
+            )?;
+            if format == Format::Text && report.disputes > 0 {
+                println!(
+                    "{} dispute(s) evaluated, {} stage change(s)",
+                    report.disputes, report.stage_changes
+                );
+            }
             if format == Format::Text {
                 println!(
                     "{} case(s) evaluated at {}, {} notification(s), {} new message(s) queued{}",
@@ -334,6 +383,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Err(crate::health::Unhealthy(failed).into())
             }
+        }
+        Command::Report { format } => {
+            let mut conn = connect(&settings)?;
+            store::ensure_schema(&mut conn, false)?;
+            let runtime = runtime(&settings, &mut conn)?;
+            let disputes = store::disputes::report_disputes(&mut conn)?;
+            let report = crate::report::build(&disputes, &runtime.catalogue, &|p| {
+                runtime.partnerships.get(p).map(|r| &r.calendar)
+            });
+            print!(
+                "{}",
+                match format {
+                    ReportFormat::Text => crate::report::render_text(&report),
+                    ReportFormat::Csv => crate::report::render_csv(&report),
+                }
+            );
+            Ok(())
         }
         Command::Demo { .. } => unreachable!("handled above"),
     }

@@ -14,15 +14,10 @@ use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use serde_json::{Map, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-/// Escalation policies a dispute may name.
-pub const ESCALATION_POLICIES: &[&str] = &[
-    "knowsley-escalation-2019",
-    "liverpool-school-escalation",
-    "richmond-kingston-6-step",
-    "pan-cheshire-escalation",
-];
+/// The escalation ladders a dispute may name, by id (the loaded catalogue's).
+pub type Ladders = HashMap<String, crate::policy::LadderPolicy>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -103,6 +98,7 @@ struct Checker<'a> {
     known_agencies: HashSet<String>,
     known_cases: HashSet<String>,
     partnerships: &'a [String],
+    ladders: &'a Ladders,
 }
 
 impl Checker<'_> {
@@ -408,6 +404,7 @@ pub fn parse(
     file: &str,
     text: &str,
     partnerships_configured: &[String],
+    ladders: &Ladders,
     conn: &mut PgConnection,
 ) -> Result<CaseFile, ImportError> {
     let root: Value = serde_json::from_str(text).map_err(|e| ImportError::Syntax {
@@ -424,6 +421,7 @@ pub fn parse(
         known_agencies: HashSet::new(),
         known_cases: HashSet::new(),
         partnerships: partnerships_configured,
+        ladders,
     };
     let Some(top) = c.obj(&root, "the file") else {
         return Err(invalid(c.problems));
@@ -679,15 +677,17 @@ pub fn parse(
             }
         });
         let policy = c.string(o, "policy", &at, true).unwrap_or_default();
-        if !policy.is_empty() && !ESCALATION_POLICIES.contains(&policy.as_str()) {
-            c.err(
-                &format!("{at}, field policy"),
-                format!(
-                    "unknown escalation policy {policy:?} (known: {})",
-                    ESCALATION_POLICIES.join(", ")
-                ),
+        let ladder = c.ladders.get(&policy);
+        if !policy.is_empty() && ladder.is_none() {
+            let mut known: Vec<&str> = c.ladders.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            let msg = format!(
+                "unknown escalation policy {policy:?} (known: {})",
+                known.join(", ")
             );
+            c.err(&format!("{at}, field policy"), msg);
         }
+        let stages = ladder.map_or(10, |l| l.last_stage());
         let raised_by = c.person(o, "raised_by", &at, true);
         let respondent_person = c.person(o, "respondent", &at, false);
         let respondent_agency = c
@@ -732,11 +732,11 @@ pub fn parse(
             let stage = match eo.get("stage") {
                 None | Some(Value::Null) => None,
                 Some(v) => match v.as_u64() {
-                    Some(n) if (1..=10).contains(&n) => Some(n as i32),
+                    Some(n) if (1..=u64::from(stages)).contains(&n) => Some(n as i32),
                     _ => {
                         c.err(
                             &format!("{eat}, field stage"),
-                            "must be a stage number from 1",
+                            format!("must be a stage number from 1 to {stages}"),
                         );
                         None
                     }
@@ -809,15 +809,29 @@ pub fn parse(
     })
 }
 
-/// Validate and write a case file in one transaction.
+/// Validate and write a case file in one transaction, against the built-in escalation ladders.
 pub fn import(
     conn: &mut PgConnection,
     file: &str,
     text: &str,
     partnerships_configured: &[String],
 ) -> Result<ImportSummary, ImportError> {
+    let ladders = crate::policy::Catalogue::load(None)
+        .map(|c| c.escalation)
+        .unwrap_or_default();
+    import_with(conn, file, text, partnerships_configured, &ladders)
+}
+
+/// Validate and write a case file in one transaction; disputes may name any of `ladders`.
+pub fn import_with(
+    conn: &mut PgConnection,
+    file: &str,
+    text: &str,
+    partnerships_configured: &[String],
+    ladders: &Ladders,
+) -> Result<ImportSummary, ImportError> {
     conn.transaction(|conn| {
-        let parsed = parse(file, text, partnerships_configured, conn)?;
+        let parsed = parse(file, text, partnerships_configured, ladders, conn)?;
         write(conn, &parsed).map_err(ImportError::from)
     })
 }

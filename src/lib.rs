@@ -15,5 +15,6 @@ pub mod import;
 pub mod jobs;
 pub mod mail;
 pub mod policy;
+pub mod report;
 pub mod settings;
 pub mod store;

@@ -274,6 +274,16 @@ impl Settings {
                         known.join(", ")
                     ));
                 }
+                if let Some(ladder) = &part.escalation_policy {
+                    if !cat.escalation.contains_key(ladder) {
+                        let mut known: Vec<_> = cat.escalation.keys().cloned().collect();
+                        known.sort();
+                        p.push(format!(
+                            "partnerships.{name}.escalation_policy: no escalation policy {ladder:?} (known: {})",
+                            known.join(", ")
+                        ));
+                    }
+                }
             }
             if !DIVISIONS.contains(&part.division.as_str()) {
                 p.push(format!(

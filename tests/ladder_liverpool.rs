@@ -16,7 +16,8 @@ fn opened() -> cpwatch::domain::Dispute {
 fn resolved_on_the_day_sends_nothing() {
     let p = policy(P);
     let mut d = opened();
-    d.events.push(event(Resolved, "2026-03-02T15:00:00Z", Some(1)));
+    d.events
+        .push(event(Resolved, "2026-03-02T15:00:00Z", Some(1)));
     let o = eval(&p, &d, "2026-03-20T12:00:00Z");
     assert!(o.notifications.is_empty(), "{:?}", steps(&o));
     assert!(o.stage_changes.is_empty() && o.records.is_empty());
@@ -48,8 +49,11 @@ fn four_stages_with_logs_and_report_forms() {
     assert!(s3.action.contains("LSCB report form"), "{}", s3.action);
     let s4 = find(&o, &format!("{P}:4"), "entered").unwrap();
     assert_eq!(emails(&s4.to), ["p-bm@example.org", "p-chair@example.org"]);
-    let mut records: Vec<(String, u32)> =
-        o.records.iter().map(|r| (r.kind.clone(), r.stage)).collect();
+    let mut records: Vec<(String, u32)> = o
+        .records
+        .iter()
+        .map(|r| (r.kind.clone(), r.stage))
+        .collect();
     records.sort();
     assert_eq!(
         records,
@@ -68,7 +72,8 @@ fn the_deputy_dsl_stands_in_when_there_is_no_dsl() {
     let p = policy(P);
     let mut dir = directory();
     let health = cpwatch::domain::AgencyId::parse("health").unwrap();
-    dir.agency_roles.remove(&(health.clone(), "safeguarding_lead".into()));
+    dir.agency_roles
+        .remove(&(health.clone(), "safeguarding_lead".into()));
     dir.agency_roles.insert(
         (health, "deputy_safeguarding_lead".into()),
         cpwatch::domain::PersonId::parse("p-hlm").unwrap(),
@@ -90,7 +95,12 @@ fn immediate_risk_tells_the_dsl_and_strategic_leads_and_stages_two_and_three_run
     assert_eq!(n.send_after, t("2026-03-02T10:00:00Z"));
     assert_eq!(
         emails(&n.to),
-        ["p-sw1@example.org", "p-hv1@example.org", "p-hsl@example.org", "p-lead@example.org"]
+        [
+            "p-sw1@example.org",
+            "p-hv1@example.org",
+            "p-hsl@example.org",
+            "p-lead@example.org"
+        ]
     );
     let o = eval(&p, &d, "2026-03-04T18:00:00Z");
     assert_eq!(

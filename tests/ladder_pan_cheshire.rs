@@ -18,7 +18,8 @@ fn opened() -> cpwatch::domain::Dispute {
 fn resolved_at_step_one_needs_no_mail() {
     let p = policy(P);
     let mut d = opened();
-    d.events.push(event(Resolved, "2026-03-02T16:00:00Z", Some(1)));
+    d.events
+        .push(event(Resolved, "2026-03-02T16:00:00Z", Some(1)));
     let o = eval(&p, &d, "2026-03-09T12:00:00Z");
     assert!(o.notifications.is_empty(), "{:?}", steps(&o));
 }
@@ -40,7 +41,10 @@ fn four_steps_with_configured_defaults_and_the_step_four_record() {
     let s4 = find(&o, &format!("{P}:4"), "entered").unwrap();
     assert_eq!(emails(&s4.to), ["p-bm@example.org", "p-chair@example.org"]);
     assert_eq!(emails(&s4.cc), ["p-hsm@example.org", "p-sm1@example.org"]);
-    assert!(o.records.iter().any(|r| r.kind == "step4_record" && r.stage == 4));
+    assert!(o
+        .records
+        .iter()
+        .any(|r| r.kind == "step4_record" && r.stage == 4));
     assert!(find(&o, &format!("{P}:4"), "weekly-0").is_some());
     // The social worker is reminded to tell the family (cpwatch never mails families).
     let f = find(&o, &format!("{P}:2"), "tell-family").unwrap();
@@ -69,15 +73,26 @@ fn the_practitioner_who_is_also_the_designated_lead_is_mailed_once_and_the_step_
     let mut d = opened();
     d.raised_by = me;
     let o = eval_with(&p, &d, &dir, "2026-03-03T17:00:00Z");
-    assert_eq!(changes(&o), vec![(1, 2, "2026-03-03T17:00:00Z".into(), "timescale lapsed")]);
+    assert_eq!(
+        changes(&o),
+        vec![(1, 2, "2026-03-03T17:00:00Z".into(), "timescale lapsed")]
+    );
     let n = find(&o, &format!("{P}:2"), "entered").unwrap();
     assert_eq!(emails(&n.to), ["p-vol@example.org", "p-sl1@example.org"]);
-    assert!(n.cc.is_empty(), "not copied on their own message: {:?}", n.cc);
+    assert!(
+        n.cc.is_empty(),
+        "not copied on their own message: {:?}",
+        n.cc
+    );
     assert_eq!(
         n.to[0].role,
         "raiser.agency.safeguarding_lead|raiser.line_manager+raiser"
     );
-    assert_eq!(o.state.stage_deadline, t("2026-03-10T17:00:00Z"), "timescales still apply");
+    assert_eq!(
+        o.state.stage_deadline,
+        t("2026-03-10T17:00:00Z"),
+        "timescales still apply"
+    );
 }
 
 #[test]
@@ -90,7 +105,12 @@ fn immediate_risk_tells_the_contact_and_referral_team_too() {
     assert!(n.urgent);
     assert_eq!(
         emails(&n.to),
-        ["p-sw1@example.org", "p-hsl@example.org", "p-sl1@example.org", "p-crt@example.org"]
+        [
+            "p-sw1@example.org",
+            "p-hsl@example.org",
+            "p-sl1@example.org",
+            "p-crt@example.org"
+        ]
     );
     assert_eq!(o.state.stage_deadline, t("2026-03-02T17:00:00Z"));
 }
@@ -99,7 +119,11 @@ fn immediate_risk_tells_the_contact_and_referral_team_too() {
 fn a_manual_escalation_cannot_jump_past_the_next_step() {
     let p = policy(P);
     let mut d = opened();
-    d.events.push(event(Escalated, "2026-03-02T12:00:00Z", Some(4)));
+    d.events
+        .push(event(Escalated, "2026-03-02T12:00:00Z", Some(4)));
     let o = eval(&p, &d, "2026-03-02T12:00:00Z");
-    assert_eq!(changes(&o), vec![(1, 2, "2026-03-02T12:00:00Z".into(), "escalated by hand")]);
+    assert_eq!(
+        changes(&o),
+        vec![(1, 2, "2026-03-02T12:00:00Z".into(), "escalated by hand")]
+    );
 }

@@ -2,8 +2,10 @@
 //! the notifications and next checks of each batch in one transaction.
 
 use super::Runtime;
+use crate::evaluate::dispute::{evaluate_dispute, StageChange};
 use crate::evaluate::{evaluate_case, Context, Notification};
 use crate::store::cases::{self, Selection};
+use crate::store::disputes;
 use crate::store::{self, outbox};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -35,6 +37,9 @@ pub struct PassReport {
     pub notifications: usize,
     pub queued: usize,
     pub bad_rows: usize,
+    /// Disputes evaluated, and the stage changes decided for them.
+    pub disputes: usize,
+    pub stage_changes: usize,
     /// Another replica held the pass lock; nothing was done.
     pub skipped: bool,
 }
@@ -52,6 +57,16 @@ impl EvaluationPass<'_> {
         conn: &mut PgConnection,
         each: &mut dyn FnMut(&Notification),
     ) -> anyhow::Result<PassReport> {
+        self.run_with(conn, each, &mut |_| {})
+    }
+
+    /// Run the pass; `each` sees every notification and `each_change` every dispute stage change.
+    pub fn run_with(
+        &self,
+        conn: &mut PgConnection,
+        each: &mut dyn FnMut(&Notification),
+        each_change: &mut dyn FnMut(&StageChange),
+    ) -> anyhow::Result<PassReport> {
         if self.mode == Mode::Write {
             let got: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
                 .bind::<diesel::sql_types::Int8, _>(PASS_LOCK)
@@ -64,7 +79,7 @@ impl EvaluationPass<'_> {
                 });
             }
         }
-        let result = self.run_locked(conn, each);
+        let result = self.run_locked(conn, each, each_change);
         if self.mode == Mode::Write {
             diesel::sql_query("SELECT pg_advisory_unlock($1)")
                 .bind::<diesel::sql_types::Int8, _>(PASS_LOCK)
@@ -77,6 +92,7 @@ impl EvaluationPass<'_> {
         &self,
         conn: &mut PgConnection,
         each: &mut dyn FnMut(&Notification),
+        each_change: &mut dyn FnMut(&StageChange),
     ) -> anyhow::Result<PassReport> {
         let mut report = PassReport::default();
         let selection = if self.full || self.mode == Mode::DryRun {
@@ -139,6 +155,15 @@ impl EvaluationPass<'_> {
                     break;
                 }
             }
+            self.disputes(
+                conn,
+                &partnership,
+                &ctx,
+                selection,
+                &mut report,
+                each,
+                each_change,
+            )?;
         }
         if self.mode == Mode::Write {
             store::audit(
@@ -146,9 +171,66 @@ impl EvaluationPass<'_> {
                 "cpwatch",
                 "evaluation_pass",
                 &crate::evaluate::rfc3339(self.now),
-                serde_json::json!({"cases": report.cases, "notifications": report.notifications, "queued": report.queued}),
+                serde_json::json!({"cases": report.cases, "disputes": report.disputes, "stage_changes": report.stage_changes, "notifications": report.notifications, "queued": report.queued}),
             )?;
         }
         Ok(report)
+    }
+
+    /// The disputes loop of a partnership: each batch's stage changes (compare-and-set),
+    /// history, audit rows, records, outbox rows and next checks in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn disputes(
+        &self,
+        conn: &mut PgConnection,
+        partnership: &str,
+        ctx: &Context,
+        selection: Selection,
+        report: &mut PassReport,
+        each: &mut dyn FnMut(&Notification),
+        each_change: &mut dyn FnMut(&StageChange),
+    ) -> anyhow::Result<()> {
+        let mut after = 0;
+        loop {
+            let (batch, bad) =
+                disputes::load_batch(conn, partnership, selection, after, self.batch_size)?;
+            for b in &bad {
+                tracing::warn!(dispute_id = b.case_id, problem = %b.message, "unreadable dispute data skipped");
+            }
+            report.bad_rows += bad.len();
+            let Some(last) = batch.last() else { break };
+            after = last.0;
+            let mut decided = Vec::with_capacity(batch.len());
+            for (id, dispute) in &batch {
+                let Some(policy) = self.runtime.catalogue.escalation.get(&dispute.policy) else {
+                    tracing::warn!(partnership, dispute = %dispute.reference, policy = %dispute.policy,
+                        "dispute names an escalation policy that is not loaded; skipped");
+                    report.bad_rows += 1;
+                    continue;
+                };
+                let outcome = evaluate_dispute(policy, dispute, ctx);
+                for c in &outcome.stage_changes {
+                    each_change(c);
+                }
+                for n in &outcome.notifications {
+                    each(n);
+                }
+                report.stage_changes += outcome.stage_changes.len();
+                report.notifications += outcome.notifications.len();
+                decided.push((*id, dispute, outcome));
+            }
+            report.disputes += decided.len();
+            if self.mode == Mode::Write {
+                let refs: Vec<_> = decided.iter().map(|(id, d, o)| (*id, *d, o)).collect();
+                let applied = conn.transaction(|conn| {
+                    disputes::apply(conn, &refs, &self.runtime.message_id_domain)
+                })?;
+                report.queued += applied.queued;
+            }
+            if batch.len() < self.batch_size {
+                break;
+            }
+        }
+        Ok(())
     }
 }

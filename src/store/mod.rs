@@ -2,6 +2,7 @@
 //! queries fetch state, the evaluator decides.
 
 pub mod cases;
+pub mod disputes;
 pub mod outbox;
 pub mod schema;
 

@@ -112,6 +112,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    dispute_stage_history (id) {
+        id -> Int8,
+        dispute_id -> Int8,
+        from_stage -> Nullable<Int4>,
+        to_stage -> Int4,
+        at -> Timestamptz,
+        why -> Text,
+        by_person -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     outbox (id) {
         id -> Int8,
         dedupe_key -> Text,

@@ -160,7 +160,14 @@ pub fn eval(policy: &LadderPolicy, d: &Dispute, now: &str) -> DisputeOutcome {
 pub fn changes(o: &DisputeOutcome) -> Vec<(u32, u32, String, &'static str)> {
     o.stage_changes
         .iter()
-        .map(|c| (c.from, c.to, cpwatch::evaluate::rfc3339(c.at), c.why.as_str()))
+        .map(|c| {
+            (
+                c.from,
+                c.to,
+                cpwatch::evaluate::rfc3339(c.at),
+                c.why.as_str(),
+            )
+        })
         .collect()
 }
 

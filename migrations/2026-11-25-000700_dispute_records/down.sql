@@ -1,0 +1,2 @@
+ALTER TABLE disputes DROP COLUMN resolved_stage;
+DROP TABLE dispute_records;

@@ -1,0 +1,493 @@
+//! Disputes: reading them for the ladder evaluator in batches, writing a batch's decisions
+//! (stage changes by compare-and-set, stage history, audit rows, records, outbox rows, next
+//! checks) in one transaction, and the queries behind `cpwatch report`.
+
+use super::cases::{BadRow, Selection};
+use super::schema::{case_roles, cases, dispute_events, dispute_stage_history, disputes};
+use super::{outbox, DbError};
+use crate::domain::{
+    AgencyId, CaseRef, Dispute, DisputeEvent, DisputeEventKind, DisputeRef, PartnershipId,
+    PersonId, StageEntry,
+};
+use crate::evaluate::dispute::DisputeOutcome;
+use crate::evaluate::rfc3339;
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Int4, Int8, Jsonb, Nullable, Text, Timestamptz};
+use std::collections::HashMap;
+
+/// Disputes by database id, and the rows that could not be read.
+pub type Batch = (Vec<(i64, Dispute)>, Vec<BadRow>);
+
+type DisputeRow = (
+    i64,
+    String,
+    Option<i64>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    bool,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    i32,
+    DateTime<Utc>,
+);
+
+/// The next batch of disputes with id > `after` whose check has come (or every one still open
+/// or pending, for `Selection::All`), with their events, history and case roles, in id order.
+pub fn load_batch(
+    conn: &mut PgConnection,
+    partnership: &str,
+    selection: Selection,
+    after: i64,
+    limit: usize,
+) -> Result<Batch, DbError> {
+    let mut q = disputes::table
+        .filter(disputes::partnership_id.eq(partnership))
+        .filter(disputes::id.gt(after))
+        .into_boxed();
+    q = match selection {
+        Selection::DueBy(now) => q.filter(disputes::next_check_at.le(now)),
+        Selection::All => q.filter(
+            disputes::next_check_at
+                .is_not_null()
+                .or(disputes::resolved_at.is_null()),
+        ),
+    };
+    let rows: Vec<DisputeRow> = q
+        .order(disputes::id)
+        .limit(limit as i64)
+        .select((
+            disputes::id,
+            disputes::reference,
+            disputes::case_id,
+            disputes::policy,
+            disputes::raised_by,
+            disputes::respondent_person,
+            disputes::respondent_agency,
+            disputes::subject,
+            disputes::immediate_risk,
+            disputes::opened_at,
+            disputes::disagreement_at,
+            disputes::stage,
+            disputes::stage_started_at,
+        ))
+        .load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let mut bad = Vec::new();
+
+    let mut events: HashMap<i64, Vec<DisputeEvent>> = HashMap::new();
+    type EventRow = (i64, String, DateTime<Utc>, Option<i32>, serde_json::Value);
+    let event_rows: Vec<EventRow> = dispute_events::table
+        .filter(dispute_events::dispute_id.eq_any(&ids))
+        .select((
+            dispute_events::dispute_id,
+            dispute_events::kind,
+            dispute_events::at,
+            dispute_events::stage,
+            dispute_events::data,
+        ))
+        .order((
+            dispute_events::dispute_id,
+            dispute_events::at,
+            dispute_events::id,
+        ))
+        .load(conn)?;
+    for (id, kind, at, stage, data) in event_rows {
+        let Some(kind) = DisputeEventKind::parse(&kind) else {
+            bad.push(BadRow {
+                case_id: id,
+                message: format!("dispute row {id}: unknown dispute event kind {kind:?}"),
+            });
+            continue;
+        };
+        events.entry(id).or_default().push(DisputeEvent {
+            kind,
+            at,
+            stage: stage.and_then(|s| u32::try_from(s).ok()),
+            by: data
+                .get("by")
+                .and_then(|v| v.as_str())
+                .and_then(|s| PersonId::parse(s).ok()),
+            outcome: data
+                .get("outcome")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+        });
+    }
+
+    let mut history: HashMap<i64, Vec<StageEntry>> = HashMap::new();
+    type HistoryRow = (i64, Option<i32>, i32, DateTime<Utc>, String);
+    let history_rows: Vec<HistoryRow> = dispute_stage_history::table
+        .filter(dispute_stage_history::dispute_id.eq_any(&ids))
+        .select((
+            dispute_stage_history::dispute_id,
+            dispute_stage_history::from_stage,
+            dispute_stage_history::to_stage,
+            dispute_stage_history::at,
+            dispute_stage_history::why,
+        ))
+        .order((
+            dispute_stage_history::dispute_id,
+            dispute_stage_history::at,
+            dispute_stage_history::id,
+        ))
+        .load(conn)?;
+    for (id, from, to, at, why) in history_rows {
+        history.entry(id).or_default().push(StageEntry {
+            from: from.and_then(|f| u32::try_from(f).ok()),
+            to: u32::try_from(to).unwrap_or(1),
+            at,
+            why,
+        });
+    }
+
+    let case_ids: Vec<i64> = rows.iter().filter_map(|r| r.2).collect();
+    let case_refs: HashMap<i64, String> = cases::table
+        .filter(cases::id.eq_any(&case_ids))
+        .select((cases::id, cases::reference))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect();
+    let mut roles: HashMap<i64, Vec<(String, PersonId)>> = HashMap::new();
+    let role_rows: Vec<(i64, String, String)> = case_roles::table
+        .filter(case_roles::case_id.eq_any(&case_ids))
+        .select((case_roles::case_id, case_roles::role, case_roles::person_id))
+        .order((case_roles::case_id, case_roles::role, case_roles::person_id))
+        .load(conn)?;
+    for (case_id, role, person) in role_rows {
+        if let Ok(p) = PersonId::parse(&person) {
+            roles.entry(case_id).or_default().push((role, p));
+        }
+    }
+
+    let mut out = Vec::with_capacity(rows.len());
+    for (
+        id,
+        reference,
+        case_id,
+        policy,
+        raised_by,
+        respondent_person,
+        respondent_agency,
+        subject,
+        immediate_risk,
+        opened_at,
+        disagreement_at,
+        stage,
+        stage_started_at,
+    ) in rows
+    {
+        let parsed = (
+            DisputeRef::parse(&reference),
+            PartnershipId::parse(partnership),
+            PersonId::parse(&raised_by),
+            respondent_person
+                .as_deref()
+                .map(PersonId::parse)
+                .transpose(),
+            respondent_agency
+                .as_deref()
+                .map(AgencyId::parse)
+                .transpose(),
+        );
+        let (
+            Ok(reference),
+            Ok(partnership),
+            Ok(raised_by),
+            Ok(respondent_person),
+            Ok(respondent_agency),
+        ) = parsed
+        else {
+            bad.push(BadRow {
+                case_id: id,
+                message: format!("dispute row {id} ({reference:?}) has an invalid id in it"),
+            });
+            continue;
+        };
+        let case = case_id
+            .and_then(|c| case_refs.get(&c))
+            .and_then(|r| CaseRef::parse(r).ok());
+        out.push((
+            id,
+            Dispute {
+                partnership,
+                reference,
+                case,
+                case_roles: case_id
+                    .and_then(|c| roles.get(&c).cloned())
+                    .unwrap_or_default(),
+                policy,
+                raised_by,
+                respondent_person,
+                respondent_agency,
+                subject,
+                immediate_risk,
+                opened_at,
+                disagreement_at,
+                stage: u32::try_from(stage).unwrap_or(1).max(1),
+                stage_started_at,
+                events: events.remove(&id).unwrap_or_default(),
+                history: history.remove(&id).unwrap_or_default(),
+            },
+        ));
+    }
+    Ok((out, bad))
+}
+
+/// What applying a batch wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub stage_changes: usize,
+    pub queued: usize,
+    /// Disputes whose stored stage had moved under us (another writer); left for the next pass.
+    pub conflicts: usize,
+}
+
+/// Write a batch's decisions. Call inside a transaction: stage changes are compare-and-set on
+/// the stored stage, so a dispute moved by someone else meanwhile is left alone (its outbox rows
+/// and next check too) and looked at again on the next pass.
+pub fn apply(
+    conn: &mut PgConnection,
+    decisions: &[(i64, &Dispute, &DisputeOutcome)],
+    message_id_domain: &str,
+) -> Result<Applied, DbError> {
+    let mut applied = Applied::default();
+    let mut notifications = Vec::new();
+    for (id, dispute, outcome) in decisions {
+        let subject = format!("dispute {}/{}", dispute.partnership, dispute.reference);
+        let mut moved = true;
+        for c in &outcome.stage_changes {
+            let n = diesel::update(
+                disputes::table
+                    .filter(disputes::id.eq(id))
+                    .filter(disputes::stage.eq(c.from as i32)),
+            )
+            .set((
+                disputes::stage.eq(c.to as i32),
+                disputes::stage_started_at.eq(c.at),
+                disputes::stage_deadline.eq(Some(c.deadline)),
+            ))
+            .execute(conn)?;
+            if n == 0 {
+                tracing::warn!(dispute = %subject, from = c.from, to = c.to,
+                    "the dispute's stage changed under this pass; it will be evaluated again");
+                moved = false;
+                break;
+            }
+            diesel::insert_into(dispute_stage_history::table)
+                .values((
+                    dispute_stage_history::dispute_id.eq(id),
+                    dispute_stage_history::from_stage.eq(Some(c.from as i32)),
+                    dispute_stage_history::to_stage.eq(c.to as i32),
+                    dispute_stage_history::at.eq(c.at),
+                    dispute_stage_history::why.eq(c.why.as_str()),
+                    dispute_stage_history::by_person.eq(c.by.as_ref().map(|p| p.as_str())),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)?;
+            super::audit(
+                conn,
+                "cpwatch",
+                "dispute_stage_change",
+                &subject,
+                serde_json::json!({
+                    "policy": c.policy,
+                    "from": c.from,
+                    "to": c.to,
+                    "at": rfc3339(c.at),
+                    "why": c.why.as_str(),
+                    "by": c.by.as_ref().map(|p| p.as_str()),
+                    "skipped": c.skipped,
+                    "deadline": rfc3339(c.deadline),
+                }),
+            )?;
+            applied.stage_changes += 1;
+        }
+        if !moved {
+            applied.conflicts += 1;
+            diesel::update(disputes::table.find(id))
+                .set(disputes::next_check_at.eq(Some(super::CHECK_NOW)))
+                .execute(conn)?;
+            continue;
+        }
+        for r in &outcome.records {
+            diesel::sql_query(
+                "INSERT INTO dispute_records (dispute_id, kind, stage, at, detail) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (dispute_id, kind, stage) DO NOTHING",
+            )
+            .bind::<Int8, _>(*id)
+            .bind::<Text, _>(&r.kind)
+            .bind::<Int4, _>(r.stage as i32)
+            .bind::<Timestamptz, _>(r.at)
+            .bind::<Jsonb, _>(&r.detail)
+            .execute(conn)?;
+        }
+        let s = &outcome.state;
+        diesel::sql_query(
+            "UPDATE disputes SET stage_deadline = $2, resolved_at = $3, resolved_stage = $4, next_check_at = $5 \
+             WHERE id = $1 AND stage = $6",
+        )
+        .bind::<Int8, _>(*id)
+        .bind::<Timestamptz, _>(s.stage_deadline)
+        .bind::<Nullable<Timestamptz>, _>(s.resolved_at)
+        .bind::<Nullable<Int4>, _>(s.resolved_stage.map(|x| x as i32))
+        .bind::<Nullable<Timestamptz>, _>(outcome.next_check)
+        .bind::<Int4, _>(s.stage as i32)
+        .execute(conn)?;
+        notifications.extend(outcome.notifications.iter().cloned());
+    }
+    applied.queued = outbox::enqueue(conn, &notifications, message_id_domain)?;
+    Ok(applied)
+}
+
+/// One dispute with everything the report needs.
+#[derive(Debug, Clone)]
+pub struct ReportDispute {
+    pub partnership: String,
+    pub reference: String,
+    pub case: Option<String>,
+    pub policy: String,
+    pub raised_by: String,
+    pub raiser_agency: Option<String>,
+    pub respondent: Option<String>,
+    pub respondent_agency: Option<String>,
+    pub subject: String,
+    pub opened_at: DateTime<Utc>,
+    pub stage: u32,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_stage: Option<u32>,
+    pub outcome: Option<String>,
+    /// (from, to, at, why), oldest first.
+    pub history: Vec<(Option<u32>, u32, DateTime<Utc>, String)>,
+    /// (kind, stage, at).
+    pub records: Vec<(String, u32, DateTime<Utc>)>,
+}
+
+#[derive(QueryableByName)]
+struct ReportRow {
+    #[diesel(sql_type = Int8)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    partnership_id: String,
+    #[diesel(sql_type = Text)]
+    reference: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    case_ref: Option<String>,
+    #[diesel(sql_type = Text)]
+    policy: String,
+    #[diesel(sql_type = Text)]
+    raised_by: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    raiser_agency: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    respondent_person: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    respondent_agency: Option<String>,
+    #[diesel(sql_type = Text)]
+    subject: String,
+    #[diesel(sql_type = Timestamptz)]
+    opened_at: DateTime<Utc>,
+    #[diesel(sql_type = Int4)]
+    stage: i32,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    resolved_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Int4>)]
+    resolved_stage: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    outcome: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct RecordRow {
+    #[diesel(sql_type = Int8)]
+    dispute_id: i64,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Int4)]
+    stage: i32,
+    #[diesel(sql_type = Timestamptz)]
+    at: DateTime<Utc>,
+}
+
+/// Every dispute, with its history, records and outcome, in (partnership, policy, reference) order.
+pub fn report_disputes(conn: &mut PgConnection) -> Result<Vec<ReportDispute>, DbError> {
+    let rows: Vec<ReportRow> = diesel::sql_query(
+        "SELECT d.id, d.partnership_id, d.ref AS reference, c.ref AS case_ref, d.policy, d.raised_by, \
+                p.agency_id AS raiser_agency, d.respondent_person, \
+                COALESCE(d.respondent_agency, rp.agency_id) AS respondent_agency, d.subject, d.opened_at, \
+                d.stage, d.resolved_at, d.resolved_stage, \
+                (SELECT e.data->>'outcome' FROM dispute_events e WHERE e.dispute_id = d.id \
+                   AND e.kind = 'resolved' ORDER BY e.at LIMIT 1) AS outcome \
+         FROM disputes d \
+         LEFT JOIN cases c ON c.id = d.case_id \
+         LEFT JOIN people p ON p.partnership_id = d.partnership_id AND p.id = d.raised_by \
+         LEFT JOIN people rp ON rp.partnership_id = d.partnership_id AND rp.id = d.respondent_person \
+         ORDER BY d.partnership_id, d.policy, d.ref",
+    )
+    .load(conn)?;
+    type HistoryRow = (i64, Option<i32>, i32, DateTime<Utc>, String);
+    let history: Vec<HistoryRow> = dispute_stage_history::table
+        .select((
+            dispute_stage_history::dispute_id,
+            dispute_stage_history::from_stage,
+            dispute_stage_history::to_stage,
+            dispute_stage_history::at,
+            dispute_stage_history::why,
+        ))
+        .order((dispute_stage_history::at, dispute_stage_history::id))
+        .load(conn)?;
+    let records: Vec<RecordRow> = diesel::sql_query(
+        "SELECT dispute_id, kind, stage, at FROM dispute_records ORDER BY at, stage, kind",
+    )
+    .load(conn)?;
+    let mut by_id: HashMap<i64, ReportDispute> = HashMap::new();
+    let mut order = Vec::new();
+    for r in rows {
+        order.push(r.id);
+        by_id.insert(
+            r.id,
+            ReportDispute {
+                partnership: r.partnership_id,
+                reference: r.reference,
+                case: r.case_ref,
+                policy: r.policy,
+                raised_by: r.raised_by,
+                raiser_agency: r.raiser_agency,
+                respondent: r.respondent_person,
+                respondent_agency: r.respondent_agency,
+                subject: r.subject,
+                opened_at: r.opened_at,
+                stage: u32::try_from(r.stage).unwrap_or(1),
+                resolved_at: r.resolved_at,
+                resolved_stage: r.resolved_stage.and_then(|s| u32::try_from(s).ok()),
+                outcome: r.outcome,
+                history: Vec::new(),
+                records: Vec::new(),
+            },
+        );
+    }
+    for (id, from, to, at, why) in history {
+        if let Some(d) = by_id.get_mut(&id) {
+            d.history.push((
+                from.and_then(|f| u32::try_from(f).ok()),
+                u32::try_from(to).unwrap_or(1),
+                at,
+                why,
+            ));
+        }
+    }
+    for r in records {
+        if let Some(d) = by_id.get_mut(&r.dispute_id) {
+            d.records
+                .push((r.kind, u32::try_from(r.stage).unwrap_or(1), r.at));
+        }
+    }
+    Ok(order
+        .into_iter()
+        .filter_map(|id| by_id.remove(&id))
+        .collect())
+}
