@@ -261,10 +261,7 @@ impl<'a> Ladder<'a> {
             .filter(|e| e.at <= self.now && e.kind != DisputeEventKind::OutcomeConfirmed)
             .collect();
         let mut next = 0;
-        loop {
-            let Some(cur) = entries.last().cloned() else {
-                break;
-            };
+        while let Some(cur) = entries.last().cloned() {
             let event = events.get(next).copied();
             if let Some(e) = event.filter(|e| e.at <= cur.deadline || cur.stage >= last) {
                 next += 1;
