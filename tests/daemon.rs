@@ -22,9 +22,11 @@ fn daemon_notifies_ready_delivers_and_stops_on_sigterm() {
             "http://127.0.0.1:9/bank-holidays.json",
         );
     cp.ok(&["migrate"]);
-    let file = case_file(
-        json!([{"kind": "strategy_discussion_held", "at": "2026-03-02T10:00:00Z", "s47_initiated": true}]),
-    );
+    let file = case_file(json!([
+        {"kind": "strategy_discussion_held", "at": "2026-03-02T10:00:00Z", "s47_initiated": true},
+        {"kind": "strategy_decisions_recorded", "at": "2026-03-02T12:00:00Z"},
+        {"kind": "strategy_minutes_circulated", "at": "2026-03-02T12:00:00Z"}
+    ]));
     assert!(cp.import_text(&file).status.success());
 
     let dir = tempfile::tempdir().unwrap();

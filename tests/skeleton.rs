@@ -8,8 +8,11 @@ use serde_json::json;
 /// A strategy discussion on Monday 2 March 2026 that initiated a section 47 enquiry.
 /// 15 working days later is Monday 23 March 2026 (no bank holidays between): close 17:00 GMT.
 fn s47_case(extra: serde_json::Value) -> String {
+    // The strategy discussion's decisions and minutes are recorded on time, so only the ICPC rule is open.
     let mut events = vec![
         json!({"kind": "strategy_discussion_held", "at": "2026-03-02T10:00:00Z", "s47_initiated": true}),
+        json!({"kind": "strategy_decisions_recorded", "at": "2026-03-02T12:00:00Z"}),
+        json!({"kind": "strategy_minutes_circulated", "at": "2026-03-02T12:00:00Z"}),
     ];
     if let serde_json::Value::Array(more) = extra {
         events.extend(more);
@@ -79,16 +82,31 @@ fn icpc_held_or_no_icpc_needed_stops_the_rule() {
     cp.setup(&s47_case(
         json!([{"kind": "icpc_held", "at": "2026-03-20T10:00:00Z", "outcome": "plan"}]),
     ));
-    // Before the conference was held, the reminder is due; after, nothing.
+    // Before the conference was held, the reminder is due; after, nothing from this rule (the
+    // conference's own rules, decisions circulated and the like, start instead).
     assert_eq!(cp.dry_run("2026-03-19T10:00:00Z").len(), 1);
-    assert!(cp.dry_run("2026-03-26T10:00:00Z").is_empty());
+    let after = cp.dry_run("2026-03-26T10:00:00Z");
+    assert!(!after.is_empty(), "the conference's own timescales run");
+    assert!(
+        after.iter().all(|n| n["rule"] != "icpc-within-15wd"),
+        "{after:?}"
+    );
 
     let db = TestDb::new();
     let cp = Cpwatch::new(&db, None);
     cp.setup(&s47_case(
         json!([{"kind": "s47_completed", "at": "2026-03-10T10:00:00Z", "icpc_required": false}]),
     ));
-    assert!(cp.dry_run("2026-03-26T10:00:00Z").is_empty());
+    let after = cp.dry_run("2026-03-26T10:00:00Z");
+    assert!(
+        after.iter().all(|n| n["rule"] != "icpc-within-15wd"),
+        "{after:?}"
+    );
+    // (The enquiry's own sign-off rule runs instead.)
+    assert!(
+        after.iter().any(|n| n["rule"] == "s47-outcome-signed-off"),
+        "{after:?}"
+    );
 
     let db = TestDb::new();
     let cp = Cpwatch::new(&db, None);
@@ -236,14 +254,14 @@ fn import_is_idempotent() {
         json!([{"kind": "icpc_scheduled", "at": "2026-03-20T10:00:00Z", "meeting": "icpc-1", "invited_agencies": ["health"]}]),
     );
     let first = cp.import_text(&file);
-    assert!(String::from_utf8_lossy(&first.stdout).contains("1 cases (2 new events)"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("1 cases (4 new events)"));
     let second = cp.import_text(&file);
     assert!(
         String::from_utf8_lossy(&second.stdout).contains("1 cases (0 new events)"),
         "{:?}",
         second
     );
-    assert_eq!(db.count("SELECT count(*) AS n FROM case_events"), 2);
+    assert_eq!(db.count("SELECT count(*) AS n FROM case_events"), 4);
     assert_eq!(db.count("SELECT count(*) AS n FROM people"), 8);
 }
 
@@ -270,7 +288,7 @@ fn bad_case_files_are_rejected_whole_with_the_place_named() {
     );
     assert!(
         err.contains(
-            "case KN-0001, event 1 (icpc_hold), field kind: \"icpc_hold\" is not an event kind"
+            "case KN-0001, event 3 (icpc_hold), field kind: \"icpc_hold\" is not an event kind"
         ),
         "{err}"
     );
@@ -279,7 +297,7 @@ fn bad_case_files_are_rejected_whole_with_the_place_named() {
         &cp,
         &s47_case(json!([{"kind": "icpc_held", "at": "20/03/2026", "outcome": "plan"}])),
     );
-    assert!(err.contains("case KN-0001, event 1 (icpc_held), field at: \"20/03/2026\" is not an RFC 3339 date-time"), "{err}");
+    assert!(err.contains("case KN-0001, event 3 (icpc_held), field at: \"20/03/2026\" is not an RFC 3339 date-time"), "{err}");
 
     let err = rejected(
         &cp,
@@ -287,14 +305,14 @@ fn bad_case_files_are_rejected_whole_with_the_place_named() {
             json!([{"kind": "medical_examination", "at": "2026-03-03T10:00:00Z", "examining_doctor": "p-nobody"}]),
         ),
     );
-    assert!(err.contains("case KN-0001, event 1 (medical_examination), field examining_doctor: unknown person \"p-nobody\""), "{err}");
+    assert!(err.contains("case KN-0001, event 3 (medical_examination), field examining_doctor: unknown person \"p-nobody\""), "{err}");
 
     let err = rejected(
         &cp,
         &s47_case(json!([{"kind": "icpc_held", "at": "2026-03-20T10:00:00Z"}])),
     );
     assert!(
-        err.contains("case KN-0001, event 1 (icpc_held), field outcome: is required"),
+        err.contains("case KN-0001, event 3 (icpc_held), field outcome: is required"),
         "{err}"
     );
 
@@ -397,7 +415,7 @@ fn check_reports_every_config_problem_with_its_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
-            "local.toml: rule r1: anchor.event: \"strategy_discussion_hld\" is not an event kind"
+            "local.toml: rule r1: anchor[0].event: \"strategy_discussion_hld\" is not an event kind"
         ),
         "{err}"
     );

@@ -163,7 +163,9 @@ impl<'a> Occurrence<'a> {
             return;
         }
         let resolver = self.resolver();
-        let responsible = resolver.resolve_all(&self.rule.responsible, &mut out.problems);
+        // Problems resolving people count only once a notice that needs them is due.
+        let mut problems = Vec::new();
+        let responsible = resolver.resolve_all(&self.rule.responsible, &mut problems);
         let responsible_person = responsible.first().and_then(|r| r.person.clone());
         let agency = self.agency.clone().or_else(|| {
             responsible_person
@@ -171,11 +173,8 @@ impl<'a> Occurrence<'a> {
                 .and_then(|p| self.ctx.directory.person(p))
                 .and_then(|p| p.agency.clone())
         });
-        let cc = resolver.resolve_relative(
-            &self.rule.cc,
-            responsible_person.as_ref(),
-            &mut out.problems,
-        );
+        let cc =
+            resolver.resolve_relative(&self.rule.cc, responsible_person.as_ref(), &mut problems);
 
         if let Some(guard) = &self.rule.guard {
             let window_end = cal.deadline(guard.within, self.anchor.at);
@@ -189,7 +188,9 @@ impl<'a> Occurrence<'a> {
                     responsible_person: responsible_person.as_ref(),
                     cc: &cc,
                 };
-                steps.emit(out, start, breach.at, false);
+                if steps.emit(out, start, breach.at, false) {
+                    out.problems.extend(problems);
+                }
             }
             return;
         }
@@ -227,7 +228,9 @@ impl<'a> Occurrence<'a> {
             responsible_person: responsible_person.as_ref(),
             cc: &cc,
         };
-        steps.emit(out, start, deadline, true);
+        if steps.emit(out, start, deadline, true) {
+            out.problems.extend(problems);
+        }
     }
 }
 
@@ -240,14 +243,22 @@ struct Steps<'a, 'o> {
 }
 
 impl Steps<'_, '_> {
-    fn emit(&self, out: &mut Outcome, start: DateTime<Utc>, deadline: DateTime<Utc>, before: bool) {
+    /// Emit the steps due by now; true if any was due (whether or not it could be addressed).
+    fn emit(
+        &self,
+        out: &mut Outcome,
+        start: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+        before: bool,
+    ) -> bool {
+        let mut any_due = false;
         let rule = self.occ.rule;
         let cal = self.occ.ctx.calendar;
         if before {
             for (i, reminder) in rule.reminders.iter().enumerate() {
                 let trigger = reminder_time(cal, *reminder, start, deadline);
                 if trigger >= start {
-                    self.step(
+                    any_due |= self.step(
                         out,
                         Kind::Reminder,
                         &format!("reminder-{}", i + 1),
@@ -264,7 +275,7 @@ impl Steps<'_, '_> {
             if cal.is_working_day(deadline_day) {
                 let morning = cal.open_on(deadline_day);
                 if morning < deadline && morning >= start {
-                    self.step(
+                    any_due |= self.step(
                         out,
                         Kind::Due,
                         "due",
@@ -278,7 +289,7 @@ impl Steps<'_, '_> {
                 }
             }
         }
-        self.step(
+        any_due |= self.step(
             out,
             Kind::Overdue,
             "overdue",
@@ -297,6 +308,10 @@ impl Steps<'_, '_> {
         let mut told: Vec<Recipient> = self.responsible.iter().chain(self.cc).cloned().collect();
         for (i, esc) in rule.escalation.iter().enumerate() {
             trigger = cal.deadline(esc.after, trigger);
+            if trigger > self.occ.ctx.now {
+                out.wake_at(trigger);
+                break;
+            }
             let to = resolver.resolve_relative(&esc.to, self.responsible_person, &mut out.problems);
             // Nobody is told twice about one occurrence as if they were someone new.
             let fresh: Vec<Recipient> = to
@@ -351,6 +366,7 @@ impl Steps<'_, '_> {
             );
             told.extend(fresh);
         }
+        any_due
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -365,14 +381,17 @@ impl Steps<'_, '_> {
         to: &[Recipient],
         cc: &[Recipient],
         letter: Option<Letter>,
-    ) {
+    ) -> bool {
         let ctx = self.occ.ctx;
         if trigger > ctx.now {
             out.wake_at(trigger);
-            return;
+            return false;
         }
-        if until.is_some_and(|u| ctx.now >= u) || to.is_empty() {
-            return;
+        if until.is_some_and(|u| ctx.now >= u) {
+            return false;
+        }
+        if to.is_empty() {
+            return true;
         }
         let (to, cc) = dedupe_people(to, cc);
         let case = self.occ.st.case;
@@ -408,6 +427,7 @@ impl Steps<'_, '_> {
             cc,
             letter,
         });
+        true
     }
 }
 
