@@ -128,12 +128,12 @@ fn print_summary(conn: &mut PgConnection, tz: &chrono_tz::Tz) -> anyhow::Result<
         ))
         .load(conn)?;
     println!(
-        "{:<22} {:<19} {:<17} {:<8} {:<32} deadline",
+        "{:<18} {:<19} {:<32} {:<8} {:<35} deadline",
         "sent (local time)", "kind", "rule", "case", "to"
     );
     for (at, kind, rule, case, to, role, due) in rows {
         println!(
-            "{:<22} {:<19} {:<17} {:<8} {:<32} {}",
+            "{:<18} {:<19} {:<32} {:<8} {:<35} {}",
             at.with_timezone(tz).format("%a %-d %b %H:%M"),
             kind,
             rule,
@@ -143,9 +143,12 @@ fn print_summary(conn: &mut PgConnection, tz: &chrono_tz::Tz) -> anyhow::Result<
         );
     }
     println!(
-        "\nKN-0001 held its conference in time (one reminder); KN-0002 never did (reminder, due, overdue, \
-         escalation to the senior manager and chair); KN-0003 needed no conference (nothing); KN-0004's \
-         team manager has no email address (a data-quality notice to the admin address)."
+        "\nKN-0001: everything done on the day, so only reminders and \"due today\" notices.\n\
+         KN-0002: the initial conference was never held: reminder, due, overdue, then escalation to the\n\
+         \x20        senior manager and the conference chair.\n\
+         KN-0003: no conference was needed; the enquiry's sign-off came after one reminder.\n\
+         KN-0004: the team manager has no email address, so when the first notice fell due a\n\
+         \x20        data-quality notice went to the admin address instead."
     );
     Ok(())
 }
