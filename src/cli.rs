@@ -303,11 +303,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if format == Format::Text {
                 println!(
-                    "{} case(s) evaluated at {}, {} notification(s), {} new message(s) queued{}",
+                    "{} case(s) evaluated at {}, {} notification(s), {} new message(s) queued, \
+                     {} queued message(s) withdrawn{}",
                     report.cases,
                     crate::evaluate::rfc3339(now),
                     report.notifications,
                     report.queued,
+                    report.cancelled,
                     if dry_run {
                         " (dry run: nothing written)"
                     } else {

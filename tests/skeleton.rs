@@ -449,3 +449,37 @@ fn secrets_come_from_files_and_are_never_printed() {
     );
     assert!(!all.contains("hunter2-secret"), "{all}");
 }
+
+#[test]
+fn a_queued_reminder_is_withdrawn_when_the_work_is_done_before_it_is_sent() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start();
+    let cp = Cpwatch::new(&db, Some(&smtp));
+    cp.setup(&s47_case(json!([])));
+    // Wednesday 18 March 08:00: the reminder is due at 09:00, so a pass at 09:00 queues it...
+    let queued = cp.ok(&["evaluate", "--at", "2026-03-18T09:00:00Z"]);
+    assert!(
+        queued.contains("1 new message(s) queued, 0 queued message(s) withdrawn"),
+        "{queued}"
+    );
+    // ...and before it is sent, the conference is held and recorded.
+    let file =
+        s47_case(json!([{"kind": "icpc_held", "at": "2026-03-18T09:30:00Z", "outcome": "plan"}]));
+    assert!(cp.import_text(&file).status.success());
+    let after = cp.ok(&["evaluate", "--at", "2026-03-18T10:00:00Z"]);
+    assert!(after.contains("1 queued message(s) withdrawn"), "{after}");
+    let delivered = cp.ok(&["deliver", "--once", "--at", "2026-03-18T10:00:00Z"]);
+    assert!(delivered.contains("sent 0"), "{delivered}");
+    assert!(smtp.received().is_empty());
+    assert_eq!(
+        db.count(
+            "SELECT count(*) AS n FROM outbox WHERE status = 'cancelled' AND kind = 'reminder'"
+        ),
+        1
+    );
+    // Nothing is deleted: the row stays, with why.
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM outbox WHERE last_error LIKE 'no longer due when evaluated at 2026-03-18T10:00:00Z'"),
+        1
+    );
+}

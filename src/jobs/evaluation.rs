@@ -36,6 +36,8 @@ pub struct PassReport {
     pub cases: usize,
     pub notifications: usize,
     pub queued: usize,
+    /// Queued notices withdrawn because the case no longer calls for them (done first).
+    pub cancelled: usize,
     pub bad_rows: usize,
     /// Disputes evaluated, and the stage changes decided for them.
     pub disputes: usize,
@@ -144,12 +146,28 @@ impl EvaluationPass<'_> {
                 report.cases += batch.len();
                 report.notifications += notifications.len();
                 if self.mode == Mode::Write {
-                    report.queued += conn.transaction(|conn| -> Result<usize, store::DbError> {
-                        let n =
-                            outbox::enqueue(conn, &notifications, &self.runtime.message_id_domain)?;
-                        cases::set_next_checks(conn, &checks)?;
-                        Ok(n)
-                    })?;
+                    let refs: Vec<String> =
+                        batch.iter().map(|(_, c)| c.reference.to_string()).collect();
+                    let keys: Vec<String> = notifications.iter().map(|n| n.key.clone()).collect();
+                    let (queued, cancelled) =
+                        conn.transaction(|conn| -> Result<(usize, usize), store::DbError> {
+                            let n = outbox::enqueue(
+                                conn,
+                                &notifications,
+                                &self.runtime.message_id_domain,
+                            )?;
+                            let c = outbox::cancel_superseded(
+                                conn,
+                                &partnership,
+                                &refs,
+                                &keys,
+                                self.now,
+                            )?;
+                            cases::set_next_checks(conn, &checks)?;
+                            Ok((n, c))
+                        })?;
+                    report.queued += queued;
+                    report.cancelled += cancelled;
                 }
                 if batch.len() < self.batch_size {
                     break;

@@ -327,3 +327,41 @@ pub fn status_counts(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, DbEr
         .order(outbox::status)
         .load(conn)
 }
+
+/// Notice kinds the case evaluator produces, and so may withdraw.
+const CASE_RULE_KINDS: &[&str] = &[
+    "reminder",
+    "due",
+    "overdue",
+    "overdue_escalation",
+    "cause_for_concern",
+];
+
+/// Cancel the queued, unclaimed notices of these cases that their evaluation at `now` no longer
+/// produces (the action was done first, or the case moved on). `current` holds the keys of every
+/// notification the evaluation produced. Returns how many rows were cancelled.
+pub fn cancel_superseded(
+    conn: &mut PgConnection,
+    partnership: &str,
+    case_refs: &[String],
+    current: &[String],
+    now: DateTime<Utc>,
+) -> Result<usize, DbError> {
+    if case_refs.is_empty() {
+        return Ok(0);
+    }
+    use diesel::sql_types::{Array, Text, Timestamptz};
+    diesel::sql_query(
+        "UPDATE outbox SET status = 'cancelled', \
+                last_error = 'no longer due when evaluated at ' || to_char($4 AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+         WHERE status = 'pending' AND partnership_id = $1 AND dispute_ref IS NULL AND case_ref = ANY($2) \
+           AND kind = ANY($5) AND (locked_until IS NULL OR locked_until < now()) \
+           AND NOT (payload->>'key' = ANY($3))",
+    )
+    .bind::<Text, _>(partnership)
+    .bind::<Array<Text>, _>(case_refs)
+    .bind::<Array<Text>, _>(current)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Array<Text>, _>(CASE_RULE_KINDS)
+    .execute(conn)
+}
