@@ -217,7 +217,10 @@ impl Settings {
         if self.delivery.retry_base_seconds < 1
             || self.delivery.retry_max_seconds < self.delivery.retry_base_seconds
         {
-            p.push("delivery.retry_base_seconds: must be at least 1 and at most retry_max_seconds".into());
+            p.push(
+                "delivery.retry_base_seconds: must be at least 1 and at most retry_max_seconds"
+                    .into(),
+            );
         }
         // A lease shorter than one SMTP exchange could let a second worker send the same message.
         if self.delivery.lease_seconds <= self.smtp.timeout_seconds as i64 {
