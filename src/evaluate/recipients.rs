@@ -118,30 +118,12 @@ impl Resolver<'_> {
     }
 
     fn recipient(&self, id: &PersonId, role: &str) -> Result<Recipient, Problem> {
-        let Some(person) = self.directory.person(id) else {
-            return Err(Problem {
-                code: format!("unknown-person-{id}"),
-                message: format!(
-                    "Case {} names person {id} as {role}, who is not known.",
-                    self.case.reference
-                ),
-            });
-        };
-        match &person.email {
-            Some(email) => Ok(Recipient {
-                email: email.clone(),
-                person: Some(id.clone()),
-                name: Some(person.name.clone()),
-                role: role.to_owned(),
-            }),
-            None => Err(Problem {
-                code: format!("no-email-{id}"),
-                message: format!(
-                    "Person {id} ({role} on case {}) has no email address, so cpwatch cannot reach them.",
-                    self.case.reference
-                ),
-            }),
-        }
+        recipient(
+            self.directory,
+            id,
+            role,
+            &format!("case {}", self.case.reference),
+        )
     }
 
     /// The case's team manager if reachable, else the configured admin address.
@@ -252,29 +234,34 @@ impl DisputeResolver<'_> {
     }
 
     fn recipient(&self, id: &PersonId, role: &str) -> Result<Recipient, Problem> {
-        let Some(person) = self.directory.person(id) else {
-            return Err(Problem {
-                code: format!("unknown-person-{id}"),
-                message: format!(
-                    "{} names person {id} as {role}, who is not known.",
-                    self.subject
-                ),
-            });
-        };
-        match &person.email {
-            Some(email) => Ok(Recipient {
-                email: email.clone(),
-                person: Some(id.clone()),
-                name: Some(person.name.clone()),
-                role: role.to_owned(),
-            }),
-            None => Err(Problem {
-                code: format!("no-email-{id}"),
-                message: format!(
-                    "Person {id} ({role} on {}) has no email address, so cpwatch cannot reach them.",
-                    self.subject
-                ),
-            }),
-        }
+        recipient(self.directory, id, role, &self.subject)
+    }
+}
+
+/// A person as a recipient, or the problem that stops them being one. `subject` ("case KN-1",
+/// "dispute D-1") says where they were named.
+fn recipient(
+    directory: &Directory,
+    id: &PersonId,
+    role: &str,
+    subject: &str,
+) -> Result<Recipient, Problem> {
+    let Some(person) = directory.person(id) else {
+        return Err(Problem {
+            code: format!("unknown-person-{id}"),
+            message: format!("Person {id}, named as {role} on {subject}, is not known."),
+        });
+    };
+    match &person.email {
+        Some(email) => Ok(Recipient {
+            email: email.clone(),
+            person: Some(id.clone()),
+            name: Some(person.name.clone()),
+            role: role.to_owned(),
+        }),
+        None => Err(Problem {
+            code: format!("no-email-{id}"),
+            message: format!("Person {id} ({role} on {subject}) has no email address, so cpwatch cannot reach them."),
+        }),
     }
 }
