@@ -484,6 +484,15 @@ fn scenarios() -> Vec<Scenario> {
         case: json!({"events": [strat, plan_jan6, rcpc, rcpc_report("health")]}),
         checks: vec![("2026-02-23T17:00:00Z", vec!["chair-challenge-1", "overdue"])],
     });
+    let mut unshared_review = rcpc_report("health");
+    unshared_review["shared_with_family"] = json!(false);
+    s.push(Scenario {
+        name: "rcpc-agency-report: a report not shared with the family does not count (seed, S13)"
+            .into(),
+        rule: "rcpc-agency-report",
+        case: json!({"events": [strat, plan_jan6, rcpc, unshared_review, rcpc_report("school")]}),
+        checks: vec![("2026-02-23T17:00:00Z", vec!["cause-for-concern", "overdue"])],
+    });
     rule_spec(
         &mut s,
         "rcpc-agency-report",
