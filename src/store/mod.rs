@@ -16,14 +16,27 @@ pub type DbError = diesel::result::Error;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    // The cause is in the message, not chained as a source, so reports do not print it twice.
     #[error("cannot connect to PostgreSQL: {0}")]
-    Connect(#[from] diesel::ConnectionError),
+    Connect(diesel::ConnectionError),
     #[error("database error: {0}")]
-    Query(#[from] diesel::result::Error),
+    Query(diesel::result::Error),
     #[error("migrations: {0}")]
     Migration(String),
     #[error("the database schema is behind this cpwatch ({0} pending migration(s)); run `cpwatch migrate`")]
     SchemaBehind(usize),
+}
+
+impl From<diesel::ConnectionError> for StoreError {
+    fn from(e: diesel::ConnectionError) -> Self {
+        StoreError::Connect(e)
+    }
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        StoreError::Query(e)
+    }
 }
 
 pub fn connect(url: &str) -> Result<PgConnection, StoreError> {
