@@ -539,66 +539,43 @@ fn coalesced_roles_richmond_skips_step_two_pan_cheshire_mails_once() {
     assert_eq!(stage_and_deadline(&db, "D-P"), "2 2026-03-10T17:00:00Z");
 }
 
-fn rejected(cp: &Cpwatch, text: &str) -> String {
-    let out = cp.import_text(text);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "stdout {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[test]
 fn bad_dispute_input_is_rejected_with_a_clear_message_and_nothing_written() {
     let db = TestDb::new();
     let cp = Cpwatch::new(&db, None);
     cp.ok(&["migrate"]);
-    let err = rejected(
-        &cp,
-        &file(json!([dispute(
-            "D-1",
-            "knowsley-escalation-2018",
-            json!({})
-        )])),
-    );
+    let err = cp.rejected(&file(json!([dispute(
+        "D-1",
+        "knowsley-escalation-2018",
+        json!({})
+    )])));
     assert!(
         err.contains("dispute D-1, field policy: unknown escalation policy \"knowsley-escalation-2018\" (known: knowsley-escalation-2019, liverpool-school-escalation, pan-cheshire-escalation, richmond-kingston-6-step)"),
         "{err}"
     );
-    let err = rejected(
-        &cp,
-        &file(json!([dispute(
-            "D-1",
-            "knowsley-escalation-2019",
-            json!({"raised_by": "p-ghost"})
-        )])),
-    );
+    let err = cp.rejected(&file(json!([dispute(
+        "D-1",
+        "knowsley-escalation-2019",
+        json!({"raised_by": "p-ghost"})
+    )])));
     assert!(
         err.contains("dispute D-1, field raised_by: unknown person \"p-ghost\""),
         "{err}"
     );
-    let err = rejected(
-        &cp,
-        &file(json!([dispute(
-            "D-1",
-            "knowsley-escalation-2019",
-            json!({"events": [{"kind": "resolved", "at": "2026-03-01T12:00:00Z", "stage": 1}]})
-        )])),
-    );
+    let err = cp.rejected(&file(json!([dispute(
+        "D-1",
+        "knowsley-escalation-2019",
+        json!({"events": [{"kind": "resolved", "at": "2026-03-01T12:00:00Z", "stage": 1}]})
+    )])));
     assert!(
         err.contains("dispute D-1, event 0 (resolved), field at: 2026-03-01T12:00:00+00:00 is before the dispute was opened"),
         "{err}"
     );
-    let err = rejected(
-        &cp,
-        &file(json!([dispute(
-            "D-1",
-            "pan-cheshire-escalation",
-            json!({"events": [{"kind": "escalated", "at": "2026-03-03T12:00:00Z", "stage": 5}]})
-        )])),
-    );
+    let err = cp.rejected(&file(json!([dispute(
+        "D-1",
+        "pan-cheshire-escalation",
+        json!({"events": [{"kind": "escalated", "at": "2026-03-03T12:00:00Z", "stage": 5}]})
+    )])));
     assert!(
         err.contains(
             "dispute D-1, event 0 (escalated), field stage: must be a stage number from 1 to 4"

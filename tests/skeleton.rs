@@ -265,27 +265,15 @@ fn import_is_idempotent() {
     assert_eq!(db.count("SELECT count(*) AS n FROM people"), 8);
 }
 
-fn rejected(cp: &Cpwatch, file: &str) -> String {
-    let out = cp.import_text(file);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "stdout {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[test]
 fn bad_case_files_are_rejected_whole_with_the_place_named() {
     let db = TestDb::new();
     let cp = Cpwatch::new(&db, None);
     cp.ok(&["migrate"]);
 
-    let err = rejected(
-        &cp,
-        &s47_case(json!([{"kind": "icpc_hold", "at": "2026-03-20T10:00:00Z"}])),
-    );
+    let err = cp.rejected(&s47_case(
+        json!([{"kind": "icpc_hold", "at": "2026-03-20T10:00:00Z"}]),
+    ));
     assert!(
         err.contains(
             "case KN-0001, event 3 (icpc_hold), field kind: \"icpc_hold\" is not an event kind"
@@ -293,24 +281,21 @@ fn bad_case_files_are_rejected_whole_with_the_place_named() {
         "{err}"
     );
 
-    let err = rejected(
-        &cp,
-        &s47_case(json!([{"kind": "icpc_held", "at": "20/03/2026", "outcome": "plan"}])),
-    );
+    let err = cp.rejected(&s47_case(
+        json!([{"kind": "icpc_held", "at": "20/03/2026", "outcome": "plan"}]),
+    ));
     assert!(err.contains("case KN-0001, event 3 (icpc_held), field at: \"20/03/2026\" is not an RFC 3339 date-time"), "{err}");
 
-    let err = rejected(
-        &cp,
+    let err = cp.rejected(
         &s47_case(
             json!([{"kind": "medical_examination", "at": "2026-03-03T10:00:00Z", "examining_doctor": "p-nobody"}]),
         ),
     );
     assert!(err.contains("case KN-0001, event 3 (medical_examination), field examining_doctor: unknown person \"p-nobody\""), "{err}");
 
-    let err = rejected(
-        &cp,
-        &s47_case(json!([{"kind": "icpc_held", "at": "2026-03-20T10:00:00Z"}])),
-    );
+    let err = cp.rejected(&s47_case(
+        json!([{"kind": "icpc_held", "at": "2026-03-20T10:00:00Z"}]),
+    ));
     assert!(
         err.contains("case KN-0001, event 3 (icpc_held), field outcome: is required"),
         "{err}"
@@ -322,7 +307,7 @@ fn bad_case_files_are_rejected_whole_with_the_place_named() {
         "respondent": "p-sw1", "opened_at": "2026-03-03T09:00:00Z",
         "events": [{"kind": "resolved", "at": "2026-03-02T12:00:00Z", "stage": 1, "outcome": "agreed"}]
     }]);
-    let err = rejected(&cp, &file.to_string());
+    let err = cp.rejected(&file.to_string());
     assert!(err.contains("dispute D-1, event 0 (resolved), field at: 2026-03-02T12:00:00+00:00 is before the dispute was opened"), "{err}");
 
     // A good case beside a bad one: nothing at all was written.
@@ -331,7 +316,7 @@ fn bad_case_files_are_rejected_whole_with_the_place_named() {
         .as_array_mut()
         .unwrap()
         .push(json!({"ref": "KN-0002", "roles": {"team_manager": "p-ghost"}, "events": []}));
-    let err = rejected(&cp, &file.to_string());
+    let err = cp.rejected(&file.to_string());
     assert!(
         err.contains("case KN-0002, field roles.team_manager: unknown person \"p-ghost\""),
         "{err}"
@@ -345,7 +330,7 @@ fn bad_case_files_are_rejected_whole_with_the_place_named() {
         );
     }
 
-    let err = rejected(&cp, "{ not json");
+    let err = cp.rejected("{ not json");
     assert!(err.contains("not valid JSON"), "{err}");
 }
 

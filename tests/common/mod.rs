@@ -372,6 +372,17 @@ impl Cpwatch {
         self.ok(&["migrate"]);
         self.import_text(case_file);
     }
+    /// Import a file that must be rejected as bad input (exit 2); returns the message.
+    pub fn rejected(&self, case_file: &str) -> String {
+        let out = self.import_text(case_file);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "stdout {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
     pub fn import_text(&self, case_file: &str) -> Output {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("case-file.json");
