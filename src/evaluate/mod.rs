@@ -9,6 +9,7 @@ mod recipients;
 mod rule;
 
 pub use decision::{rfc3339, CaseOutcome, Kind, Notification, Recipient};
+pub use rule::{OccurrenceFact, Timeliness};
 
 use crate::calendar::Calendar;
 use crate::domain::{Case, Directory, Event, EventKind};
@@ -46,11 +47,37 @@ pub fn evaluate_case(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> Ca
         case,
         known: &known,
         plan: &plan,
+        closed_at: None,
     };
     for r in &policy.rules {
         rule::evaluate(r, &state, ctx, &mut out);
     }
     out.finish()
+}
+
+/// How every started occurrence of every rule stands on `case` at `ctx.now`, closed cases
+/// included (for `cpwatch report`).
+pub fn timeliness(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> Vec<OccurrenceFact> {
+    let known: Vec<&Event> = case
+        .events
+        .iter()
+        .filter(|e| e.known_from() <= ctx.now)
+        .collect();
+    let plan = plan::PlanPeriods::of(&known);
+    let state = rule::CaseState {
+        case,
+        known: &known,
+        plan: &plan,
+        closed_at: known
+            .iter()
+            .find(|e| e.kind == EventKind::CaseClosed)
+            .map(|e| e.at),
+    };
+    policy
+        .rules
+        .iter()
+        .flat_map(|r| rule::facts(r, &state, ctx))
+        .collect()
 }
 
 /// Accumulates one case's decisions.

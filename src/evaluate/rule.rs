@@ -14,9 +14,31 @@ pub struct CaseState<'a> {
     /// Events known at `now`, sorted by time.
     pub known: &'a [&'a Event],
     pub plan: &'a PlanPeriods,
+    /// When the case closed, if it has (only reports look at closed cases).
+    pub closed_at: Option<DateTime<Utc>>,
 }
 
 pub fn evaluate(rule: &Rule, st: &CaseState, ctx: &Context, out: &mut Outcome) {
+    for occurrence in occurrences(rule, st, ctx) {
+        occurrence.evaluate(out);
+    }
+}
+
+/// Every started occurrence of `rule` on the case, as facts for a report.
+pub fn facts(rule: &Rule, st: &CaseState, ctx: &Context) -> Vec<OccurrenceFact> {
+    occurrences(rule, st, ctx)
+        .iter()
+        .filter_map(|o| o.fact())
+        .collect()
+}
+
+/// The rule's clocks on this case: one per anchor, or per anchor and invited agency.
+fn occurrences<'a>(
+    rule: &'a Rule,
+    st: &'a CaseState<'a>,
+    ctx: &'a Context<'a>,
+) -> Vec<Occurrence<'a>> {
+    let mut out = Vec::new();
     for anchor in anchors(rule, st) {
         if rule.per_invited_agency {
             let invited = anchor
@@ -27,12 +49,13 @@ pub fn evaluate(rule: &Rule, st: &CaseState, ctx: &Context, out: &mut Outcome) {
                 let Ok(agency) = AgencyId::parse(agency) else {
                     continue;
                 };
-                Occurrence::new(rule, st, ctx, anchor, Some(agency)).evaluate(out);
+                out.push(Occurrence::new(rule, st, ctx, anchor, Some(agency)));
             }
         } else {
-            Occurrence::new(rule, st, ctx, anchor, None).evaluate(out);
+            out.push(Occurrence::new(rule, st, ctx, anchor, None));
         }
     }
+    out
 }
 
 /// The events that start this rule's clocks.
@@ -138,9 +161,24 @@ impl<'a> Occurrence<'a> {
         })
     }
 
-    fn evaluate(&self, out: &mut Outcome) {
+    /// The agency a `same = ["agency"]` match compares with: the occurrence's own (per-agency
+    /// rules), else the responsible person's.
+    fn match_agency(&self) -> Option<AgencyId> {
+        self.agency.clone().or_else(|| {
+            let responsible = self
+                .resolver()
+                .resolve_all(&self.rule.responsible, &mut Vec::new());
+            responsible
+                .first()
+                .and_then(|r| r.person.as_ref())
+                .and_then(|p| self.ctx.directory.person(p))
+                .and_then(|p| p.agency.clone())
+        })
+    }
+
+    /// Where this occurrence's clock stands at `now`.
+    fn clock(&self) -> Clock<'a> {
         let cal = self.ctx.calendar;
-        let now = self.ctx.now;
         // When the case knew of the anchor: a meeting's booking, else the event itself.
         let since = self.anchor.known_from().min(self.anchor.at);
         // The clock runs from `start` (a meeting's booking, a trigger's instant, else the anchor);
@@ -156,45 +194,22 @@ impl<'a> Occurrence<'a> {
             .find(&self.rule.cancelled_by, since, None, None)
             .is_some()
         {
-            return;
+            return Clock::Cancelled;
         }
-        if start > now {
-            out.wake_at(start);
-            return;
+        if start > self.ctx.now {
+            return Clock::NotStarted(start);
         }
-        let resolver = self.resolver();
-        // Problems resolving people count only once a notice that needs them is due.
-        let mut problems = Vec::new();
-        let responsible = resolver.resolve_all(&self.rule.responsible, &mut problems);
-        let responsible_person = responsible.first().and_then(|r| r.person.clone());
-        let agency = self.agency.clone().or_else(|| {
-            responsible_person
-                .as_ref()
-                .and_then(|p| self.ctx.directory.person(p))
-                .and_then(|p| p.agency.clone())
-        });
-        let cc =
-            resolver.resolve_relative(&self.rule.cc, responsible_person.as_ref(), &mut problems);
-
         if let Some(guard) = &self.rule.guard {
             let window_end = cal.deadline(guard.within, self.anchor.at);
-            let breach = self.st.known.iter().find(|e| {
+            let breach = self.st.known.iter().copied().find(|e| {
                 e.at >= self.anchor.at && e.at < window_end && guard.forbidden.matches(e)
             });
-            if let Some(breach) = breach {
-                let steps = Steps {
-                    occ: self,
-                    responsible: &responsible,
-                    responsible_person: responsible_person.as_ref(),
-                    cc: &cc,
-                };
-                if steps.emit(out, start, breach.at, false) {
-                    out.problems.extend(problems);
-                }
-            }
-            return;
+            return Clock::Guard {
+                start,
+                window_end,
+                breach,
+            };
         }
-
         let timescale = match (self.rule.case_interval, self.st.case.visit_interval_days) {
             (true, Some(days)) => Timescale::Days(days),
             _ => self.rule.deadline,
@@ -216,22 +231,157 @@ impl<'a> Occurrence<'a> {
                 .unwrap_or(DateTime::<Utc>::MIN_UTC),
         };
         let until = self.rule.done_by_deadline.then_some(deadline);
-        if self
-            .find(&self.rule.done_by, done_from, until, agency.as_ref())
-            .is_some()
-        {
-            return;
+        let done = self.find(
+            &self.rule.done_by,
+            done_from,
+            until,
+            self.match_agency().as_ref(),
+        );
+        Clock::Deadline {
+            start,
+            deadline,
+            done,
         }
+    }
+
+    fn evaluate(&self, out: &mut Outcome) {
+        let (start, deadline, before) = match self.clock() {
+            Clock::Cancelled
+            | Clock::Guard { breach: None, .. }
+            | Clock::Deadline { done: Some(_), .. } => return,
+            Clock::NotStarted(t) => {
+                out.wake_at(t);
+                return;
+            }
+            Clock::Guard {
+                start,
+                breach: Some(b),
+                ..
+            } => (start, b.at, false),
+            Clock::Deadline {
+                start,
+                deadline,
+                done: None,
+            } => (start, deadline, true),
+        };
+        let resolver = self.resolver();
+        // Problems resolving people count only once a notice that needs them is due.
+        let mut problems = Vec::new();
+        let responsible = resolver.resolve_all(&self.rule.responsible, &mut problems);
+        let responsible_person = responsible.first().and_then(|r| r.person.clone());
+        let cc =
+            resolver.resolve_relative(&self.rule.cc, responsible_person.as_ref(), &mut problems);
         let steps = Steps {
             occ: self,
             responsible: &responsible,
             responsible_person: responsible_person.as_ref(),
             cc: &cc,
         };
-        if steps.emit(out, start, deadline, true) {
+        if steps.emit(out, start, deadline, before) {
             out.problems.extend(problems);
         }
     }
+
+    /// How this occurrence stands for a timeliness report (None if its clock has not started).
+    fn fact(&self) -> Option<OccurrenceFact> {
+        let now = self.ctx.now;
+        let closed = self.st.closed_at;
+        let open_outcome = |deadline: DateTime<Utc>| match closed {
+            Some(c) if c < deadline => Timeliness::Cancelled,
+            _ if now >= deadline => Timeliness::Overdue,
+            Some(_) => Timeliness::Cancelled,
+            None => Timeliness::Pending,
+        };
+        let (deadline, done_at, status) = match self.clock() {
+            Clock::NotStarted(_) => return None,
+            Clock::Cancelled => (self.anchor.at, None, Timeliness::Cancelled),
+            Clock::Guard {
+                window_end,
+                breach: Some(b),
+                ..
+            } => (window_end, Some(b.at), Timeliness::Overdue),
+            Clock::Guard {
+                window_end,
+                breach: None,
+                ..
+            } if now >= window_end => (window_end, None, Timeliness::OnTime),
+            Clock::Guard {
+                window_end,
+                breach: None,
+                ..
+            } => (window_end, None, open_outcome(DateTime::<Utc>::MAX_UTC)),
+            Clock::Deadline {
+                deadline,
+                done: Some(e),
+                ..
+            } => (
+                deadline,
+                Some(e.at),
+                if e.at <= deadline {
+                    Timeliness::OnTime
+                } else {
+                    Timeliness::Late
+                },
+            ),
+            Clock::Deadline {
+                deadline,
+                done: None,
+                ..
+            } => (deadline, None, open_outcome(deadline)),
+        };
+        Some(OccurrenceFact {
+            rule: self.rule.id.clone(),
+            occurrence: self.id.clone(),
+            deadline,
+            done_at,
+            status,
+        })
+    }
+}
+
+/// Where one occurrence's clock stands.
+enum Clock<'e> {
+    /// A cancelling event came first.
+    Cancelled,
+    /// A trigger whose clock starts at this instant, later than now.
+    NotStarted(DateTime<Utc>),
+    /// A guard window, and the forbidden event if it happened within it.
+    Guard {
+        start: DateTime<Utc>,
+        window_end: DateTime<Utc>,
+        breach: Option<&'e Event>,
+    },
+    /// A deadline, and the event that met it, if any.
+    Deadline {
+        start: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+        done: Option<&'e Event>,
+    },
+}
+
+/// How one occurrence of a rule stands, for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timeliness {
+    /// Done by the deadline (or, for a guard, its window passed unbroken).
+    OnTime,
+    /// Done after the deadline.
+    Late,
+    /// Not done and the deadline has passed (or the guard was broken).
+    Overdue,
+    /// Not done, deadline still ahead.
+    Pending,
+    /// Made moot by a later event or the case closing before the deadline.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccurrenceFact {
+    pub rule: String,
+    pub occurrence: String,
+    /// The deadline (the anchor's time for a cancelled occurrence; a guard's window end).
+    pub deadline: DateTime<Utc>,
+    pub done_at: Option<DateTime<Utc>>,
+    pub status: Timeliness,
 }
 
 /// The notices of one occurrence, each emitted only inside its window.
