@@ -90,12 +90,22 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 0)]
         max_dead: i64,
     },
-    /// Escalation figures per policy (disputes reaching each stage, how long each stage took)
-    /// and the records the policies demand (summary logs, report forms, step-4 record).
+    /// Timeliness per case rule (on time, late, overdue, pending, cancelled), escalation figures
+    /// per policy (disputes reaching each stage, how long each stage took) and the records the
+    /// policies demand (summary logs, report forms, step-4 record).
     Report {
         /// text (for people) or csv (one table per section, a `section` column first).
         #[arg(long, value_enum, default_value = "text")]
         format: ReportFormat,
+        /// Judge timeliness as at this instant (RFC 3339; default now).
+        #[arg(long, value_parser = parse_instant)]
+        at: Option<DateTime<Utc>>,
+        /// Count only rule occurrences whose deadline is at or after this instant (RFC 3339).
+        #[arg(long, value_parser = parse_instant)]
+        from: Option<DateTime<Utc>>,
+        /// Count only rule occurrences whose deadline is before this instant (RFC 3339).
+        #[arg(long, value_parser = parse_instant)]
+        to: Option<DateTime<Utc>>,
     },
     /// A private database, the sample partnership, a simulated month; mail written to ./outbox/.
     Demo {
@@ -386,14 +396,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(crate::health::Unhealthy(failed).into())
             }
         }
-        Command::Report { format } => {
+        Command::Report {
+            format,
+            at,
+            from,
+            to,
+        } => {
             let mut conn = connect(&settings)?;
             store::ensure_schema(&mut conn, false)?;
             let runtime = runtime(&settings, &mut conn)?;
+            let timeliness = crate::jobs::timeliness::collect(
+                &mut conn,
+                &runtime,
+                at.unwrap_or_else(Utc::now),
+                crate::jobs::timeliness::Range { from, to },
+                settings.database.batch_size,
+            )?;
             let disputes = store::disputes::report_disputes(&mut conn)?;
-            let report = crate::report::build(&disputes, &runtime.catalogue, &|p| {
-                runtime.partnerships.get(p).map(|r| &r.calendar)
-            });
+            let report = crate::report::build(
+                &disputes,
+                &runtime.catalogue,
+                &|p| runtime.partnerships.get(p).map(|r| &r.calendar),
+                timeliness,
+            );
             print!(
                 "{}",
                 match format {

@@ -68,11 +68,95 @@ pub struct Log {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
+    /// Per partnership and standards rule: how its occurrences stand.
+    pub timeliness: Vec<RuleFigures>,
     pub escalation: Vec<PolicyFigures>,
     pub logs: Vec<Log>,
-    // PER-RULE TIMELINESS OF CASE RULES: a `timeliness` section (per standards rule: occurrences,
-    // done on time, done late, still overdue) is to be added here by the work on case rules,
-    // with its rendering at the two marked spots in `render_text` and `render_csv`.
+}
+
+/// One standards rule in one partnership: its occurrences by outcome.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RuleFigures {
+    pub partnership: String,
+    pub policy: String,
+    pub rule: String,
+    pub standard: String,
+    pub occurrences: usize,
+    pub on_time: usize,
+    pub late: usize,
+    pub overdue: usize,
+    pub pending: usize,
+    pub cancelled: usize,
+    /// Median of (done − deadline) over the late ones, in days.
+    pub median_days_late: Option<f64>,
+}
+
+impl RuleFigures {
+    /// On time as a share of those decided (on time, late or overdue), in percent.
+    pub fn on_time_percent(&self) -> Option<f64> {
+        let decided = self.on_time + self.late + self.overdue;
+        (decided > 0).then(|| 100.0 * self.on_time as f64 / decided as f64)
+    }
+}
+
+/// Counts occurrence facts as they stream past, one partnership and policy at a time.
+pub struct TimelinessTally {
+    partnership: String,
+    policy: String,
+    rules: Vec<(String, String)>,
+    counts: BTreeMap<String, (RuleFigures, Vec<i64>)>,
+}
+
+impl TimelinessTally {
+    pub fn new(partnership: &str, policy: &crate::policy::StandardsPolicy) -> Self {
+        TimelinessTally {
+            partnership: partnership.to_owned(),
+            policy: policy.id.clone(),
+            rules: policy
+                .rules
+                .iter()
+                .map(|r| (r.id.clone(), r.standard.clone()))
+                .collect(),
+            counts: BTreeMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, fact: &crate::evaluate::OccurrenceFact) {
+        use crate::evaluate::Timeliness::*;
+        let (f, late) = self.counts.entry(fact.rule.clone()).or_default();
+        f.occurrences += 1;
+        match fact.status {
+            OnTime => f.on_time += 1,
+            Late => {
+                f.late += 1;
+                if let Some(done) = fact.done_at {
+                    late.push((done - fact.deadline).num_minutes());
+                }
+            }
+            Overdue => f.overdue += 1,
+            Pending => f.pending += 1,
+            Cancelled => f.cancelled += 1,
+        }
+    }
+
+    /// Every rule of the policy, in the policy's order, occurrences or not.
+    pub fn finish(mut self) -> Vec<RuleFigures> {
+        self.rules
+            .iter()
+            .map(|(rule, standard)| {
+                let (mut f, mut late) = self.counts.remove(rule).unwrap_or_default();
+                late.sort_unstable();
+                f.median_days_late = median(&late).map(|m| m / (24.0 * 60.0));
+                RuleFigures {
+                    partnership: self.partnership.clone(),
+                    policy: self.policy.clone(),
+                    rule: rule.clone(),
+                    standard: standard.clone(),
+                    ..f
+                }
+            })
+            .collect()
+    }
 }
 
 const LOGS: &[(&str, &str)] = &[
@@ -98,11 +182,13 @@ const LOGS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Build the report. `calendar_of` gives a partnership's working-day calendar.
+/// Build the report from the stored disputes and the case rules' `timeliness` figures (from
+/// `jobs::timeliness::collect`). `calendar_of` gives a partnership's working-day calendar.
 pub fn build<'c>(
     disputes: &[ReportDispute],
     catalogue: &Catalogue,
     calendar_of: &dyn Fn(&str) -> Option<&'c Calendar>,
+    timeliness: Vec<RuleFigures>,
 ) -> Report {
     let mut by_policy: BTreeMap<&str, Vec<&ReportDispute>> = BTreeMap::new();
     for d in disputes {
@@ -205,7 +291,11 @@ pub fn build<'c>(
             entries,
         });
     }
-    Report { escalation, logs }
+    Report {
+        timeliness,
+        escalation,
+        logs,
+    }
 }
 
 /// (stage, entered at) from the opening through the recorded moves.
@@ -239,7 +329,51 @@ fn opt_i(v: Option<i64>) -> String {
 
 pub fn render_text(r: &Report) -> String {
     let mut out = String::new();
-    // PER-RULE TIMELINESS OF CASE RULES: render the timeliness section here (before escalations).
+    let _ = writeln!(
+        out,
+        "Timeliness per rule (on time % = on time / (on time + late + overdue))"
+    );
+    if r.timeliness.is_empty() {
+        let _ = writeln!(out, "  (no cases recorded)");
+    }
+    let mut current = None;
+    for f in &r.timeliness {
+        if current != Some((&f.partnership, &f.policy)) {
+            current = Some((&f.partnership, &f.policy));
+            let _ = writeln!(out, "\n{} ({})", f.partnership, f.policy);
+            let _ = writeln!(
+                out,
+                "  {:<32} {:>4} {:>6} {:>7} {:>5} {:>7} {:>7} {:>9} {:>8} {:>10}",
+                "rule",
+                "std",
+                "total",
+                "on time",
+                "late",
+                "overdue",
+                "pending",
+                "cancelled",
+                "on time%",
+                "median late"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  {:<32} {:>4} {:>6} {:>7} {:>5} {:>7} {:>7} {:>9} {:>8} {:>10}",
+            f.rule,
+            f.standard,
+            f.occurrences,
+            f.on_time,
+            f.late,
+            f.overdue,
+            f.pending,
+            f.cancelled,
+            f.on_time_percent()
+                .map_or("-".into(), |p| format!("{p:.0}")),
+            f.median_days_late
+                .map_or("-".into(), |d| format!("{d:.1} d")),
+        );
+    }
+    let _ = writeln!(out);
     let _ = writeln!(out, "Escalation figures per policy");
     if r.escalation.is_empty() {
         let _ = writeln!(out, "  (no disputes recorded)");
@@ -305,7 +439,31 @@ fn csv_field(s: &str) -> String {
 /// tables separated by a blank line.
 pub fn render_csv(r: &Report) -> String {
     let mut out = String::new();
-    // PER-RULE TIMELINESS OF CASE RULES: write the timeliness table here (before escalations).
+    let _ = writeln!(
+        out,
+        "section,partnership,policy,rule,standard,occurrences,on_time,late,overdue,pending,cancelled,on_time_percent,median_days_late"
+    );
+    for f in &r.timeliness {
+        let _ = writeln!(
+            out,
+            "timeliness,{},{},{},{},{},{},{},{},{},{},{},{}",
+            csv_field(&f.partnership),
+            csv_field(&f.policy),
+            csv_field(&f.rule),
+            csv_field(&f.standard),
+            f.occurrences,
+            f.on_time,
+            f.late,
+            f.overdue,
+            f.pending,
+            f.cancelled,
+            f.on_time_percent()
+                .map_or(String::new(), |p| format!("{p:.1}")),
+            f.median_days_late
+                .map_or(String::new(), |d| format!("{d:.2}")),
+        );
+    }
+    let _ = writeln!(out);
     let _ = writeln!(
         out,
         "section,policy,stage,stage_name,reached,completed,resolved_here,open_here,median_working_days,max_working_days"

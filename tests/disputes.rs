@@ -728,7 +728,8 @@ fn report_gives_figures_per_policy_and_the_logs() {
     );
     let csv = cp.ok(&["report", "--format", "csv"]);
     assert!(
-        csv.starts_with("section,policy,stage,stage_name,reached,completed,resolved_here,open_here,median_working_days,max_working_days\n"),
+        csv.starts_with("section,partnership,policy,rule,standard,")
+            && csv.contains("\n\nsection,policy,stage,stage_name,reached,completed,resolved_here,open_here,median_working_days,max_working_days\n"),
         "{csv}"
     );
     assert!(

@@ -190,20 +190,29 @@ impl<'a> Occurrence<'a> {
             }
             None => (since, self.anchor.at),
         };
-        if self
-            .find(&self.rule.cancelled_by, since, None, None)
-            .is_some()
-        {
-            return Clock::Cancelled;
-        }
+        let cancel = self.find(&self.rule.cancelled_by, since, None, None);
         if start > self.ctx.now {
             return Clock::NotStarted(start);
+        }
+        if let Some(c) = cancel.filter(|c| c.at < start) {
+            // A trigger made moot before it fired never started.
+            return Clock::Cancelled {
+                at: c.at,
+                deadline: None,
+            };
         }
         if let Some(guard) = &self.rule.guard {
             let window_end = cal.deadline(guard.within, self.anchor.at);
             let breach = self.st.known.iter().copied().find(|e| {
                 e.at >= self.anchor.at && e.at < window_end && guard.forbidden.matches(e)
             });
+            if let Some(c) = cancel {
+                // An agreed exception excuses the guard whenever it was recorded.
+                return Clock::Cancelled {
+                    at: c.at,
+                    deadline: Some(window_end),
+                };
+            }
             return Clock::Guard {
                 start,
                 window_end,
@@ -237,16 +246,23 @@ impl<'a> Occurrence<'a> {
             until,
             self.match_agency().as_ref(),
         );
-        Clock::Deadline {
-            start,
-            deadline,
-            done,
+        match (done, cancel) {
+            // Made moot before it was done: cancelled (a missed deadline before that stays missed).
+            (d, Some(c)) if d.is_none_or(|d| c.at < d.at) => Clock::Cancelled {
+                at: c.at,
+                deadline: Some(deadline),
+            },
+            (done, _) => Clock::Deadline {
+                start,
+                deadline,
+                done,
+            },
         }
     }
 
     fn evaluate(&self, out: &mut Outcome) {
         let (start, deadline, before) = match self.clock() {
-            Clock::Cancelled
+            Clock::Cancelled { .. }
             | Clock::Guard { breach: None, .. }
             | Clock::Deadline { done: Some(_), .. } => return,
             Clock::NotStarted(t) => {
@@ -294,7 +310,15 @@ impl<'a> Occurrence<'a> {
         };
         let (deadline, done_at, status) = match self.clock() {
             Clock::NotStarted(_) => return None,
-            Clock::Cancelled => (self.anchor.at, None, Timeliness::Cancelled),
+            Clock::Cancelled { deadline: None, .. } => return None,
+            // Missed before it was made moot: still missed.
+            Clock::Cancelled {
+                at,
+                deadline: Some(d),
+            } if d <= at => (d, None, Timeliness::Overdue),
+            Clock::Cancelled {
+                deadline: Some(d), ..
+            } => (d, None, Timeliness::Cancelled),
             Clock::Guard {
                 window_end,
                 breach: Some(b),
@@ -341,8 +365,12 @@ impl<'a> Occurrence<'a> {
 
 /// Where one occurrence's clock stands.
 enum Clock<'e> {
-    /// A cancelling event came first.
-    Cancelled,
+    /// A cancelling event came before the work was done; `deadline` is None for a trigger
+    /// that never fired.
+    Cancelled {
+        at: DateTime<Utc>,
+        deadline: Option<DateTime<Utc>>,
+    },
     /// A trigger whose clock starts at this instant, later than now.
     NotStarted(DateTime<Utc>),
     /// A guard window, and the forbidden event if it happened within it.
@@ -378,7 +406,7 @@ pub enum Timeliness {
 pub struct OccurrenceFact {
     pub rule: String,
     pub occurrence: String,
-    /// The deadline (the anchor's time for a cancelled occurrence; a guard's window end).
+    /// The deadline (a guard's window end).
     pub deadline: DateTime<Utc>,
     pub done_at: Option<DateTime<Utc>>,
     pub status: Timeliness,

@@ -3,6 +3,7 @@
 
 pub mod delivery;
 pub mod evaluation;
+pub mod timeliness;
 
 use crate::calendar::{BankHolidays, Calendar, Tz};
 use crate::domain::Email;
