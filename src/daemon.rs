@@ -17,7 +17,7 @@ use secrecy::ExposeSecret;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::JobScheduler;
 
 /// How long a loop may go without a heartbeat before the watchdog stops vouching for it.
 const EVALUATION_STALL: Duration = Duration::from_secs(30 * 60);
@@ -57,20 +57,13 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
         .timezone
         .parse()
         .unwrap_or(chrono_tz::Europe::London);
-    let tick = wake_tx.clone();
-    scheduler
-        .add(Job::new_async_tz(
-            settings.schedule.evaluate_cron.as_str(),
-            tz,
-            move |_, _| {
-                let tick = tick.clone();
-                Box::pin(async move {
-                    // A full queue means a pass is already pending: dropping this wake-up is right.
-                    let _ = tick.try_send(());
-                })
-            },
-        )?)
-        .await?;
+    crate::schedule::install(
+        &scheduler,
+        &settings.schedule.evaluate_cron,
+        tz,
+        wake_tx.clone(),
+    )
+    .await?;
     scheduler.start().await?;
     let _ = wake_tx.try_send(()); // one pass at start-up
 

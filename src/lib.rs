@@ -16,5 +16,6 @@ pub mod jobs;
 pub mod mail;
 pub mod policy;
 pub mod report;
+pub mod schedule;
 pub mod settings;
 pub mod store;
