@@ -11,6 +11,9 @@ use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 
+/// Rows queued in one pass after which the outbox's planner statistics are refreshed.
+const ANALYZE_AFTER_ROWS: usize = 20_000;
+
 /// Only one replica evaluates at a time (PostgreSQL advisory lock key).
 const PASS_LOCK: i64 = 0x63_70_77_61_74_63_68; // "cpwatch"
 
@@ -124,6 +127,7 @@ impl EvaluationPass<'_> {
                 now: self.now,
             };
             let mut after = 0;
+            let mut queued_since_analyze = 0;
             loop {
                 let (batch, bad) =
                     cases::load_batch(conn, &partnership, selection, after, self.batch_size)?;
@@ -168,6 +172,13 @@ impl EvaluationPass<'_> {
                         })?;
                     report.queued += queued;
                     report.cancelled += cancelled;
+                    // A pass that queues many rows outgrows the outbox's statistics (a new
+                    // database has none): refresh them so withdrawing stays an index lookup.
+                    queued_since_analyze += queued;
+                    if queued_since_analyze >= ANALYZE_AFTER_ROWS {
+                        diesel::sql_query("ANALYZE outbox").execute(conn)?;
+                        queued_since_analyze = 0;
+                    }
                 }
                 if batch.len() < self.batch_size {
                     break;
