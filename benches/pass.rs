@@ -35,8 +35,6 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
 /// The instant of the full pass: a Tuesday morning, cases opened through 2026 up to the day before.
@@ -615,7 +613,7 @@ impl BenchDb {
             }
             _ => {
                 let mut builder = pgtemp::PgTempDB::builder();
-                if let Some(bin) = postgres_bin_dir() {
+                if let Some(bin) = cpwatch::store::postgres_bin_dir() {
                     builder = builder.with_bin_path(bin);
                 }
                 let db = builder.start();
@@ -647,18 +645,4 @@ impl Drop for BenchDb {
             }
         }
     }
-}
-
-/// Debian keeps the server binaries outside PATH.
-fn postgres_bin_dir() -> Option<PathBuf> {
-    if Command::new("initdb").arg("--version").output().is_ok() {
-        return None;
-    }
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    dirs.sort();
-    dirs.pop()
 }

@@ -11,7 +11,7 @@ use crate::store;
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The sample partnership: four child-protection cases in March 2026.
 pub const SAMPLE: &str = include_str!("../config/sample/knowsley-sample.json");
@@ -34,7 +34,7 @@ pub fn run(out: &Path, days: u32) -> anyhow::Result<()> {
     }
     println!("starting a private PostgreSQL server (from the installed PostgreSQL binaries)...");
     let mut builder = pgtemp::PgTempDB::builder();
-    if let Some(bin) = postgres_bin_dir() {
+    if let Some(bin) = store::postgres_bin_dir() {
         builder = builder.with_bin_path(bin);
     }
     let db = builder.start();
@@ -151,22 +151,4 @@ fn print_summary(conn: &mut PgConnection, tz: &chrono_tz::Tz) -> anyhow::Result<
          \x20        data-quality notice went to the admin address instead."
     );
     Ok(())
-}
-
-/// Debian keeps the server binaries outside PATH.
-pub fn postgres_bin_dir() -> Option<PathBuf> {
-    if std::process::Command::new("initdb")
-        .arg("--version")
-        .output()
-        .is_ok()
-    {
-        return None;
-    }
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    dirs.sort();
-    dirs.pop()
 }

@@ -96,3 +96,22 @@ pub fn audit(
 
 /// Written to `next_check_at` when something changed: "look at this on the next pass".
 pub const CHECK_NOW: chrono::DateTime<chrono::Utc> = chrono::DateTime::UNIX_EPOCH;
+
+/// Where PostgreSQL's server binaries are when `initdb` is not on PATH (Debian keeps them in
+/// /usr/lib/postgresql/*/bin); None when it is. For starting a private server (demo, tests).
+pub fn postgres_bin_dir() -> Option<std::path::PathBuf> {
+    if std::process::Command::new("initdb")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return None;
+    }
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}

@@ -5,7 +5,6 @@
 
 use diesel::prelude::*;
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,7 +46,7 @@ impl TestDb {
             }
             _ => {
                 let mut builder = pgtemp::PgTempDB::builder();
-                if let Some(bin) = postgres_bin_dir() {
+                if let Some(bin) = cpwatch::store::postgres_bin_dir() {
                     builder = builder.with_bin_path(bin);
                 }
                 let db = builder.start();
@@ -87,20 +86,6 @@ impl Drop for TestDb {
             }
         }
     }
-}
-
-/// Debian keeps the server binaries outside PATH.
-fn postgres_bin_dir() -> Option<PathBuf> {
-    if Command::new("initdb").arg("--version").output().is_ok() {
-        return None;
-    }
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    dirs.sort();
-    dirs.pop()
 }
 
 /// A message the SMTP server received.
