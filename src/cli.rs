@@ -340,17 +340,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let channel = smtp_channel(&settings)?;
                 let renderer = Renderer::new(settings.mail.include_names);
                 let from = settings.smtp.from.parse().map_err(|e| InputError(format!("smtp.from: {e}")))?;
-                let delivery = Delivery {
-                    runtime: &runtime,
-                    channel: &channel,
-                    renderer: &renderer,
-                    from: &from,
-                    batch_size: settings.delivery.batch_size,
-                    lease_seconds: settings.delivery.lease_seconds,
-                    max_attempts: settings.delivery.max_attempts,
-                    working_hours_only: settings.delivery.working_hours_only,
-                    control: crate::jobs::delivery::Control::from_settings(&settings.delivery),
-                };
+                let delivery = Delivery::configured(
+                    &runtime,
+                    &channel,
+                    &renderer,
+                    &from,
+                    &settings.delivery,
+                    crate::jobs::delivery::Control::from_settings(&settings.delivery),
+                );
                 let mut total = DeliveryReport::default();
                 loop {
                     let report = delivery.run_once(&mut conn, at.unwrap_or_else(Utc::now)).await?;

@@ -259,17 +259,14 @@ async fn delivery_loop(
             return;
         }
         let rt = current(&runtime);
-        let delivery = Delivery {
-            runtime: &rt,
-            channel: &channel,
-            renderer: &renderer,
-            from: &from,
-            batch_size: settings.delivery.batch_size,
-            lease_seconds: settings.delivery.lease_seconds,
-            max_attempts: settings.delivery.max_attempts,
-            working_hours_only: settings.delivery.working_hours_only,
-            control: control.clone(),
-        };
+        let delivery = Delivery::configured(
+            &rt,
+            &channel,
+            &renderer,
+            &from,
+            &settings.delivery,
+            control.clone(),
+        );
         // A round finishes the message it is sending and gives back the rest on SIGTERM.
         let handled = match delivery.run_round(&mut db, Utc::now()).await {
             Ok(r) => r.handled(),

@@ -202,6 +202,30 @@ impl<'a> Db<'a> {
     }
 }
 
+impl<'a> Delivery<'a> {
+    /// Delivery as `[delivery]` configures it.
+    pub fn configured(
+        runtime: &'a Runtime,
+        channel: &'a Channel,
+        renderer: &'a Renderer,
+        from: &'a Mailbox,
+        cfg: &crate::settings::Delivery,
+        control: Control,
+    ) -> Self {
+        Delivery {
+            runtime,
+            channel,
+            renderer,
+            from,
+            batch_size: cfg.batch_size,
+            lease_seconds: cfg.lease_seconds,
+            max_attempts: cfg.max_attempts,
+            working_hours_only: cfg.working_hours_only,
+            control,
+        }
+    }
+}
+
 impl Delivery<'_> {
     /// One round on a single connection (the command line and the demo).
     pub async fn run_once(
