@@ -240,12 +240,18 @@ impl<'a> Occurrence<'a> {
                 .unwrap_or(DateTime::<Utc>::MIN_UTC),
         };
         let until = self.rule.done_by_deadline.then_some(deadline);
-        let done = self.find(
-            &self.rule.done_by,
-            done_from,
-            until,
-            self.match_agency().as_ref(),
-        );
+        // Only rules that compare agencies need to look the responsible person up.
+        let compares_agency = self
+            .rule
+            .done_by
+            .iter()
+            .any(|m| m.same.iter().any(|f| f == "agency"));
+        let agency = if compares_agency {
+            self.match_agency()
+        } else {
+            None
+        };
+        let done = self.find(&self.rule.done_by, done_from, until, agency.as_ref());
         match (done, cancel) {
             // Made moot before it was done: cancelled (a missed deadline before that stays missed).
             (d, Some(c)) if d.is_none_or(|d| c.at < d.at) => Clock::Cancelled {
