@@ -6,7 +6,7 @@
 //! `both.senior_manager`, or partnership and case roles), carbon copies, and the records the
 //! policy demands. Parsing reports every problem with the file, the stage and the field.
 
-use super::{PolicyError, PolicyProblem, RoleRef};
+use super::{PolicyError, RoleRef, Validator};
 use crate::calendar::Timescale;
 use serde::Deserialize;
 use std::fmt;
@@ -346,35 +346,8 @@ pub fn kind_of(text: &str) -> Option<String> {
     value.get("kind")?.as_str().map(str::to_owned)
 }
 
-struct V {
-    file: String,
-    at: Option<String>,
-    problems: Vec<PolicyProblem>,
-}
-
-impl V {
-    fn problem(&mut self, field: &str, message: String) {
-        let field = match &self.at {
-            Some(at) => format!("{at}: {field}"),
-            None => field.to_owned(),
-        };
-        self.problems.push(PolicyProblem {
-            file: self.file.clone(),
-            rule: None,
-            field,
-            message,
-        });
-    }
-    fn timescale(&mut self, field: &str, phrase: &str) -> Option<Timescale> {
-        match phrase.parse::<Timescale>() {
-            Ok(t) => Some(t),
-            Err(e) => {
-                self.problem(field, e.to_string());
-                None
-            }
-        }
-    }
-    fn roles(&mut self, field: &str, names: &[String]) -> Vec<LadderRole> {
+impl Validator {
+    fn ladder_roles(&mut self, field: &str, names: &[String]) -> Vec<LadderRole> {
         let mut out = Vec::new();
         for (i, name) in names.iter().enumerate() {
             match LadderRole::parse(name) {
@@ -388,23 +361,9 @@ impl V {
 
 /// Parse and validate one escalation policy file; every problem is reported, not just the first.
 pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError> {
-    let raw: RawLadder = toml::from_str(text).map_err(|e| {
-        PolicyError(vec![PolicyProblem {
-            file: file.into(),
-            rule: None,
-            field: "toml".into(),
-            message: e.message().to_owned()
-                + &e.span()
-                    .map(|s| format!(" (at byte {})", s.start))
-                    .unwrap_or_default(),
-        }])
-    })?;
+    let raw: RawLadder = toml::from_str(text).map_err(|e| PolicyError::toml(file, &e))?;
     let _ = &raw.source;
-    let mut v = V {
-        file: file.to_owned(),
-        at: None,
-        problems: Vec::new(),
-    };
+    let mut v = Validator::new(file);
     if raw.kind != "escalation" {
         v.problem(
             "kind",
@@ -460,7 +419,7 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
     let mut stages = Vec::new();
     for (i, s) in raw.stages.iter().enumerate() {
         let expected = i as u32 + 1;
-        v.at = Some(format!("stage {}", s.stage));
+        v.place = Some(format!("stage {}", s.stage));
         if s.stage != expected {
             v.problem(
                 "stage",
@@ -518,11 +477,11 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
                 }
             },
         };
-        let to = v.roles("to", &s.to);
+        let to = v.ladder_roles("to", &s.to);
         if s.to.is_empty() {
             v.problem("to", "names nobody".into());
         }
-        let cc = v.roles("cc", &s.cc);
+        let cc = v.ladder_roles("cc", &s.cc);
         for (j, r) in s.records.iter().enumerate() {
             if !RECORD_KINDS.contains(&r.as_str()) {
                 v.problem(
@@ -534,7 +493,7 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
                 );
             }
         }
-        let same_person = v.roles("same_person", &s.same_person);
+        let same_person = v.ladder_roles("same_person", &s.same_person);
         if !s.same_person.is_empty() {
             if s.same_person.len() < 2 {
                 v.problem(
@@ -549,7 +508,7 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
                 );
             }
         }
-        let outcome_confirmed_by = v.roles("outcome_confirmed_by", &s.outcome_confirmed_by);
+        let outcome_confirmed_by = v.ladder_roles("outcome_confirmed_by", &s.outcome_confirmed_by);
         if !s.outcome_confirmed_by.is_empty() && raw.outcome.confirm_within.is_none() {
             v.problem(
                 "outcome_confirmed_by",
@@ -572,7 +531,7 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
             });
         }
     }
-    v.at = None;
+    v.place = None;
     let in_range = |n: u32| n >= 1 && n <= n_stages.max(1);
     if !in_range(raw.immediate_risk.start_stage) {
         v.problem(
@@ -580,7 +539,7 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
             format!("there is no stage {}", raw.immediate_risk.start_stage),
         );
     }
-    let tell = v.roles("immediate_risk.tell", &raw.immediate_risk.tell);
+    let tell = v.ladder_roles("immediate_risk.tell", &raw.immediate_risk.tell);
     if raw.immediate_risk.tell.is_empty() {
         v.problem("immediate_risk.tell", "names nobody".into());
     }
@@ -590,7 +549,7 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
             format!("there is no stage {}", raw.outcome.notify_from_stage),
         );
     }
-    let outcome_to = v.roles("outcome.to", &raw.outcome.to);
+    let outcome_to = v.ladder_roles("outcome.to", &raw.outcome.to);
     let confirm_within = raw
         .outcome
         .confirm_within
@@ -605,7 +564,7 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
             );
         }
     }
-    let after_to = v.roles("after_last_stage.to", &raw.after_last_stage.to);
+    let after_to = v.ladder_roles("after_last_stage.to", &raw.after_last_stage.to);
     if raw.after_last_stage.to.is_empty() {
         v.problem("after_last_stage.to", "names nobody".into());
     }
@@ -618,7 +577,7 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
         }
         FamilyNotice {
             from_stage: f.from_stage,
-            to: v.roles("family_notice.to", &f.to),
+            to: v.ladder_roles("family_notice.to", &f.to),
             action: f.action.clone(),
         }
     });

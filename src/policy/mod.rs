@@ -38,21 +38,21 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ),
 ];
 
-/// One problem found in a policy file, located by file, rule and field.
+/// One problem found in a policy file, located by file, place (`rule r1`, `stage 2`) and field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyProblem {
     pub file: String,
-    pub rule: Option<String>,
+    pub place: Option<String>,
     pub field: String,
     pub message: String,
 }
 
 impl fmt::Display for PolicyProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.rule {
-            Some(rule) => write!(
+        match &self.place {
+            Some(place) => write!(
                 f,
-                "{}: rule {rule}: {}: {}",
+                "{}: {place}: {}: {}",
                 self.file, self.field, self.message
             ),
             None => write!(f, "{}: {}: {}", self.file, self.field, self.message),
@@ -63,6 +63,22 @@ impl fmt::Display for PolicyProblem {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid policy files:\n  {}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
 pub struct PolicyError(pub Vec<PolicyProblem>);
+
+impl PolicyError {
+    /// A file that is not TOML of the expected shape.
+    pub(crate) fn toml(file: &str, e: &toml::de::Error) -> Self {
+        let at = e
+            .span()
+            .map(|s| format!(" (at byte {})", s.start))
+            .unwrap_or_default();
+        PolicyError(vec![PolicyProblem {
+            file: file.into(),
+            place: None,
+            field: "toml".into(),
+            message: e.message().to_owned() + &at,
+        }])
+    }
+}
 
 /// Which occurrences of the anchor event start a clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -216,7 +232,7 @@ impl Catalogue {
                             Ok(text) => sources.push((path.display().to_string(), text)),
                             Err(e) => problems.push(PolicyProblem {
                                 file: path.display().to_string(),
-                                rule: None,
+                                place: None,
                                 field: "file".into(),
                                 message: e.to_string(),
                             }),
@@ -225,7 +241,7 @@ impl Catalogue {
                 }
                 Err(e) => problems.push(PolicyProblem {
                     file: dir.display().to_string(),
-                    rule: None,
+                    place: None,
                     field: "policy_dir".into(),
                     message: e.to_string(),
                 }),
@@ -366,22 +382,8 @@ fn default_pick() -> Pick {
 
 /// Parse and validate one standards policy file; every problem is reported, not just the first.
 pub fn parse_standards(file: &str, text: &str) -> Result<StandardsPolicy, PolicyError> {
-    let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-        PolicyError(vec![PolicyProblem {
-            file: file.into(),
-            rule: None,
-            field: "toml".into(),
-            message: e.message().to_owned()
-                + &e.span()
-                    .map(|s| format!(" (at byte {})", s.start))
-                    .unwrap_or_default(),
-        }])
-    })?;
-    let mut v = Validator {
-        file: file.to_owned(),
-        rule: None,
-        problems: Vec::new(),
-    };
+    let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::toml(file, &e))?;
+    let mut v = Validator::new(file);
     if raw.kind != "standards" {
         v.problem(
             "kind",
@@ -396,7 +398,7 @@ pub fn parse_standards(file: &str, text: &str) -> Result<StandardsPolicy, Policy
     let mut rules = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for r in &raw.rules {
-        v.rule = Some(r.id.clone());
+        v.place = Some(format!("rule {}", r.id));
         if !seen.insert(r.id.clone()) {
             v.problem("id", "duplicate rule id".into());
         }
@@ -533,23 +535,33 @@ pub fn parse_standards(file: &str, text: &str) -> Result<StandardsPolicy, Policy
     }
 }
 
-struct Validator {
+/// Collects a policy file's problems, each located by the place being read.
+pub(crate) struct Validator {
     file: String,
-    rule: Option<String>,
-    problems: Vec<PolicyProblem>,
+    /// `rule r1`, `stage 2`, or None for the file's top level.
+    pub(crate) place: Option<String>,
+    pub(crate) problems: Vec<PolicyProblem>,
 }
 
 impl Validator {
-    fn problem(&mut self, field: &str, message: String) {
+    pub(crate) fn new(file: &str) -> Self {
+        Validator {
+            file: file.to_owned(),
+            place: None,
+            problems: Vec::new(),
+        }
+    }
+
+    pub(crate) fn problem(&mut self, field: &str, message: String) {
         self.problems.push(PolicyProblem {
             file: self.file.clone(),
-            rule: self.rule.clone(),
+            place: self.place.clone(),
             field: field.into(),
             message,
         });
     }
 
-    fn timescale(&mut self, field: &str, phrase: &str) -> Option<Timescale> {
+    pub(crate) fn timescale(&mut self, field: &str, phrase: &str) -> Option<Timescale> {
         match phrase.parse::<Timescale>() {
             Ok(t) => Some(t),
             Err(e) => {
