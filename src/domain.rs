@@ -133,7 +133,6 @@ macro_rules! event_kinds {
         }
 
         impl EventKind {
-            pub const ALL: &'static [EventKind] = &[$(EventKind::$variant,)*];
             pub fn as_str(self) -> &'static str {
                 match self {
                     $(EventKind::$variant => $name,)*
@@ -218,9 +217,6 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn flag(&self, name: &str) -> Option<bool> {
-        self.data.get(name).and_then(|v| v.as_bool())
-    }
     pub fn text(&self, name: &str) -> Option<&str> {
         self.data.get(name).and_then(|v| v.as_str())
     }
