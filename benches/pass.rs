@@ -10,7 +10,7 @@
 //!    reference, plain server-side full scans (`count(*)`) of the same three tables;
 //! 2. a full pass (`full = true`, `Mode::Write`) at an instant where many cases have work due
 //!    (the first pass on this database: empty, never-analyzed outbox); 2b. the same full pass
-//!    again after `ANALYZE outbox` (everything already queued: the steady-state cost);
+//!    again after `ANALYZE` of the notice tables (everything already queued: the steady-state cost);
 //! 3. the same pass as a dry run (evaluation, no writes);
 //! 4. an idle pass one hour later (`full = false`): only the cases whose next check has come;
 //! 5. the process's peak RSS (VmHWM);
@@ -30,7 +30,7 @@ use chrono::{DateTime, Duration, Utc};
 use cpwatch::jobs::evaluation::{EvaluationPass, Mode, PassReport};
 use cpwatch::settings::Settings;
 use cpwatch::store::cases::{self, Selection};
-use cpwatch::store::outbox;
+use cpwatch::store::notices;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -79,7 +79,7 @@ fn main() -> anyhow::Result<()> {
 
     let settings = Settings::defaults_with_database(&db.url)?;
     let batch_size = settings.database.batch_size;
-    let runtime = cpwatch::cli::runtime(&settings, &mut conn)?;
+    let runtime = cpwatch::jobs::Runtime::load(&settings, &mut conn);
     println!(
         "== pass at {NOW}, batch_size {batch_size}; read-only figures best of {repeat}, write passes once"
     );
@@ -164,7 +164,7 @@ fn main() -> anyhow::Result<()> {
     // 2b. The full pass again, as the next forced full pass would find things: everything it
     //     decides is already queued, and the outbox has statistics (ANALYZE, as autovacuum does
     //     within a minute or so of the first pass; the first pass ran on a never-analyzed outbox).
-    diesel::sql_query("ANALYZE outbox").execute(&mut conn)?;
+    notices::analyze(&mut conn)?;
     let again_pass = EvaluationPass {
         runtime: &runtime,
         now,
@@ -336,12 +336,12 @@ fn profile(
             notifications.extend(outcome.notifications);
         }
         let refs: Vec<String> = batch.iter().map(|(_, c)| c.reference.to_string()).collect();
-        let keys: Vec<String> = notifications.iter().map(|n| n.key.clone()).collect();
+        let keys: Vec<String> = notifications.iter().map(|n| n.key.to_string()).collect();
         lap(&mut eval_s);
         diesel::sql_query("BEGIN").execute(conn)?;
-        outbox::enqueue(conn, &notifications, &runtime.message_id_domain)?;
+        notices::enqueue(conn, &notifications, &runtime.message_id_domain)?;
         lap(&mut enqueue_s);
-        outbox::cancel_superseded(conn, PARTNERSHIP, &refs, &keys, now)?;
+        notices::cancel_superseded(conn, PARTNERSHIP, &refs, &keys, now)?;
         lap(&mut cancel_s);
         cases::set_next_checks(conn, &checks)?;
         lap(&mut next_s);
@@ -356,8 +356,8 @@ fn profile(
             ("load_directory", dir_s),
             ("load_batch (read cases, roles, events)", load_s),
             ("evaluate_case", eval_s),
-            ("outbox::enqueue", enqueue_s),
-            ("outbox::cancel_superseded", cancel_s),
+            ("notices::enqueue", enqueue_s),
+            ("notices::cancel_superseded", cancel_s),
             ("cases::set_next_checks", next_s),
             ("commit", commit_s),
         ],

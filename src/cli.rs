@@ -1,13 +1,15 @@
 //! The command line: parse, load settings, call into jobs and the store, map errors to exit codes
 //! (0 ok, 2 usage/config/input error, 1 runtime failure).
 
-use crate::calendar::BankHolidays;
+use crate::evaluate::dispute::StageChange;
+use crate::evaluate::{rfc3339, Notice};
 use crate::import::{self, ImportError};
-use crate::jobs::delivery::{Delivery, DeliveryReport};
-use crate::jobs::evaluation::{EvaluationPass, Mode};
+use crate::jobs::delivery::{Control, Delivery, DeliveryReport};
+use crate::jobs::evaluation::{EvaluationPass, Mode, PassReport};
+use crate::jobs::timeliness::Range;
 use crate::jobs::Runtime;
-use crate::mail::{Channel, Renderer, SmtpConfig};
-use crate::policy::{Catalogue, PolicyError};
+use crate::mail::{Channel, Renderer};
+use crate::policy::PolicyError;
 use crate::settings::{ConfigError, Settings};
 use crate::store;
 use anyhow::Context as _;
@@ -185,276 +187,281 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Check => {
-            println!("configuration and policies are valid");
-            let catalogue = Catalogue::load(settings.policy_dir().as_deref())?;
-            let mut ids: Vec<_> = catalogue
-                .standards
-                .values()
-                .map(|p| format!("{} ({} rules)", p.id, p.rules.len()))
-                .chain(
-                    catalogue
-                        .escalation
-                        .values()
-                        .map(|p| format!("{} ({} stages)", p.id, p.stages.len())),
-                )
-                .collect();
-            ids.sort();
-            println!("policies: {}", ids.join(", "));
-            println!(
-                "partnerships: {}",
-                settings
-                    .partnerships
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            Ok(())
-        }
-        Command::Migrate => {
-            let mut conn = connect(&settings)?;
-            let applied = store::migrate(&mut conn)?;
-            if applied.is_empty() {
-                println!("the schema is up to date");
-            } else {
-                println!(
-                    "applied {} migration(s): {}",
-                    applied.len(),
-                    applied.join(", ")
-                );
-            }
-            Ok(())
-        }
-        Command::Import { file } => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| InputError(format!("cannot read {}: {e}", file.display())))?;
-            let mut conn = connect(&settings)?;
-            store::ensure_schema(&mut conn, false)?;
-            let names: Vec<String> = settings.partnerships.keys().cloned().collect();
-            let ladders = Catalogue::load(settings.policy_dir().as_deref())?.escalation;
-            let s = import::import_with(
-                &mut conn,
-                &file.display().to_string(),
-                &text,
-                &names,
-                &ladders,
-            )?;
-            println!(
-                "imported into {}: {} agencies, {} people, {} cases ({} new events), {} disputes ({} new events)",
-                s.partnership, s.agencies, s.people, s.cases, s.new_events, s.disputes, s.new_dispute_events
-            );
-            Ok(())
-        }
+        Command::Check => check(&settings),
+        Command::Migrate => migrate(&settings),
+        Command::Import { file } => import_file(&settings, &file),
         Command::Evaluate {
             at,
             dry_run,
             format,
             full,
-        } => {
-            let mut conn = connect(&settings)?;
-            store::ensure_schema(&mut conn, false)?;
-            let runtime = runtime(&settings, &mut conn)?;
-            let now = at.unwrap_or_else(Utc::now);
-            let pass = EvaluationPass {
-                runtime: &runtime,
-                now,
-                mode: if dry_run { Mode::DryRun } else { Mode::Write },
-                full,
-                batch_size: settings.database.batch_size,
-            };
-            let mut print_change = |c: &crate::evaluate::dispute::StageChange| match format {
-                Format::Json => println!("{}", c.to_json()),
-                Format::Text => println!(
-                    "{:<18} {:<32} dispute {:<9} stage {} -> {} at {} ({})",
-                    "stage_change",
-                    c.policy,
-                    c.dispute.as_str(),
-                    c.from,
-                    c.to,
-                    crate::evaluate::rfc3339(c.at),
-                    c.why.as_str()
-                ),
-            };
-            let report = pass.run_with(
-                &mut conn,
-                &mut |n| match format {
-                    Format::Json => println!("{}", n.to_json()),
-                    Format::Text => println!(
-                        "{:<18} {:<32} case {:<12} due {}  to {}{}",
-                        n.kind.as_str(),
-                        n.rule,
-                        n.case.as_ref().map_or("-", |c| c.as_str()),
-                        crate::evaluate::rfc3339(n.due),
-                        n.to.iter()
-                            .map(|r| r.email.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        if n.cc.is_empty() {
-                            String::new()
-                        } else {
-                            format!(
-                                "  cc {}",
-                                n.cc.iter()
-                                    .map(|r| r.email.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )
-                        }
-                    ),
-                },
-                &mut print_change,
-            )?;
-            if format == Format::Text && report.disputes > 0 {
-                println!(
-                    "{} dispute(s) evaluated, {} stage change(s)",
-                    report.disputes, report.stage_changes
-                );
-            }
-            if format == Format::Text {
-                println!(
-                    "{} case(s) evaluated at {}, {} notification(s), {} new message(s) queued, \
-                     {} queued message(s) withdrawn{}",
-                    report.cases,
-                    crate::evaluate::rfc3339(now),
-                    report.notifications,
-                    report.queued,
-                    report.cancelled,
-                    if dry_run {
-                        " (dry run: nothing written)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            Ok(())
-        }
-        Command::Deliver { once, at } => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let mut conn = connect(&settings)?;
-                store::ensure_schema(&mut conn, false)?;
-                let runtime = runtime(&settings, &mut conn)?;
-                let channel = smtp_channel(&settings)?;
-                let renderer = Renderer::new(settings.mail.include_names);
-                let from = settings.smtp.from.parse().map_err(|e| InputError(format!("smtp.from: {e}")))?;
-                let delivery = Delivery::configured(
-                    &runtime,
-                    &channel,
-                    &renderer,
-                    &from,
-                    &settings.delivery,
-                    crate::jobs::delivery::Control::from_settings(&settings.delivery),
-                );
-                let mut total = DeliveryReport::default();
-                loop {
-                    let report = delivery.run_once(&mut conn, at.unwrap_or_else(Utc::now)).await?;
-                    total.add(report);
-                    if report.handled() == 0 {
-                        if once {
-                            break;
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(std::time::Duration::from_secs(settings.delivery.interval_seconds)) => {}
-                            _ = tokio::signal::ctrl_c() => break,
-                        }
-                    }
-                }
-                println!(
-                    "sent {}, to retry {}, rejected {}, dead-lettered {}",
-                    total.sent, total.retried, total.failed, total.dead
-                );
-                Ok(())
-            })
-        }
+        } => evaluate(
+            &settings,
+            at.unwrap_or_else(Utc::now),
+            dry_run,
+            format,
+            full,
+        ),
+        Command::Deliver { once, at } => deliver(&settings, once, at),
         Command::Run => crate::daemon::run(settings),
         Command::Health {
             max_pass_age,
             max_backlog,
             max_dead,
-        } => {
-            let limits = crate::health::Limits {
+        } => health(
+            &settings,
+            crate::health::Limits {
                 max_pass_age_minutes: max_pass_age,
                 max_backlog_minutes: max_backlog,
                 max_dead,
-            };
-            let checks =
-                crate::health::checks(settings.database.url.expose_secret(), &limits, Utc::now());
-            for c in &checks {
-                println!("{c}");
-            }
-            let failed: Vec<&'static str> =
-                checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
-            if failed.is_empty() {
-                Ok(())
-            } else {
-                Err(crate::health::Unhealthy(failed).into())
-            }
-        }
+            },
+        ),
         Command::Report {
             format,
             at,
             from,
             to,
-        } => {
-            let mut conn = connect(&settings)?;
-            store::ensure_schema(&mut conn, false)?;
-            let runtime = runtime(&settings, &mut conn)?;
-            let timeliness = crate::jobs::timeliness::collect(
-                &mut conn,
-                &runtime,
-                at.unwrap_or_else(Utc::now),
-                crate::jobs::timeliness::Range { from, to },
-                settings.database.batch_size,
-            )?;
-            let disputes = store::disputes::report_disputes(&mut conn)?;
-            let report = crate::report::build(
-                &disputes,
-                &runtime.catalogue,
-                &|p| runtime.partnerships.get(p).map(|r| &r.calendar),
-                timeliness,
-            );
-            print!(
-                "{}",
-                match format {
-                    ReportFormat::Text => crate::report::render_text(&report),
-                    ReportFormat::Csv => crate::report::render_csv(&report),
-                }
-            );
-            Ok(())
-        }
+        } => report(
+            &settings,
+            format,
+            at.unwrap_or_else(Utc::now),
+            Range { from, to },
+        ),
         Command::Demo { .. } => unreachable!("handled above"),
     }
 }
 
+/// `cpwatch check`: the settings loaded (which validated them and every policy); say what is there.
+fn check(settings: &Settings) -> anyhow::Result<()> {
+    println!("configuration and policies are valid");
+    let catalogue = &settings.catalogue;
+    let mut ids: Vec<_> = catalogue
+        .standards
+        .values()
+        .map(|p| format!("{} ({} rules)", p.id, p.rules.len()))
+        .chain(
+            catalogue
+                .escalation
+                .values()
+                .map(|p| format!("{} ({} stages)", p.id, p.stages.len())),
+        )
+        .collect();
+    ids.sort();
+    println!("policies: {}", ids.join(", "));
+    let names: Vec<&str> = settings.partnerships.keys().map(String::as_str).collect();
+    println!("partnerships: {}", names.join(", "));
+    Ok(())
+}
+
+fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let applied = store::migrate(&mut conn)?;
+    if applied.is_empty() {
+        println!("the schema is up to date");
+    } else {
+        println!(
+            "applied {} migration(s): {}",
+            applied.len(),
+            applied.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn import_file(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| InputError(format!("cannot read {}: {e}", file.display())))?;
+    let mut conn = connect(settings)?;
+    store::ensure_schema(&mut conn, false)?;
+    let names: Vec<String> = settings.partnerships.keys().cloned().collect();
+    let s = import::import_with(
+        &mut conn,
+        &file.display().to_string(),
+        &text,
+        &names,
+        &settings.catalogue.escalation,
+    )?;
+    println!(
+        "imported into {}: {} agencies, {} people, {} cases ({} new events), {} disputes ({} new events)",
+        s.partnership, s.agencies, s.people, s.cases, s.new_events, s.disputes, s.new_dispute_events
+    );
+    Ok(())
+}
+
+fn evaluate(
+    settings: &Settings,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    format: Format,
+    full: bool,
+) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    store::ensure_schema(&mut conn, false)?;
+    let runtime = Runtime::load(settings, &mut conn);
+    let pass = EvaluationPass {
+        runtime: &runtime,
+        now,
+        mode: if dry_run { Mode::DryRun } else { Mode::Write },
+        full,
+        batch_size: settings.database.batch_size,
+    };
+    let report = pass.run_with(&mut conn, &mut |n| print_notice(n, format), &mut |c| {
+        print_stage_change(c, format)
+    })?;
+    if format == Format::Text {
+        print_pass_summary(&report, now, dry_run);
+    }
+    Ok(())
+}
+
+fn print_notice(n: &Notice, format: Format) {
+    let emails = |list: &[crate::evaluate::Recipient]| {
+        list.iter()
+            .map(|r| r.email.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match format {
+        Format::Json => println!("{}", n.to_json()),
+        Format::Text => println!(
+            "{:<18} {:<32} case {:<12} due {}  to {}{}",
+            n.kind.as_str(),
+            n.rule,
+            n.case.as_ref().map_or("-", |c| c.as_str()),
+            rfc3339(n.due),
+            emails(&n.to),
+            if n.cc.is_empty() {
+                String::new()
+            } else {
+                format!("  cc {}", emails(&n.cc))
+            }
+        ),
+    }
+}
+
+fn print_stage_change(c: &StageChange, format: Format) {
+    match format {
+        Format::Json => println!("{}", c.to_json()),
+        Format::Text => println!(
+            "{:<18} {:<32} dispute {:<9} stage {} -> {} at {} ({})",
+            "stage_change",
+            c.policy,
+            c.dispute.as_str(),
+            c.from,
+            c.to,
+            rfc3339(c.at),
+            c.why.as_str()
+        ),
+    }
+}
+
+fn print_pass_summary(report: &PassReport, now: DateTime<Utc>, dry_run: bool) {
+    if report.disputes > 0 {
+        println!(
+            "{} dispute(s) evaluated, {} stage change(s)",
+            report.disputes, report.stage_changes
+        );
+    }
+    println!(
+        "{} case(s) evaluated at {}, {} notification(s), {} new message(s) queued, \
+         {} queued message(s) withdrawn{}",
+        report.cases,
+        rfc3339(now),
+        report.notifications,
+        report.queued,
+        report.cancelled,
+        if dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
+    );
+}
+
+fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut conn = connect(settings)?;
+        store::ensure_schema(&mut conn, false)?;
+        let runtime = Runtime::load(settings, &mut conn);
+        let channel = Channel::configured(settings)?;
+        let renderer = Renderer::new(settings.mail.include_names);
+        let delivery = Delivery::configured(
+            &runtime,
+            &channel,
+            &renderer,
+            &settings.smtp.from,
+            &settings.delivery,
+            Control::from_settings(&settings.delivery),
+        );
+        let interval = std::time::Duration::from_secs(settings.delivery.interval_seconds);
+        let mut total = DeliveryReport::default();
+        loop {
+            let report = delivery
+                .run_once(&mut conn, at.unwrap_or_else(Utc::now))
+                .await?;
+            total.add(report);
+            if report.handled() == 0 {
+                if once {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = tokio::signal::ctrl_c() => break,
+                }
+            }
+        }
+        println!(
+            "sent {}, to retry {}, rejected {}, dead-lettered {}",
+            total.sent, total.retried, total.failed, total.dead
+        );
+        Ok(())
+    })
+}
+
+fn health(settings: &Settings, limits: crate::health::Limits) -> anyhow::Result<()> {
+    let checks = crate::health::checks(settings.database.url.expose_secret(), &limits, Utc::now());
+    for c in &checks {
+        println!("{c}");
+    }
+    let failed: Vec<&'static str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::health::Unhealthy(failed).into())
+    }
+}
+
+fn report(
+    settings: &Settings,
+    format: ReportFormat,
+    at: DateTime<Utc>,
+    range: Range,
+) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    store::ensure_schema(&mut conn, false)?;
+    let runtime = Runtime::load(settings, &mut conn);
+    let batch_size = settings.database.batch_size;
+    let timeliness = crate::jobs::timeliness::collect(&mut conn, &runtime, at, range, batch_size)?;
+    let disputes = store::disputes::report_disputes(&mut conn)?;
+    let report = crate::report::build(
+        &disputes,
+        &runtime.catalogue,
+        &|p| runtime.partnerships.get(p).map(|r| &r.calendar),
+        timeliness,
+    );
+    print!(
+        "{}",
+        match format {
+            ReportFormat::Text => crate::report::render_text(&report),
+            ReportFormat::Csv => crate::report::render_csv(&report),
+        }
+    );
+    Ok(())
+}
+
 pub fn connect(settings: &Settings) -> anyhow::Result<PgConnection> {
     store::connect(settings.database.url.expose_secret()).context("database.url")
-}
-
-/// Policies, and calendars built on the stored bank-holiday feed (else the built-in snapshot).
-pub fn runtime(settings: &Settings, conn: &mut PgConnection) -> anyhow::Result<Runtime> {
-    let catalogue = Catalogue::load(settings.policy_dir().as_deref())?;
-    let holidays = match crate::holiday_refresh::load_feed(conn) {
-        Ok(Some(h)) => h,
-        Ok(None) => BankHolidays::snapshot(),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read stored bank holidays; using the built-in snapshot");
-            BankHolidays::snapshot()
-        }
-    };
-    Ok(Runtime::new(settings, catalogue, &holidays))
-}
-
-pub fn smtp_channel(settings: &Settings) -> anyhow::Result<Channel> {
-    let password = settings.smtp_password().context("smtp.password_file")?;
-    Ok(Channel::smtp(SmtpConfig {
-        host: &settings.smtp.host,
-        port: settings.smtp.port,
-        security: &settings.smtp.security,
-        username: &settings.smtp.username,
-        password,
-        timeout: std::time::Duration::from_secs(settings.smtp.timeout_seconds),
-    })?)
 }

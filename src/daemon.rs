@@ -2,12 +2,10 @@
 //! is computed from state and `now`, so a missed or doubled tick changes nothing.
 
 use crate::calendar::BankHolidays;
-use crate::cli::{runtime, smtp_channel};
 use crate::jobs::delivery::{Control, Db, DbPool, Delivery, Heartbeat};
 use crate::jobs::evaluation::{EvaluationPass, Mode};
 use crate::jobs::Runtime;
-use crate::mail::Renderer;
-use crate::policy::Catalogue;
+use crate::mail::{Channel, Renderer};
 use crate::settings::Settings;
 use crate::store;
 use anyhow::Context as _;
@@ -42,7 +40,7 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || -> anyhow::Result<Runtime> {
             let mut conn = pool.get()?;
             store::ensure_schema(&mut conn, settings.database.auto_migrate)?;
-            runtime(&settings, &mut conn)
+            Ok(Runtime::load(&settings, &mut conn))
         })
         .await??
     };
@@ -52,15 +50,10 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     let queued = Arc::new(Notify::new());
 
     let mut scheduler = JobScheduler::new().await?;
-    let tz: chrono_tz::Tz = settings
-        .schedule
-        .timezone
-        .parse()
-        .unwrap_or(chrono_tz::Europe::London);
     crate::schedule::install(
         &scheduler,
         &settings.schedule.evaluate_cron,
-        tz,
+        settings.schedule.timezone,
         wake_tx.clone(),
     )
     .await?;
@@ -235,7 +228,7 @@ async fn delivery_loop(
     queued: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let channel = match smtp_channel(&settings) {
+    let channel = match Channel::configured(&settings) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "cannot set up SMTP; delivery is off");
@@ -243,10 +236,6 @@ async fn delivery_loop(
         }
     };
     let renderer = Renderer::new(settings.mail.include_names);
-    let Ok(from) = settings.smtp.from.parse() else {
-        tracing::error!("smtp.from is not a mailbox; delivery is off");
-        return;
-    };
     let mut control = Control::from_settings(&settings.delivery);
     control.heartbeat = heartbeat.clone();
     control.stop = Some(stop.clone());
@@ -263,7 +252,7 @@ async fn delivery_loop(
             &rt,
             &channel,
             &renderer,
-            &from,
+            &settings.smtp.from,
             &settings.delivery,
             control.clone(),
         );
@@ -306,7 +295,7 @@ async fn holiday_loop(
                     let (pool, feed) = (pool.clone(), feed.clone());
                     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
                         let mut conn = pool.get()?;
-                        crate::holiday_refresh::store_feed(&mut conn, &feed, Utc::now())?;
+                        store::holidays::store_feed(&mut conn, &feed, Utc::now())?;
                         Ok(())
                     })
                     .await
@@ -329,8 +318,7 @@ async fn holiday_loop(
 }
 
 fn rebuild(settings: &Settings, runtime: &RwLock<Arc<Runtime>>, feed: &BankHolidays) {
-    let catalogue: Catalogue = current(runtime).catalogue.clone();
-    let fresh = Arc::new(Runtime::new(settings, catalogue, feed));
+    let fresh = Arc::new(Runtime::new(settings, feed));
     match runtime.write() {
         Ok(mut r) => *r = fresh,
         Err(poisoned) => *poisoned.into_inner() = fresh,

@@ -1,16 +1,17 @@
 //! `cpwatch demo`: a private PostgreSQL, the sample partnership, a simulated month, and mail
 //! written to a folder as .eml files, with a summary a person can read.
 
-use crate::cli::runtime;
+use crate::domain::Email;
 use crate::import;
 use crate::jobs::delivery::Delivery;
 use crate::jobs::evaluation::{EvaluationPass, Mode};
+use crate::jobs::Runtime;
 use crate::mail::{Channel, Renderer};
 use crate::settings::Settings;
 use crate::store;
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
-use diesel::prelude::*;
+use diesel::pg::PgConnection;
 use std::path::Path;
 
 /// The sample partnership: four child-protection cases in March 2026.
@@ -39,7 +40,7 @@ pub fn run(out: &Path, days: u32) -> anyhow::Result<()> {
     }
     let db = builder.start();
     let mut settings = Settings::defaults_with_database(&db.connection_uri())?;
-    settings.mail.admin_address = "cp-admin@lscp.example.org".into();
+    settings.mail.admin_address = Some(Email::parse("cp-admin@lscp.example.org")?);
     let mut conn = store::connect(&db.connection_uri())?;
     store::migrate(&mut conn)?;
     let summary = import::import(
@@ -52,10 +53,9 @@ pub fn run(out: &Path, days: u32) -> anyhow::Result<()> {
         "imported the sample partnership: {} people, {} cases, {} events",
         summary.people, summary.cases, summary.new_events
     );
-    let runtime = runtime(&settings, &mut conn)?;
+    let runtime = Runtime::load(&settings, &mut conn);
     let channel = Channel::files(out);
     let renderer = Renderer::new(false);
-    let from = settings.smtp.from.parse()?;
     let start: DateTime<Utc> = START.parse()?;
     println!(
         "simulating {days} days from {} hour by hour...",
@@ -71,7 +71,7 @@ pub fn run(out: &Path, days: u32) -> anyhow::Result<()> {
             runtime: &runtime,
             channel: &channel,
             renderer: &renderer,
-            from: &from,
+            from: &settings.smtp.from,
             batch_size: 100,
             lease_seconds: 60,
             max_attempts: 3,
@@ -104,42 +104,23 @@ pub fn run(out: &Path, days: u32) -> anyhow::Result<()> {
 }
 
 fn print_summary(conn: &mut PgConnection, tz: &chrono_tz::Tz) -> anyhow::Result<()> {
-    use crate::store::schema::outbox::dsl as o;
-    type Row = (
-        DateTime<Utc>,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        DateTime<Utc>,
-    );
-    let rows: Vec<Row> = o::outbox
-        .filter(o::status.eq("sent"))
-        .order((o::send_after, o::id))
-        .select((
-            o::send_after,
-            o::kind,
-            o::rule,
-            o::case_ref,
-            o::recipient,
-            o::recipient_role,
-            o::due_at,
-        ))
-        .load(conn)?;
     println!(
         "{:<18} {:<19} {:<32} {:<8} {:<35} deadline",
         "sent (local time)", "kind", "rule", "case", "to"
     );
-    for (at, kind, rule, case, to, role, due) in rows {
+    for l in store::deliveries::sent(conn)? {
         println!(
             "{:<18} {:<19} {:<32} {:<8} {:<35} {}",
-            at.with_timezone(tz).format("%a %-d %b %H:%M"),
-            kind,
-            rule,
-            case.unwrap_or_default(),
-            if role == "cc" { format!("cc {to}") } else { to },
-            due.with_timezone(tz).format("%a %-d %b %H:%M")
+            l.send_after.with_timezone(tz).format("%a %-d %b %H:%M"),
+            l.kind,
+            l.rule,
+            l.case_ref.unwrap_or_default(),
+            if l.position == "cc" {
+                format!("cc {}", l.recipient)
+            } else {
+                l.recipient
+            },
+            l.due_at.with_timezone(tz).format("%a %-d %b %H:%M")
         );
     }
     println!(

@@ -1,9 +1,8 @@
 //! `cpwatch health`: what an operator or a monitoring probe needs to know, one line per check.
 //! Exit 0 when every check passes, 1 otherwise.
 
-use crate::store;
+use crate::store::{self, deliveries::Status};
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
 
 /// When a check fails.
 #[derive(Debug, Clone, Copy)]
@@ -35,14 +34,6 @@ impl std::fmt::Display for Check {
 #[error("unhealthy: {}", .0.join(", "))]
 pub struct Unhealthy(pub Vec<&'static str>);
 
-#[derive(QueryableByName)]
-struct Backlog {
-    #[diesel(sql_type = diesel::sql_types::Int8)]
-    waiting: i64,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
-    oldest: Option<DateTime<Utc>>,
-}
-
 /// Run every check against the database at `url`.
 pub fn checks(url: &str, limits: &Limits, now: DateTime<Utc>) -> Vec<Check> {
     let mut out = Vec::new();
@@ -68,12 +59,7 @@ pub fn checks(url: &str, limits: &Limits, now: DateTime<Utc>) -> Vec<Check> {
         Err(e) => fail("schema", e.to_string()),
     });
 
-    use store::schema::audit_log::dsl as a;
-    let last: QueryResult<Option<DateTime<Utc>>> = a::audit_log
-        .filter(a::action.eq("evaluation_pass"))
-        .select(diesel::dsl::max(a::at))
-        .first(&mut conn);
-    out.push(match last {
+    out.push(match store::last_pass_at(&mut conn) {
         Ok(Some(at)) => {
             let age = (now - at).num_minutes();
             let detail = format!(
@@ -91,53 +77,44 @@ pub fn checks(url: &str, limits: &Limits, now: DateTime<Utc>) -> Vec<Check> {
         Err(e) => fail("evaluation", e.to_string()),
     });
 
-    let counts = match store::outbox::status_counts(&mut conn) {
+    let counts = match store::deliveries::status_counts(&mut conn) {
         Ok(c) => c,
         Err(e) => {
             out.push(fail("outbox", e.to_string()));
             return out;
         }
     };
-    let count = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+    let count = |s: Status| counts.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
     out.push(pass(
         "outbox",
         format!(
             "queued {}, sent {}, failed {}, dead {}, cancelled {}",
-            count("pending"),
-            count("sent"),
-            count("failed"),
-            count("dead"),
-            count("cancelled")
+            count(Status::Pending),
+            count(Status::Sent),
+            count(Status::Failed),
+            count(Status::Dead),
+            count(Status::Cancelled)
         ),
     ));
 
-    let backlog: QueryResult<Backlog> = diesel::sql_query(
-        "SELECT count(*) AS waiting, min(send_after) AS oldest FROM outbox \
-         WHERE status = 'pending' AND send_after <= $1 - make_interval(mins => $2)",
-    )
-    .bind::<diesel::sql_types::Timestamptz, _>(now)
-    .bind::<diesel::sql_types::Integer, _>(
-        limits.max_backlog_minutes.clamp(0, i32::MAX as i64) as i32
-    )
-    .get_result(&mut conn);
+    let backlog = store::deliveries::backlog(&mut conn, now, limits.max_backlog_minutes);
     out.push(match backlog {
-        Ok(b) if b.waiting == 0 => pass(
+        Ok((0, _)) => pass(
             "delivery",
             format!("nothing waiting longer than {} min", limits.max_backlog_minutes),
         ),
-        Ok(b) => fail(
+        Ok((waiting, oldest)) => fail(
             "delivery",
             format!(
-                "{} message(s) waiting longer than {} min (oldest due {}): is the mail relay reachable?",
-                b.waiting,
+                "{waiting} message(s) waiting longer than {} min (oldest due {}): is the mail relay reachable?",
                 limits.max_backlog_minutes,
-                b.oldest.map_or("-".into(), crate::evaluate::rfc3339)
+                oldest.map_or("-".into(), crate::evaluate::rfc3339)
             ),
         ),
         Err(e) => fail("delivery", e.to_string()),
     });
 
-    let dead = count("dead");
+    let dead = count(Status::Dead);
     let detail = format!(
         "{dead} dead-lettered message(s) (limit {})",
         limits.max_dead

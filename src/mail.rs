@@ -1,7 +1,8 @@
-//! Turning a queued notification into a message, and the SMTP channel that sends it.
+//! Turning a notice into a message for one recipient, and the channels that send it (an SMTP
+//! relay, or a folder of `.eml` files for the demo).
 
-use crate::evaluate::{Kind, Notification};
-use crate::store::outbox::OutboxRow;
+use crate::evaluate::{Kind, Notice};
+use crate::settings::{Security, Smtp};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
@@ -11,7 +12,6 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::{context, Environment};
 use secrecy::{ExposeSecret, SecretString};
-use std::time::Duration;
 
 /// `Auto-Submitted: auto-generated` (RFC 3834), so auto-responders stay quiet.
 #[derive(Clone)]
@@ -31,8 +31,8 @@ impl Header for AutoSubmitted {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
-    #[error("the queued notification cannot be read: {0}")]
-    Payload(String),
+    #[error("{0}")]
+    Payload(#[from] crate::store::payload::PayloadError),
     #[error("template: {0}")]
     Template(#[from] minijinja::Error),
     #[error("building the message: {0}")]
@@ -64,7 +64,8 @@ impl MailError {
             MailError::File(_) => false,
             // A template fault is ours, not the recipient's: retry, so a fixed build can send it.
             MailError::Template(_) => false,
-            MailError::Payload(_) | MailError::Build(_) => true,
+            MailError::Payload(e) => e.is_permanent(),
+            MailError::Build(_) => true,
         }
     }
 }
@@ -115,7 +116,7 @@ impl Renderer {
     /// Word a notification for one recipient, at `now` (for "late by"), with times in `tz`.
     pub fn render(
         &self,
-        n: &Notification,
+        n: &Notice,
         recipient: &str,
         copied: bool,
         now: DateTime<Utc>,
@@ -156,7 +157,7 @@ impl Renderer {
             others => others,
             role => role,
             copied => copied,
-            key => n.key,
+            key => n.key.as_str(),
             opening => opening,
             letter => n.letter,
         };
@@ -189,7 +190,7 @@ fn kind_label(kind: Kind) -> &'static str {
     }
 }
 
-fn opening(n: &Notification) -> String {
+fn opening(n: &Notice) -> String {
     match n.kind {
         Kind::Reminder => "This timescale is coming due and is not yet recorded as done.".into(),
         Kind::Due => "This timescale is due today and is not yet recorded as done.".into(),
@@ -221,23 +222,23 @@ fn human_duration(d: chrono::Duration) -> String {
     }
 }
 
-/// Build the full message for one outbox row.
+/// Build the full message to `recipient`.
 pub fn build_message(
-    row: &OutboxRow,
+    recipient: &str,
+    message_id: &str,
     from: &Mailbox,
     rendered: &Rendered,
 ) -> Result<Message, MailError> {
-    let to: Mailbox = row
-        .recipient
+    let to: Mailbox = recipient
         .parse()
         .map_err(|e: lettre::address::AddressError| {
-            MailError::Build(format!("recipient {}: {e}", row.recipient))
+            MailError::Build(format!("recipient {recipient}: {e}"))
         })?;
     Message::builder()
         .from(from.clone())
         .to(to)
         .subject(rendered.subject.clone())
-        .message_id(Some(row.message_id.clone()))
+        .message_id(Some(message_id.to_owned()))
         .header(AutoSubmitted)
         .multipart(
             MultiPart::alternative()
@@ -255,47 +256,39 @@ pub fn build_message(
         .map_err(|e| MailError::Build(e.to_string()))
 }
 
-/// Read the notification a row carries.
-pub fn notification_of(row: &OutboxRow) -> Result<Notification, MailError> {
-    serde_json::from_value(row.payload.clone())
-        .map_err(|e| MailError::Payload(format!("outbox row {}: {e}", row.id)))
-}
-
 /// Where messages go: an SMTP relay, or a folder of `.eml` files (the demo).
 pub enum Channel {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     Files(AsyncFileTransport<Tokio1Executor>),
 }
 
-pub struct SmtpConfig<'a> {
-    pub host: &'a str,
-    pub port: u16,
-    /// `starttls`, `tls` or `plain`.
-    pub security: &'a str,
-    pub username: &'a str,
-    pub password: Option<SecretString>,
-    pub timeout: Duration,
-}
-
 impl Channel {
-    pub fn smtp(cfg: SmtpConfig) -> Result<Self, MailError> {
+    /// The relay `[smtp]` names, with its password (from `password` or `password_file`).
+    pub fn smtp(cfg: &Smtp, password: Option<SecretString>) -> Result<Self, MailError> {
         let builder = match cfg.security {
-            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(cfg.host)?,
-            "plain" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host),
-            _ => {
-                let params = TlsParameters::new(cfg.host.to_owned())?;
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host)
+            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host)?,
+            Security::Plain => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host),
+            Security::StartTls => {
+                let params = TlsParameters::new(cfg.host.clone())?;
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
                     .tls(Tls::Required(params))
             }
         };
         let mut builder = builder.port(cfg.port).timeout(Some(cfg.timeout));
-        if let Some(pw) = cfg.password {
+        if let Some(pw) = password {
             builder = builder.credentials(Credentials::new(
-                cfg.username.to_owned(),
+                cfg.username.clone().unwrap_or_default(),
                 pw.expose_secret().to_owned(),
             ));
         }
         Ok(Channel::Smtp(builder.build()))
+    }
+
+    /// The relay as configured, reading the password file if there is one.
+    pub fn configured(settings: &crate::settings::Settings) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let password = settings.smtp_password().context("smtp.password_file")?;
+        Ok(Channel::smtp(&settings.smtp, password)?)
     }
 
     /// Write each message as `<id>.eml` in `dir` (which must exist).

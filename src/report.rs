@@ -11,10 +11,32 @@
 use crate::calendar::Calendar;
 use crate::evaluate::rfc3339;
 use crate::policy::Catalogue;
-use crate::store::disputes::ReportDispute;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+/// One dispute with everything the report needs (read by `store::disputes::report_disputes`).
+#[derive(Debug, Clone)]
+pub struct ReportDispute {
+    pub partnership: String,
+    pub reference: String,
+    pub case: Option<String>,
+    pub policy: String,
+    pub raised_by: String,
+    pub raiser_agency: Option<String>,
+    pub respondent: Option<String>,
+    pub respondent_agency: Option<String>,
+    pub subject: String,
+    pub opened_at: DateTime<Utc>,
+    pub stage: u32,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_stage: Option<u32>,
+    pub outcome: Option<String>,
+    /// (from, to, at, why), oldest first.
+    pub history: Vec<(Option<u32>, u32, DateTime<Utc>, String)>,
+    /// (kind, stage, at).
+    pub records: Vec<(String, u32, DateTime<Utc>)>,
+}
 
 /// One stage of one policy.
 #[derive(Debug, Clone, PartialEq)]

@@ -223,7 +223,7 @@ fn health_reports_each_check_and_exits_1_when_unhealthy() {
     // Mail due long ago and still queued: delivery is stuck.
     exec(
         &mut connect(&db.url),
-        "UPDATE outbox SET send_after = now() - interval '3 hours' WHERE status = 'pending'",
+        "UPDATE deliveries SET send_after = now() - interval '3 hours' WHERE status = 'pending'",
     );
     let out = cp.run(&["health"]);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -8,7 +8,8 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use cpwatch::calendar::{BankHolidays, FeedError, DIVISIONS, SNAPSHOT_JSON};
-use cpwatch::holiday_refresh::{load_feed, refresh, store_feed, stored_fetched_at, StoreError};
+use cpwatch::holiday_refresh::refresh;
+use cpwatch::store::holidays::{load_feed, store_feed, stored_fetched_at, StoreError};
 use diesel::pg::PgConnection;
 use diesel::{Connection, RunQueryDsl};
 use std::io::{Read, Write};

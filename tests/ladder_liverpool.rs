@@ -52,7 +52,7 @@ fn four_stages_with_logs_and_report_forms() {
     let mut records: Vec<(String, u32)> = o
         .records
         .iter()
-        .map(|r| (r.kind.clone(), r.stage))
+        .map(|r| (r.kind.to_string(), r.stage))
         .collect();
     records.sort();
     assert_eq!(

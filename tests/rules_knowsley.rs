@@ -12,7 +12,7 @@ use cpwatch::calendar::{BankHolidays, Calendar};
 use cpwatch::domain::{
     AgencyId, Case, CaseRef, Directory, Email, Event, EventKind, PartnershipId, Person, PersonId,
 };
-use cpwatch::evaluate::{evaluate_case, Context, Notification};
+use cpwatch::evaluate::{evaluate_case, Context, Notice as Notification};
 use cpwatch::policy::{Catalogue, StandardsPolicy};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};

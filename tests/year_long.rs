@@ -38,7 +38,7 @@ fn a_year_long_case_produces_exactly_the_expected_mail() {
         &["knowsley".to_owned()],
     )
     .unwrap();
-    let runtime = cpwatch::cli::runtime(&settings, &mut conn).unwrap();
+    let runtime = cpwatch::jobs::Runtime::load(&settings, &mut conn);
 
     let mut now: DateTime<Utc> = "2026-01-05T09:00:00Z".parse().unwrap();
     let end: DateTime<Utc> = "2027-03-01T00:00:00Z".parse().unwrap();
@@ -74,8 +74,8 @@ fn a_year_long_case_produces_exactly_the_expected_mail() {
 
     let lines: Vec<Line> = diesel::sql_query(
         "SELECT to_char(send_after AT TIME ZONE 'Europe/London', 'Dy YYYY-MM-DD HH24:MI') || '  ' || rpad(kind, 18) || ' ' \
-         || rpad(rule, 31) || ' ' || rpad(payload->>'step', 17) || ' ' || recipient_role || ' ' || recipient AS line \
-         FROM outbox ORDER BY send_after, rule, payload->>'occurrence', payload->>'step', recipient_role DESC, recipient",
+         || rpad(rule, 31) || ' ' || rpad(step, 17) || ' ' || recipient_role || ' ' || recipient AS line \
+         FROM outbox ORDER BY send_after, rule, occurrence, step, recipient_role DESC, recipient",
     )
     .load(&mut conn)
     .unwrap();

@@ -7,12 +7,15 @@
 //! someone escalated by hand), and a stage entered at or after its own deadline (possible with
 //! deadlines counted from the dispute's start) gets until close of the next working day.
 
+use super::notice::{merge_people, Draft};
 use super::recipients::{DisputeResolver, Party, Problem};
-use super::{rfc3339, Context, Kind, Notification, Recipient};
+use super::{reminder_time, rfc3339, wording, Context, Kind, Notice, NoticeKey, Recipient};
 use crate::calendar::{Calendar, Timescale};
 use crate::domain::{Dispute, DisputeEventKind, DisputeRef, PersonId};
-use crate::policy::ladder::{Coalesce, DeadlineFrom, LadderPolicy, LadderRole, RiskDeadlines};
-use chrono::{DateTime, Duration, Utc};
+use crate::policy::ladder::{
+    Coalesce, DeadlineFrom, LadderPolicy, LadderRole, RecordKind, RiskDeadlines,
+};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// Why a dispute moved to another stage (`dispute_stage_history.why`).
@@ -71,7 +74,7 @@ impl StageChange {
 /// record) or that cpwatch notes (a late raising).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DisputeRecord {
-    pub kind: String,
+    pub kind: RecordKind,
     pub stage: u32,
     pub at: DateTime<Utc>,
     pub detail: serde_json::Value,
@@ -90,7 +93,7 @@ pub struct DisputeState {
 /// What evaluating one dispute at one instant decided.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DisputeOutcome {
-    pub notifications: Vec<Notification>,
+    pub notifications: Vec<Notice>,
     /// Moves not yet stored (beyond the dispute's stored stage), oldest first.
     pub stage_changes: Vec<StageChange>,
     /// The next instant at which evaluating again can change anything; None = nothing pending.
@@ -128,7 +131,7 @@ struct Ladder<'a> {
     cal: &'a Calendar,
     now: DateTime<Utc>,
     resolver: DisputeResolver<'a>,
-    notifications: Vec<Notification>,
+    notifications: Vec<Notice>,
     records: Vec<DisputeRecord>,
     problems: Vec<Problem>,
     next_check: Option<DateTime<Utc>>,
@@ -393,7 +396,7 @@ impl<'a> Ladder<'a> {
         let limit = self.cal.deadline(within, self.d.disagreement());
         if self.d.opened_at > limit {
             self.records.push(DisputeRecord {
-                kind: "late_raising".into(),
+                kind: RecordKind::LateRaising,
                 stage: 1,
                 at: self.d.opened_at,
                 detail: serde_json::json!({
@@ -411,7 +414,7 @@ impl<'a> Ladder<'a> {
         };
         for kind in &stage.records {
             self.records.push(DisputeRecord {
-                kind: kind.clone(),
+                kind: *kind,
                 stage: e.stage,
                 at: e.at,
                 detail: serde_json::json!({
@@ -429,7 +432,7 @@ impl<'a> Ladder<'a> {
         }
         for s in &e.skipped {
             self.records.push(DisputeRecord {
-                kind: "stage_skipped".into(),
+                kind: RecordKind::StageSkipped,
                 stage: *s,
                 at: e.at,
                 detail: serde_json::json!({
@@ -459,93 +462,73 @@ impl<'a> Ladder<'a> {
         let to = self.resolver.resolve(&to_roles, &mut self.problems);
         let cc = self.resolver.resolve(&stage.cc, &mut self.problems);
         let mut action = stage.action.clone();
-        match e.why {
-            Some(Why::TimescaleLapsed) => action = format!(
-                "The previous stage's timescale lapsed with the disagreement unresolved, so it has moved to you. {action}"
-            ),
-            Some(Why::EscalatedByHand) => {
-                action = format!("The disagreement was escalated to this stage by hand. {action}")
-            }
-            Some(Why::ImmediateRisk) | None => {}
+        if let Some(why) = wording::why_moved(e.why) {
+            action = format!("{why} {action}");
         }
         if risk {
-            action = format!(
-                "A child is considered at immediate risk of significant harm: act today. {action}"
-            );
+            action = format!("{} {action}", wording::IMMEDIATE_RISK);
         }
         if !e.skipped.is_empty() {
-            let skipped: Vec<String> = e.skipped.iter().map(|s| s.to_string()).collect();
-            action.push_str(&format!(
-                " (Stage {} was passed over: its people are one person.)",
-                skipped.join(", ")
-            ));
+            action.push_str(&wording::passed_over(&e.skipped));
         }
         for r in &stage.records {
-            action.push_str(match r.as_str() {
-                "escalation_notice" => " An Escalation Notice (record of discussion re escalation) must be completed.",
-                "lscb_report_form" => " The LSCB report form (Multi-Agency Resolution Levels 3 and 4) must be completed and sent to the LSCB administrator.",
-                "summary_log.safeguarding_leadership_team" => " The case goes on the summary log of cases escalated to the safeguarding leadership team.",
-                "summary_log.lscb" => " The case goes on the summary log of cases escalated to the LSCB.",
-                "step4_record" => " The LSCB records this step-4 escalation and its outcome.",
-                _ => "",
-            });
+            action.push_str(wording::record_demand(*r));
         }
-        self.push(
-            Kind::EscalationStage,
-            e.stage,
-            "entered",
-            &stage.name,
-            action,
-            e.at,
-            e.deadline,
-            risk,
+        let draft = Draft {
+            kind: Kind::EscalationStage,
+            step: "entered".into(),
+            trigger: e.at,
+            due: e.deadline,
+            urgent: risk,
             to,
             cc,
-        );
+        };
+        self.push(e.stage, action, draft);
     }
 
-    /// The stage the dispute is in: its reminder, its lapse, and after the last stage the
-    /// repeated notice.
+    /// The stage the dispute is in: its reminder while its deadline is ahead, and after the last
+    /// stage lapsed the repeated notice.
     fn current_stage(&mut self, e: &Entered) {
+        if e.deadline > self.now {
+            self.wake_at(e.deadline);
+            self.stage_reminder(e);
+        } else if e.stage >= self.policy.last_stage() {
+            self.after_last_stage(e);
+        }
+        // Otherwise the replay has moved on: cannot happen.
+    }
+
+    fn stage_reminder(&mut self, e: &Entered) {
+        let (Some(stage), Some(ts)) = (self.policy.stage(e.stage), self.policy.reminder) else {
+            return;
+        };
+        let trigger = reminder_time(self.cal, ts, e.at, e.deadline);
+        if trigger <= e.at {
+            return;
+        }
+        if trigger > self.now {
+            self.wake_at(trigger);
+            return;
+        }
+        let to = self.resolver.resolve(&stage.to, &mut self.problems);
+        let action = wording::stage_reminder(&stage.action);
+        let draft = Draft {
+            kind: Kind::Reminder,
+            step: "reminder".into(),
+            trigger,
+            due: e.deadline,
+            urgent: self.d.immediate_risk,
+            to,
+            cc: vec![],
+        };
+        self.push(e.stage, action, draft);
+    }
+
+    /// After the last stage: a notice when it lapsed, then one every interval until resolved.
+    fn after_last_stage(&mut self, e: &Entered) {
         let Some(stage) = self.policy.stage(e.stage) else {
             return;
         };
-        let last = self.policy.last_stage();
-        if e.deadline > self.now {
-            self.wake_at(e.deadline);
-            if let Some(ts) = self.policy.reminder {
-                let trigger = reminder_time(self.cal, ts, e.deadline);
-                if trigger > e.at {
-                    if trigger > self.now {
-                        self.wake_at(trigger);
-                    } else {
-                        let to = self.resolver.resolve(&stage.to, &mut self.problems);
-                        let action = format!(
-                            "Reminder: this stage of the disagreement is due to be resolved by its deadline, \
-                             after which it moves on by itself. {}",
-                            stage.action
-                        );
-                        self.push(
-                            Kind::Reminder,
-                            e.stage,
-                            "reminder",
-                            &stage.name,
-                            action,
-                            trigger,
-                            e.deadline,
-                            self.d.immediate_risk,
-                            to,
-                            vec![],
-                        );
-                    }
-                }
-            }
-            return;
-        }
-        if e.stage < last {
-            return; // replay moved on; cannot happen
-        }
-        // After the last stage: a notice now, then every interval until resolved.
         let every = self.policy.after_last_stage.every;
         let nth = |n: u32| -> DateTime<Utc> {
             if n == 0 {
@@ -575,23 +558,17 @@ impl<'a> Ladder<'a> {
         let to = self
             .resolver
             .resolve(&self.policy.after_last_stage.to, &mut self.problems);
-        let action = format!(
-            "The last stage of the {} ({}) lapsed with the disagreement unresolved. It stays open, \
-             and you are told every {} until its resolution is recorded.",
-            self.policy.title, stage.name, every
-        );
-        self.push(
-            Kind::Overdue,
-            e.stage,
-            &format!("weekly-{n}"),
-            &stage.name,
-            action,
-            nth(n),
-            e.deadline,
-            self.d.immediate_risk,
+        let action = wording::after_last_stage(&self.policy.title, &stage.name, &every.to_string());
+        let draft = Draft {
+            kind: Kind::Overdue,
+            step: format!("weekly-{n}"),
+            trigger: nth(n),
+            due: e.deadline,
+            urgent: self.d.immediate_risk,
             to,
-            vec![],
-        );
+            cc: vec![],
+        };
+        self.push(e.stage, action, draft);
     }
 
     /// A resolution: the outcome to the parties and the stage's people, and the written
@@ -606,23 +583,27 @@ impl<'a> Ladder<'a> {
             roles.extend(stage.to.iter().cloned());
             let to = self.resolver.resolve(&roles, &mut self.problems);
             let cc = self.resolver.resolve(&stage.cc, &mut self.problems);
-            let action = format!(
-                "The disagreement was resolved at stage {} ({}): {outcome}. Record the outcome on the child's file.",
-                r.stage, stage.name
-            );
-            self.push(
-                Kind::EscalationOutcome,
-                r.stage,
-                "outcome",
-                &stage.name,
-                action,
-                r.at,
-                r.at,
-                false,
+            let action = wording::resolved(r.stage, &stage.name, &outcome);
+            let draft = Draft {
+                kind: Kind::EscalationOutcome,
+                step: "outcome".into(),
+                trigger: r.at,
+                due: r.at,
+                urgent: false,
                 to,
                 cc,
-            );
+            };
+            self.push(r.stage, action, draft);
         }
+        self.confirm_outcome(r, &outcome);
+    }
+
+    /// Where the stage names who confirms the outcome in writing: a reminder to do it, then a
+    /// notice when it is late.
+    fn confirm_outcome(&mut self, r: &Resolution, outcome: &str) {
+        let Some(stage) = self.policy.stage(r.stage) else {
+            return;
+        };
         let (Some(within), false) = (
             self.policy.outcome.confirm_within,
             stage.outcome_confirmed_by.is_empty(),
@@ -636,52 +617,40 @@ impl<'a> Ladder<'a> {
             return;
         }
         let due = self.cal.deadline(within, r.at);
-        let roles = stage.outcome_confirmed_by.clone();
-        let to = self.resolver.resolve(&roles, &mut self.problems);
-        if self.now < due {
+        let to = self
+            .resolver
+            .resolve(&stage.outcome_confirmed_by, &mut self.problems);
+        let within = within.to_string();
+        let (action, draft) = if self.now < due {
             self.wake_at(due);
-            let action = format!(
-                "The disagreement was resolved at stage {} ({}): {outcome}. As the receiving manager, confirm \
-                 the outcome in writing to the agency that raised the concern within {within}, and record \
-                 that you have (outcome_confirmed).",
-                r.stage, stage.name
-            );
-            self.push(
-                Kind::Reminder,
-                r.stage,
-                "confirm-outcome",
-                &stage.name,
-                action,
-                r.at,
+            let action = wording::confirm_outcome(r.stage, &stage.name, outcome, &within);
+            let draft = Draft {
+                kind: Kind::Reminder,
+                step: "confirm-outcome".into(),
+                trigger: r.at,
                 due,
-                false,
+                urgent: false,
                 to,
-                vec![],
-            );
+                cc: vec![],
+            };
+            (action, draft)
         } else {
             let raiser = self.resolver.resolve(
                 &[LadderRole::Party(crate::policy::ladder::Side::Raiser)],
                 &mut self.problems,
             );
-            let action = format!(
-                "The written confirmation of the outcome of the disagreement (resolved at stage {}) was due \
-                 within {within} of its resolution and is not recorded. Confirm it in writing to the agency \
-                 that raised the concern.",
-                r.stage
-            );
-            self.push(
-                Kind::Overdue,
-                r.stage,
-                "confirm-outcome-overdue",
-                &stage.name,
-                action,
+            let draft = Draft {
+                kind: Kind::Overdue,
+                step: "confirm-outcome-overdue".into(),
+                trigger: due,
                 due,
-                due,
-                false,
+                urgent: false,
                 to,
-                raiser,
-            );
-        }
+                cc: raiser,
+            };
+            (wording::confirm_outcome_overdue(r.stage, &within), draft)
+        };
+        self.push(r.stage, action, draft);
     }
 
     /// Pan-Cheshire: remind the social worker to tell the family of the escalation and its outcome.
@@ -695,107 +664,81 @@ impl<'a> Ladder<'a> {
         let Some(first) = entries.iter().find(|e| e.stage >= f.from_stage) else {
             return;
         };
-        let stage_name = self
-            .policy
-            .stage(first.stage)
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
         let to = self.resolver.resolve(&f.to, &mut self.problems);
-        match resolution {
-            None => self.push(
-                Kind::Reminder,
+        let (stage, action, draft) = match resolution {
+            None => (
                 first.stage,
-                "tell-family",
-                &stage_name,
                 f.action.clone(),
-                first.at,
-                first.deadline,
-                false,
-                to,
-                vec![],
+                Draft {
+                    kind: Kind::Reminder,
+                    step: "tell-family".into(),
+                    trigger: first.at,
+                    due: first.deadline,
+                    urgent: false,
+                    to,
+                    cc: vec![],
+                },
             ),
-            Some(r) => self.push(
-                Kind::Reminder,
+            Some(r) => (
                 r.stage,
-                "tell-family-outcome",
-                &stage_name,
-                format!(
-                    "The disagreement was resolved at stage {}. {}",
-                    r.stage, f.action
-                ),
-                r.at,
-                r.at,
-                false,
-                to,
-                vec![],
+                wording::family_outcome(r.stage, &f.action),
+                Draft {
+                    kind: Kind::Reminder,
+                    step: "tell-family-outcome".into(),
+                    trigger: r.at,
+                    due: r.at,
+                    urgent: false,
+                    to,
+                    cc: vec![],
+                },
             ),
-        }
+        };
+        // The notice is titled after the first stage the family is told of.
+        self.push_titled(stage, first.stage, action, draft);
     }
 
     fn data_quality(&mut self) {
-        let mut problems = std::mem::take(&mut self.problems);
-        problems.sort_by(|a, b| a.code.cmp(&b.code));
-        problems.dedup_by(|a, b| a.code == b.code);
+        let problems = std::mem::take(&mut self.problems);
         let Some(admin) = self.resolver.directory.admin_email.clone() else {
             return;
         };
-        for p in problems {
-            self.notifications.push(Notification {
-                key: format!(
-                    "{}/dispute/{}/data-quality/{}",
-                    self.d.partnership, self.d.reference, p.code
-                ),
-                kind: Kind::DataQuality,
-                rule: "data-quality".into(),
-                standard: None,
-                title: "Dispute data that cpwatch cannot act on".into(),
-                action: p.message,
-                partnership: self.d.partnership.clone(),
-                case: self.d.case.clone(),
-                dispute: Some(self.d.reference.clone()),
-                occurrence: "-".into(),
-                step: p.code,
-                due: self.now,
-                trigger_at: self.now,
-                send_after: self.cal.next_working_instant(self.now),
-                urgent: false,
-                to: vec![Recipient {
-                    email: admin.clone(),
-                    person: None,
-                    name: None,
-                    role: "admin".into(),
-                }],
-                cc: vec![],
-                letter: None,
-            });
-        }
+        let to = Recipient {
+            email: admin,
+            person: None,
+            name: None,
+            role: "admin".into(),
+        };
+        let about = super::DataQualityAbout {
+            partnership: &self.d.partnership,
+            about: super::About::Dispute(self.d.reference.clone()),
+            case: self.d.case.as_ref(),
+            dispute: Some(&self.d.reference),
+            title: wording::DISPUTE_DATA_QUALITY_TITLE,
+        };
+        let notices = super::data_quality_notices(problems, &about, to, self.cal, self.now);
+        self.notifications.extend(notices);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn push(
-        &mut self,
-        kind: Kind,
-        stage: u32,
-        step: &str,
-        stage_name: &str,
-        action: String,
-        trigger: DateTime<Utc>,
-        due: DateTime<Utc>,
-        urgent: bool,
-        to: Vec<Recipient>,
-        cc: Vec<Recipient>,
-    ) {
-        let (to, cc) = merge_people(to, cc);
+    /// Add a notice about stage `stage` of the ladder.
+    fn push(&mut self, stage: u32, action: String, draft: Draft) {
+        self.push_titled(stage, stage, action, draft);
+    }
+
+    /// Add a notice about stage `stage`, titled with stage `titled`'s name.
+    fn push_titled(&mut self, stage: u32, titled: u32, action: String, d: Draft) {
+        let (to, cc) = merge_people(d.to, d.cc);
         if to.is_empty() {
             return;
         }
+        let stage_name = self
+            .policy
+            .stage(titled)
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
         let rule = format!("{}:{}", self.policy.id, stage);
-        self.notifications.push(Notification {
-            key: format!(
-                "{}/dispute/{}/{}/{}",
-                self.d.partnership, self.d.reference, rule, step
-            ),
-            kind,
+        self.notifications.push(Notice {
+            key: NoticeKey::dispute_step(&self.d.partnership, &self.d.reference, &rule, &d.step),
+            kind: d.kind,
             rule,
             standard: None,
             title: format!("{}, stage {stage}: {stage_name}", self.policy.title),
@@ -804,61 +747,18 @@ impl<'a> Ladder<'a> {
             case: self.d.case.clone(),
             dispute: Some(self.d.reference.clone()),
             occurrence: rfc3339(self.d.opened_at),
-            step: step.to_owned(),
-            due,
-            trigger_at: trigger,
-            send_after: if urgent {
-                trigger
+            step: d.step,
+            due: d.due,
+            trigger_at: d.trigger,
+            send_after: if d.urgent {
+                d.trigger
             } else {
-                self.cal.next_working_instant(trigger)
+                self.cal.next_working_instant(d.trigger)
             },
-            urgent,
+            urgent: d.urgent,
             to,
             cc,
             letter: None,
         });
     }
-}
-
-/// "N working days before" the deadline: at the opening of that working day; "N hours before":
-/// N elapsed hours before.
-fn reminder_time(cal: &Calendar, ts: Timescale, deadline: DateTime<Utc>) -> DateTime<Utc> {
-    match ts {
-        Timescale::HoursBefore(h) => deadline - Duration::hours(i64::from(h)),
-        _ => cal.open_on(cal.local_date(cal.deadline(ts, deadline))),
-    }
-}
-
-/// One person, one message: someone holding two roles is mailed once, as both (`a+b`), and is
-/// not copied on what is addressed to them.
-fn merge_people(to: Vec<Recipient>, cc: Vec<Recipient>) -> (Vec<Recipient>, Vec<Recipient>) {
-    let mut out_to: Vec<Recipient> = Vec::new();
-    for r in to {
-        match out_to.iter_mut().find(|x| x.email == r.email) {
-            Some(x) => {
-                if !x.role.split('+').any(|p| p == r.role) {
-                    x.role = format!("{}+{}", x.role, r.role);
-                }
-            }
-            None => out_to.push(r),
-        }
-    }
-    let mut out_cc: Vec<Recipient> = Vec::new();
-    for r in cc {
-        if let Some(x) = out_to.iter_mut().find(|x| x.email == r.email) {
-            if !x.role.split('+').any(|p| p == r.role) {
-                x.role = format!("{}+{}", x.role, r.role);
-            }
-            continue;
-        }
-        match out_cc.iter_mut().find(|x| x.email == r.email) {
-            Some(x) => {
-                if !x.role.split('+').any(|p| p == r.role) {
-                    x.role = format!("{}+{}", x.role, r.role);
-                }
-            }
-            None => out_cc.push(r),
-        }
-    }
-    (out_to, out_cc)
 }

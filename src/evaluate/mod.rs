@@ -2,19 +2,23 @@
 //! Pure: no clock, no database, no files. Evaluating twice at one instant gives the same result.
 
 mod checks;
-mod decision;
 pub mod dispute;
+mod notice;
 mod plan;
 mod recipients;
 mod rule;
+mod wording;
 
-pub use decision::{rfc3339, CaseOutcome, Kind, Notification, Recipient};
+pub use notice::{
+    merge_people, rfc3339, About, CaseOutcome, Kind, Notice, NoticeKey, Position, Recipient,
+};
 pub use rule::{OccurrenceFact, Timeliness};
+pub use wording::UNDELIVERABLE_TITLE;
 
-use crate::calendar::Calendar;
+use crate::calendar::{Calendar, Timescale};
 use crate::domain::{Case, Directory, Event, EventKind};
 use crate::policy::StandardsPolicy;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use recipients::{Problem, Resolver};
 
 /// What the evaluator needs besides the case.
@@ -27,12 +31,7 @@ pub struct Context<'a> {
 /// Evaluate every rule of `policy` on `case` at `ctx.now`.
 pub fn evaluate_case(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> CaseOutcome {
     let mut out = Outcome::new(ctx, case);
-    // Only what was known at `now` counts: events later than now have not happened yet.
-    let known: Vec<&Event> = case
-        .events
-        .iter()
-        .filter(|e| e.known_from() <= ctx.now)
-        .collect();
+    let known = known_at(case, ctx.now);
     for e in &case.events {
         if e.known_from() > ctx.now {
             out.wake_at(e.known_from());
@@ -58,11 +57,7 @@ pub fn evaluate_case(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> Ca
 /// How every started occurrence of every rule stands on `case` at `ctx.now`, closed cases
 /// included (for `cpwatch report`).
 pub fn timeliness(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> Vec<OccurrenceFact> {
-    let known: Vec<&Event> = case
-        .events
-        .iter()
-        .filter(|e| e.known_from() <= ctx.now)
-        .collect();
+    let known = known_at(case, ctx.now);
     let plan = plan::PlanPeriods::of(&known);
     let state = rule::CaseState {
         case,
@@ -80,11 +75,37 @@ pub fn timeliness(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> Vec<O
         .collect()
 }
 
+/// Only what was known at `now` counts: events later than now have not happened yet.
+fn known_at(case: &Case, now: DateTime<Utc>) -> Vec<&Event> {
+    case.events
+        .iter()
+        .filter(|e| e.known_from() <= now)
+        .collect()
+}
+
+/// When a reminder fires: "… before" phrases count back from the deadline (at the opening of
+/// that working day for day counts, N elapsed hours before for hours), other phrases count on
+/// from the clock's start. One rule for case rules and dispute ladders alike.
+pub(crate) fn reminder_time(
+    cal: &Calendar,
+    ts: Timescale,
+    start: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+) -> DateTime<Utc> {
+    match ts {
+        Timescale::WorkingDaysBefore(_) | Timescale::DaysBefore(_) => {
+            cal.open_on(cal.local_date(cal.deadline(ts, deadline)))
+        }
+        Timescale::HoursBefore(h) => deadline - Duration::hours(i64::from(h)),
+        _ => cal.deadline(ts, start),
+    }
+}
+
 /// Accumulates one case's decisions.
 pub(crate) struct Outcome<'a> {
     ctx: &'a Context<'a>,
     case: &'a Case,
-    pub(crate) notifications: Vec<Notification>,
+    pub(crate) notifications: Vec<Notice>,
     pub(crate) problems: Vec<Problem>,
     next_check: Option<DateTime<Utc>>,
 }
@@ -106,45 +127,73 @@ impl<'a> Outcome<'a> {
 
     /// Turn the problems met on the way into one data-quality notice each.
     fn finish(mut self) -> CaseOutcome {
-        let mut problems = std::mem::take(&mut self.problems);
-        problems.sort_by(|a, b| a.code.cmp(&b.code));
-        problems.dedup_by(|a, b| a.code == b.code);
+        let problems = std::mem::take(&mut self.problems);
         let resolver = Resolver {
             case: self.case,
             directory: self.ctx.directory,
             anchor: None,
             agency: None,
         };
-        let to = resolver.data_quality_recipient();
-        for p in problems {
-            let Some(to) = to.clone() else { continue };
-            self.notifications.push(Notification {
-                key: format!(
-                    "{}/case/{}/data-quality/{}",
-                    self.case.partnership, self.case.reference, p.code
-                ),
-                kind: Kind::DataQuality,
-                rule: "data-quality".into(),
-                standard: None,
-                title: "Case data that cpwatch cannot evaluate".into(),
-                action: p.message,
-                partnership: self.case.partnership.clone(),
-                case: Some(self.case.reference.clone()),
+        if let Some(to) = resolver.data_quality_recipient() {
+            let about = DataQualityAbout {
+                partnership: &self.case.partnership,
+                about: notice::About::Case(self.case.reference.clone()),
+                case: Some(&self.case.reference),
                 dispute: None,
-                occurrence: "-".into(),
-                step: p.code,
-                due: self.ctx.now,
-                trigger_at: self.ctx.now,
-                send_after: self.ctx.calendar.next_working_instant(self.ctx.now),
-                urgent: false,
-                to: vec![to],
-                cc: vec![],
-                letter: None,
-            });
+                title: wording::CASE_DATA_QUALITY_TITLE,
+            };
+            let (cal, now) = (self.ctx.calendar, self.ctx.now);
+            self.notifications
+                .extend(data_quality_notices(problems, &about, to, cal, now));
         }
         CaseOutcome {
             notifications: self.notifications,
             next_check: self.next_check,
         }
     }
+}
+
+/// Who a data-quality notice is about, and what it is called.
+pub(crate) struct DataQualityAbout<'a> {
+    pub partnership: &'a crate::domain::PartnershipId,
+    pub about: notice::About,
+    pub case: Option<&'a crate::domain::CaseRef>,
+    pub dispute: Option<&'a crate::domain::DisputeRef>,
+    pub title: &'static str,
+}
+
+/// One data-quality notice per distinct problem, to `to`, due now and sent in working hours.
+/// Its key names the problem, so a problem seen on every pass is one notice.
+pub(crate) fn data_quality_notices(
+    mut problems: Vec<Problem>,
+    about: &DataQualityAbout,
+    to: Recipient,
+    cal: &Calendar,
+    now: DateTime<Utc>,
+) -> Vec<Notice> {
+    problems.sort_by(|a, b| a.code.cmp(&b.code));
+    problems.dedup_by(|a, b| a.code == b.code);
+    problems
+        .into_iter()
+        .map(|p| Notice {
+            key: NoticeKey::data_quality(about.partnership, &about.about, &p.code),
+            kind: Kind::DataQuality,
+            rule: "data-quality".into(),
+            standard: None,
+            title: about.title.into(),
+            action: p.message,
+            partnership: about.partnership.clone(),
+            case: about.case.cloned(),
+            dispute: about.dispute.cloned(),
+            occurrence: "-".into(),
+            step: p.code,
+            due: now,
+            trigger_at: now,
+            send_after: cal.next_working_instant(now),
+            urgent: false,
+            to: vec![to.clone()],
+            cc: vec![],
+            letter: None,
+        })
+        .collect()
 }

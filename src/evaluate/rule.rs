@@ -1,12 +1,14 @@
 //! One rule of a standards policy on one case: which clocks it starts (occurrences), and for each
 //! the steps due by `now`: reminders, due, overdue, escalations and letters.
 
+use super::notice::{merge_people, Draft};
 use super::plan::PlanPeriods;
-use super::{decision, Context, Kind, Notification, Outcome, Recipient, Resolver};
-use crate::calendar::{Calendar, Timescale};
+use super::{reminder_time, rfc3339, wording, Context, Kind, Notice, NoticeKey, Outcome};
+use super::{Recipient, Resolver};
+use crate::calendar::Timescale;
 use crate::domain::{AgencyId, Case, Event, EventKind};
-use crate::policy::{DoneSince, EventMatch, Letter, Pick, Requirement, RoleRef, Rule};
-use chrono::{DateTime, Duration, Utc};
+use crate::policy::{DoneSince, EventMatch, Letter, Pick, Requirement, RoleRef, Rule, SameField};
+use chrono::{DateTime, Utc};
 
 /// What every rule reads about the case.
 pub struct CaseState<'a> {
@@ -108,7 +110,7 @@ impl<'a> Occurrence<'a> {
     ) -> Self {
         let base = match anchor.text("meeting") {
             Some(m) if anchor.kind.is_scheduling() => m.to_owned(),
-            _ => decision::rfc3339(anchor.at),
+            _ => rfc3339(anchor.at),
         };
         let id = match &agency {
             Some(a) => format!("{base}:{a}"),
@@ -147,15 +149,14 @@ impl<'a> Occurrence<'a> {
                 && until.is_none_or(|u| e.at <= u)
                 && matches.iter().any(|m| {
                     m.matches(e)
-                        && m.same.iter().all(|f| match f.as_str() {
-                            "meeting" => {
+                        && m.same.iter().all(|f| match f {
+                            SameField::Meeting => {
                                 e.text("meeting").is_some()
                                     && e.text("meeting") == self.anchor.text("meeting")
                             }
-                            "agency" => {
+                            SameField::Agency => {
                                 agency.is_some_and(|a| e.text("agency") == Some(a.as_str()))
                             }
-                            _ => false,
                         })
                 })
         })
@@ -245,7 +246,7 @@ impl<'a> Occurrence<'a> {
             .rule
             .done_by
             .iter()
-            .any(|m| m.same.iter().any(|f| f == "agency"));
+            .any(|m| m.same.contains(&SameField::Agency));
         let agency = if compares_agency {
             self.match_agency()
         } else {
@@ -426,6 +427,14 @@ struct Steps<'a, 'o> {
     cc: &'o [Recipient],
 }
 
+/// A step of an occurrence: the notice's varying parts, and the instant after which it is no
+/// longer worth sending (a reminder once its deadline has passed).
+struct Step {
+    draft: Draft,
+    until: Option<DateTime<Utc>>,
+    letter: Option<Letter>,
+}
+
 impl Steps<'_, '_> {
     /// Emit the steps due by now; true if any was due (whether or not it could be addressed).
     fn emit(
@@ -436,63 +445,80 @@ impl Steps<'_, '_> {
         before: bool,
     ) -> bool {
         let mut any_due = false;
-        let rule = self.occ.rule;
-        let cal = self.occ.ctx.calendar;
         if before {
-            for (i, reminder) in rule.reminders.iter().enumerate() {
-                let trigger = reminder_time(cal, *reminder, start, deadline);
-                if trigger >= start {
-                    any_due |= self.step(
-                        out,
-                        Kind::Reminder,
-                        &format!("reminder-{}", i + 1),
-                        trigger,
-                        Some(deadline),
-                        deadline,
-                        self.responsible,
-                        self.cc,
-                        None,
-                    );
-                }
-            }
-            let deadline_day = cal.local_date(deadline);
-            if cal.is_working_day(deadline_day) {
-                let morning = cal.open_on(deadline_day);
-                if morning < deadline && morning >= start {
-                    any_due |= self.step(
-                        out,
-                        Kind::Due,
-                        "due",
-                        morning,
-                        Some(deadline),
-                        deadline,
-                        self.responsible,
-                        self.cc,
-                        None,
-                    );
-                }
-            }
+            any_due |= self.before_deadline(out, start, deadline);
         }
         any_due |= self.step(
             out,
-            Kind::Overdue,
-            "overdue",
-            deadline,
-            None,
-            deadline,
-            self.responsible,
-            self.cc,
-            None,
+            self.plain(Kind::Overdue, "overdue", deadline, deadline, None),
         );
+        any_due | self.escalations(out, deadline)
+    }
 
+    /// A step to the responsible people (and the rule's cc) about `deadline`.
+    fn plain(
+        &self,
+        kind: Kind,
+        step: &str,
+        trigger: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    ) -> Step {
+        Step {
+            draft: Draft {
+                kind,
+                step: step.to_owned(),
+                trigger,
+                due: deadline,
+                urgent: false,
+                to: self.responsible.to_vec(),
+                cc: self.cc.to_vec(),
+            },
+            until,
+            letter: None,
+        }
+    }
+
+    /// The reminders, and the "due today" notice on the morning of a working-day deadline.
+    fn before_deadline(
+        &self,
+        out: &mut Outcome,
+        start: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> bool {
+        let cal = self.occ.ctx.calendar;
+        let mut any_due = false;
+        for (i, reminder) in self.occ.rule.reminders.iter().enumerate() {
+            let trigger = reminder_time(cal, *reminder, start, deadline);
+            if trigger >= start {
+                let name = format!("reminder-{}", i + 1);
+                let step = self.plain(Kind::Reminder, &name, trigger, deadline, Some(deadline));
+                any_due |= self.step(out, step);
+            }
+        }
+        let deadline_day = cal.local_date(deadline);
+        if cal.is_working_day(deadline_day) {
+            let morning = cal.open_on(deadline_day);
+            if morning < deadline && morning >= start {
+                let step = self.plain(Kind::Due, "due", morning, deadline, Some(deadline));
+                any_due |= self.step(out, step);
+            }
+        }
+        any_due
+    }
+
+    /// The managers told, step by step, while the occurrence stays undone.
+    fn escalations(&self, out: &mut Outcome, deadline: DateTime<Utc>) -> bool {
+        let (rule, ctx) = (self.occ.rule, self.occ.ctx);
         let resolver = self.occ.resolver();
         let chair =
             resolver.resolve_all(&[RoleRef::Case("conference_chair".into())], &mut Vec::new());
+        let mut any_due = false;
         let mut trigger = deadline;
         let mut told: Vec<Recipient> = self.responsible.iter().chain(self.cc).cloned().collect();
         for (i, esc) in rule.escalation.iter().enumerate() {
-            trigger = cal.deadline(esc.after, trigger);
-            if trigger > self.occ.ctx.now {
+            trigger = ctx.calendar.deadline(esc.after, trigger);
+            if trigger > ctx.now {
                 out.wake_at(trigger);
                 break;
             }
@@ -503,20 +529,8 @@ impl Steps<'_, '_> {
                 .filter(|r| !told.iter().any(|t| t.email == r.email))
                 .collect();
             if fresh.is_empty() {
-                if esc.letter == Letter::CauseForConcern && trigger <= self.occ.ctx.now {
-                    let agency = self
-                        .occ
-                        .agency
-                        .as_ref()
-                        .map_or("-".to_owned(), |a| a.to_string());
-                    out.problems.push(super::Problem {
-                        code: format!("no-manager-for-cause-for-concern-{agency}"),
-                        message: format!(
-                            "A cause for concern letter about agency {agency} ({}) has nobody to go to: record the agency's \
-                             senior manager, or the line manager of the person it sends to conferences.",
-                            rule.id
-                        ),
-                    });
+                if esc.letter == Letter::CauseForConcern {
+                    out.problems.push(self.nobody_for_cause_for_concern());
                 }
                 continue;
             }
@@ -537,63 +551,72 @@ impl Steps<'_, '_> {
                     chair.clone(),
                 ),
             };
-            self.step(
-                out,
+            let draft = Draft {
                 kind,
-                &step,
+                step,
                 trigger,
-                None,
-                deadline,
-                &fresh,
-                &cc,
-                Some(esc.letter),
+                due: deadline,
+                urgent: false,
+                to: fresh.clone(),
+                cc,
+            };
+            any_due |= self.step(
+                out,
+                Step {
+                    draft,
+                    until: None,
+                    letter: Some(esc.letter),
+                },
             );
             told.extend(fresh);
         }
         any_due
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn step(
-        &self,
-        out: &mut Outcome,
-        kind: Kind,
-        step: &str,
-        trigger: DateTime<Utc>,
-        until: Option<DateTime<Utc>>,
-        due: DateTime<Utc>,
-        to: &[Recipient],
-        cc: &[Recipient],
-        letter: Option<Letter>,
-    ) -> bool {
+    fn nobody_for_cause_for_concern(&self) -> super::Problem {
+        let agency = self
+            .occ
+            .agency
+            .as_ref()
+            .map_or("-".to_owned(), |a| a.to_string());
+        super::Problem {
+            code: format!("no-manager-for-cause-for-concern-{agency}"),
+            message: wording::no_cause_for_concern_recipient(&agency, &self.occ.rule.id),
+        }
+    }
+
+    /// Emit one step if it is due; true if it was due (whether or not anyone could be addressed).
+    fn step(&self, out: &mut Outcome, step: Step) -> bool {
         let ctx = self.occ.ctx;
-        if trigger > ctx.now {
-            out.wake_at(trigger);
+        let d = step.draft;
+        if d.trigger > ctx.now {
+            out.wake_at(d.trigger);
             return false;
         }
-        if until.is_some_and(|u| ctx.now >= u) {
+        if step.until.is_some_and(|u| ctx.now >= u) {
             return false;
         }
-        if to.is_empty() {
+        if d.to.is_empty() {
             return true;
         }
-        let (to, cc) = dedupe_people(to, cc);
+        let (to, cc) = merge_people(d.to, d.cc);
         let case = self.occ.st.case;
         let rule = self.occ.rule;
-        // A cause for concern letter goes once per meeting and agency, whichever rule found it.
-        let key = match kind {
-            Kind::CauseForConcern => format!(
-                "{}/case/{}/cause-for-concern/{}",
-                case.partnership, case.reference, self.occ.id
-            ),
-            _ => format!(
-                "{}/case/{}/{}/{}/{}",
-                case.partnership, case.reference, rule.id, self.occ.id, step
+        let key = match d.kind {
+            Kind::CauseForConcern => {
+                NoticeKey::cause_for_concern(&case.partnership, &case.reference, &self.occ.id)
+            }
+            _ => NoticeKey::case_step(
+                &case.partnership,
+                &case.reference,
+                &rule.id,
+                &self.occ.id,
+                &d.step,
             ),
         };
-        out.notifications.push(Notification {
+        out.notifications.push(Notice {
             key,
-            kind,
+            kind: d.kind,
             rule: rule.id.clone(),
             standard: Some(rule.standard.clone()),
             title: rule.title.clone(),
@@ -602,46 +625,15 @@ impl Steps<'_, '_> {
             case: Some(case.reference.clone()),
             dispute: None,
             occurrence: self.occ.id.clone(),
-            step: step.to_owned(),
-            due,
-            trigger_at: trigger,
-            send_after: ctx.calendar.next_working_instant(trigger),
-            urgent: false,
+            step: d.step,
+            due: d.due,
+            trigger_at: d.trigger,
+            send_after: ctx.calendar.next_working_instant(d.trigger),
+            urgent: d.urgent,
             to,
             cc,
-            letter,
+            letter: step.letter,
         });
         true
     }
-}
-
-/// When a reminder fires: "… before" phrases count back from the deadline (at the start of
-/// that working day for day counts), other phrases count on from the clock's start.
-fn reminder_time(
-    cal: &Calendar,
-    ts: Timescale,
-    start: DateTime<Utc>,
-    deadline: DateTime<Utc>,
-) -> DateTime<Utc> {
-    match ts {
-        Timescale::WorkingDaysBefore(_) | Timescale::DaysBefore(_) => {
-            cal.open_on(cal.local_date(cal.deadline(ts, deadline)))
-        }
-        Timescale::HoursBefore(h) => deadline - Duration::hours(i64::from(h)),
-        _ => cal.deadline(ts, start),
-    }
-}
-
-/// One person is mailed once: drop repeats, and drop from `cc` anyone already in `to`.
-fn dedupe_people(to: &[Recipient], cc: &[Recipient]) -> (Vec<Recipient>, Vec<Recipient>) {
-    let mut seen = std::collections::HashSet::new();
-    let mut keep = |list: &[Recipient]| {
-        list.iter()
-            .filter(|r| seen.insert(r.email.clone()))
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    let to = keep(to);
-    let cc = keep(cc);
-    (to, cc)
 }

@@ -13,10 +13,10 @@
 
 use super::Runtime;
 use crate::domain::Email;
-use crate::evaluate::{Kind, Notification, Recipient};
+use crate::evaluate::{About, Kind, Notice, NoticeKey, Position, Recipient};
 use crate::mail::{self, Channel, MailError, Renderer};
-use crate::store::outbox::{self, OutboxRow};
-use crate::store::DbError;
+use crate::store::deliveries::{self, Claimed};
+use crate::store::{notices, DbError};
 use chrono::{DateTime, Duration, Utc};
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
@@ -250,7 +250,7 @@ impl Delivery<'_> {
             now + Duration::days(36_500)
         };
         let rows = db.call(|conn| {
-            outbox::claim(conn, due_by, self.batch_size, self.lease_seconds, &c.worker)
+            deliveries::claim(conn, due_by, self.batch_size, self.lease_seconds, &c.worker)
         })?;
         let mut report = DeliveryReport::default();
         for (i, row) in rows.iter().enumerate() {
@@ -260,14 +260,14 @@ impl Delivery<'_> {
                 break;
             }
             if let Some(why) = stale(row, now) {
-                if db.call(|conn| outbox::mark_cancelled(conn, row.id, &c.worker, &why))? {
+                if db.call(|conn| deliveries::mark_cancelled(conn, row.id, &c.worker, &why))? {
                     report.cancelled += 1;
-                    tracing::info!(id = row.id, kind = %row.kind, "not sent: {why}");
+                    tracing::info!(id = row.id, "not sent: {why}");
                 }
                 continue;
             }
             // Send only while the row is still ours, with a fresh lease for the exchange.
-            if !db.call(|conn| outbox::renew(conn, row.id, &c.worker, self.lease_seconds))? {
+            if !db.call(|conn| deliveries::renew(conn, row.id, &c.worker, self.lease_seconds))? {
                 report.lost_claims += 1;
                 tracing::warn!(
                     id = row.id,
@@ -281,7 +281,7 @@ impl Delivery<'_> {
                     self.fault_after_send();
                     self.mark_sent(db, row).await?;
                     report.sent += 1;
-                    tracing::debug!(id = row.id, kind = %row.kind, "sent");
+                    tracing::debug!(id = row.id, "sent");
                 }
                 Err(e) if e.is_unreachable() => {
                     let streak = c.outage.fetch_add(1, Ordering::Relaxed);
@@ -293,7 +293,7 @@ impl Delivery<'_> {
                             row.id,
                         );
                     let msg = e.to_string();
-                    if db.call(|conn| outbox::defer(conn, row.id, &c.worker, &msg, retry_at))? {
+                    if db.call(|conn| deliveries::defer(conn, row.id, &c.worker, &msg, retry_at))? {
                         report.deferred += 1;
                     }
                     report.deferred += self.release(db, &rows[i + 1..]);
@@ -317,7 +317,7 @@ impl Delivery<'_> {
                         );
                     let msg = e.to_string();
                     if !db.call(|conn| {
-                        outbox::mark_retry(conn, row.id, &c.worker, &msg, retry_at, dead)
+                        deliveries::mark_retry(conn, row.id, &c.worker, &msg, retry_at, dead)
                     })? {
                         report.lost_claims += 1;
                     } else if dead {
@@ -338,9 +338,9 @@ impl Delivery<'_> {
     }
 
     /// Give rows back untried; on a database error they come back when their lease ends.
-    fn release(&self, db: &mut Db<'_>, rows: &[OutboxRow]) -> usize {
+    fn release(&self, db: &mut Db<'_>, rows: &[Claimed]) -> usize {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        match db.call(|conn| outbox::release(conn, &ids, &self.control.worker)) {
+        match db.call(|conn| deliveries::release(conn, &ids, &self.control.worker)) {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "could not release claimed messages; they return when their lease ends");
@@ -351,12 +351,12 @@ impl Delivery<'_> {
 
     /// Record a sent message, trying again while the lease lasts if the database is away, so a
     /// short PostgreSQL restart does not turn into a second copy.
-    async fn mark_sent(&self, db: &mut Db<'_>, row: &OutboxRow) -> anyhow::Result<()> {
+    async fn mark_sent(&self, db: &mut Db<'_>, row: &Claimed) -> anyhow::Result<()> {
         let until = std::time::Instant::now()
             + std::time::Duration::from_secs((self.lease_seconds.max(2) as u64) * 3 / 4);
         let mut wait = std::time::Duration::from_millis(200);
         loop {
-            match db.call(|conn| outbox::mark_sent(conn, row.id)) {
+            match db.call(|conn| deliveries::mark_sent(conn, row.id)) {
                 Ok(()) => return Ok(()),
                 Err(e) if std::time::Instant::now() + wait < until => {
                     tracing::warn!(id = row.id, error = %format!("{e:#}"), "sent, but cannot mark it yet; trying again");
@@ -378,7 +378,7 @@ impl Delivery<'_> {
     fn fail(
         &self,
         db: &mut Db<'_>,
-        row: &OutboxRow,
+        row: &Claimed,
         error: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
@@ -386,12 +386,12 @@ impl Delivery<'_> {
         let domain = &self.runtime.message_id_domain;
         db.call(|conn| {
             conn.transaction(|conn| {
-                if !outbox::mark_failed(conn, row.id, worker, error)? {
+                if !deliveries::mark_failed(conn, row.id, worker, error)? {
                     return Ok(false);
                 }
                 match self.undeliverable_notice(conn, row, error, now)? {
                     Some(n) => {
-                        outbox::enqueue(conn, &[n], domain)?;
+                        notices::enqueue(conn, &[n], domain)?;
                     }
                     None => tracing::error!(
                         id = row.id,
@@ -403,55 +403,40 @@ impl Delivery<'_> {
         })
     }
 
+    /// The data-quality notice that a delivery was refused: to the case's team manager (unless
+    /// it is they who were refused), else the admin address; None if nobody can be told.
     fn undeliverable_notice(
         &self,
         conn: &mut PgConnection,
-        row: &OutboxRow,
+        row: &Claimed,
         error: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<Notification>, DbError> {
-        let Ok(original) = mail::notification_of(row) else {
+    ) -> Result<Option<Notice>, DbError> {
+        let Ok(original) = &row.notice else {
             return Ok(None);
         };
-        let rejected = row.recipient.as_str();
-        let manager = match &original.case {
-            Some(case) => {
-                outbox::team_manager_email(conn, original.partnership.as_str(), case.as_str())?
-                    .and_then(|e| Email::parse(&e).ok())
-                    .filter(|e| e.as_str() != rejected)
-                    .map(|email| (email, "team_manager"))
-            }
-            None => None,
-        };
-        let to = manager.or_else(|| {
-            self.runtime
-                .admin_email
-                .clone()
-                .filter(|e| e.as_str() != rejected)
-                .map(|email| (email, "admin"))
-        });
-        let Some((email, role)) = to else {
+        let Ok(rejected) = Email::parse(&row.recipient) else {
             return Ok(None);
         };
-        let subject = match (&original.case, &original.dispute) {
-            (Some(c), _) => format!("case/{c}"),
-            (None, Some(d)) => format!("dispute/{d}"),
-            (None, None) => "partnership".into(),
+        let Some(to) = self.undeliverable_recipient(conn, original, &rejected)? else {
+            return Ok(None);
+        };
+        let about = match (&original.case, &original.dispute) {
+            (Some(c), _) => Some(About::Case(c.clone())),
+            (None, Some(d)) => Some(About::Dispute(d.clone())),
+            (None, None) => None,
         };
         let send_after = self
             .runtime
             .partnerships
             .get(original.partnership.as_str())
             .map_or(now, |p| p.calendar.next_working_instant(now));
-        Ok(Some(Notification {
-            key: format!(
-                "{}/{subject}/data-quality/undeliverable/{rejected}",
-                original.partnership
-            ),
+        Ok(Some(Notice {
+            key: NoticeKey::undeliverable(&original.partnership, about.as_ref(), &rejected),
             kind: Kind::DataQuality,
             rule: "data-quality".into(),
             standard: None,
-            title: "A notice could not be delivered".into(),
+            title: crate::evaluate::UNDELIVERABLE_TITLE.into(),
             action: format!(
                 "The mail server permanently refused the {} notice (rule {}) for {rejected}: {error}. \
                  Check the e-mail address the case system holds for this person, and pass the notice on.",
@@ -468,13 +453,40 @@ impl Delivery<'_> {
             trigger_at: now,
             send_after,
             urgent: false,
-            to: vec![Recipient {
-                email,
-                person: None,
-                name: None,
-                role: role.into(),
-            }],
+            to: vec![to],
             cc: vec![],
+        }))
+    }
+
+    fn undeliverable_recipient(
+        &self,
+        conn: &mut PgConnection,
+        original: &Notice,
+        rejected: &Email,
+    ) -> Result<Option<Recipient>, DbError> {
+        let manager = match &original.case {
+            Some(case) => crate::store::cases::team_manager_email(
+                conn,
+                original.partnership.as_str(),
+                case.as_str(),
+            )?
+            .and_then(|e| Email::parse(&e).ok())
+            .filter(|e| e != rejected)
+            .map(|email| (email, "team_manager")),
+            None => None,
+        };
+        let to = manager.or_else(|| {
+            self.runtime
+                .admin_email
+                .clone()
+                .filter(|e| e != rejected)
+                .map(|email| (email, "admin"))
+        });
+        Ok(to.map(|(email, role)| Recipient {
+            email,
+            person: None,
+            name: None,
+            role: role.into(),
         }))
     }
 
@@ -489,32 +501,27 @@ impl Delivery<'_> {
         }
     }
 
-    async fn send(&self, row: &OutboxRow, now: DateTime<Utc>) -> Result<(), MailError> {
-        let n = mail::notification_of(row)?;
+    async fn send(&self, row: &Claimed, now: DateTime<Utc>) -> Result<(), MailError> {
+        let n = row.notice.as_ref().map_err(|e| e.clone())?;
         let tz = self.runtime.tz_of(n.partnership.as_str());
-        let rendered =
-            self.renderer
-                .render(&n, &row.recipient, row.recipient_role == "cc", now, tz)?;
-        let message = mail::build_message(row, self.from, &rendered)?;
+        let copied = row.position == Position::Cc;
+        let rendered = self.renderer.render(n, &row.recipient, copied, now, tz)?;
+        let message = mail::build_message(&row.recipient, &row.message_id, self.from, &rendered)?;
         self.channel.send(message).await
     }
 }
 
 /// A reminder or "due today" notice whose deadline has passed is pointless: the overdue notice
 /// says what matters. Such rows pile up when cpwatch was down; they are cancelled, not sent.
-fn stale(row: &OutboxRow, now: DateTime<Utc>) -> Option<String> {
-    if !matches!(row.kind.as_str(), "reminder" | "due") {
-        return None;
-    }
-    let n = mail::notification_of(row).ok()?;
-    (n.due <= now).then(|| {
+fn stale(row: &Claimed, now: DateTime<Utc>) -> Option<String> {
+    let n = row.notice.as_ref().ok()?;
+    (n.kind.stale_after_deadline() && n.due <= now).then(|| {
         format!(
             "stale: its deadline {} passed before it could be sent",
             crate::evaluate::rfc3339(n.due)
         )
     })
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

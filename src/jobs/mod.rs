@@ -1,5 +1,6 @@
 //! The daemon's jobs, each a small struct with one `run`: the evaluation pass, delivery,
-//! and the bank-holiday refresh. They read like short stories of calls into the core and the store.
+//! and the timeliness count behind `cpwatch report`. They read like short stories of calls into
+//! the core and the store.
 
 pub mod delivery;
 pub mod evaluation;
@@ -9,6 +10,7 @@ use crate::calendar::{BankHolidays, Calendar, Tz};
 use crate::domain::Email;
 use crate::policy::Catalogue;
 use crate::settings::Settings;
+use diesel::pg::PgConnection;
 use std::collections::BTreeMap;
 
 /// Everything a pass needs that comes from configuration: policies and calendars per partnership.
@@ -17,6 +19,9 @@ pub struct Runtime {
     pub partnerships: BTreeMap<String, PartnershipRuntime>,
     pub admin_email: Option<Email>,
     pub message_id_domain: String,
+    /// The deployment's own zone (`schedule.timezone`), for mail about a partnership that is no
+    /// longer configured.
+    pub default_tz: Tz,
 }
 
 pub struct PartnershipRuntime {
@@ -25,7 +30,8 @@ pub struct PartnershipRuntime {
 }
 
 impl Runtime {
-    pub fn new(settings: &Settings, catalogue: Catalogue, holidays: &BankHolidays) -> Runtime {
+    /// The runtime for `settings`, with calendars built on `holidays`.
+    pub fn new(settings: &Settings, holidays: &BankHolidays) -> Runtime {
         let partnerships = settings
             .partnerships
             .iter()
@@ -40,17 +46,32 @@ impl Runtime {
             })
             .collect();
         Runtime {
-            catalogue,
+            catalogue: settings.catalogue.clone(),
             partnerships,
-            admin_email: Email::parse(&settings.mail.admin_address).ok(),
+            admin_email: settings.mail.admin_address.clone(),
             message_id_domain: settings.mail.message_id_domain.clone(),
+            default_tz: settings.schedule.timezone,
         }
+    }
+
+    /// The runtime with calendars built on the stored bank-holiday feed (else the built-in
+    /// snapshot, with a warning if the stored copy cannot be read).
+    pub fn load(settings: &Settings, conn: &mut PgConnection) -> Runtime {
+        let holidays = match crate::store::holidays::load_feed(conn) {
+            Ok(Some(h)) => h,
+            Ok(None) => BankHolidays::snapshot(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read stored bank holidays; using the built-in snapshot");
+                BankHolidays::snapshot()
+            }
+        };
+        Runtime::new(settings, &holidays)
     }
 
     /// The zone a partnership's mail shows times in.
     pub fn tz_of(&self, partnership: &str) -> Tz {
         self.partnerships
             .get(partnership)
-            .map_or(chrono_tz::Europe::London, |p| p.calendar.tz())
+            .map_or(self.default_tz, |p| p.calendar.tz())
     }
 }

@@ -141,14 +141,74 @@ pub enum RiskDeadlines {
     Unchanged,
 }
 
-/// A record a policy demands when a stage is entered.
-pub const RECORD_KINDS: &[&str] = &[
-    "escalation_notice",
-    "lscb_report_form",
-    "summary_log.safeguarding_leadership_team",
-    "summary_log.lscb",
-    "step4_record",
-];
+/// A record a dispute keeps: one a policy demands when a stage is entered, or a note cpwatch
+/// keeps itself (a late raising, a stage passed over).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum RecordKind {
+    /// Knowsley: the Escalation Notice (record of discussion re escalation).
+    #[serde(rename = "escalation_notice")]
+    EscalationNotice,
+    /// Liverpool: the LSCB report form (Multi-Agency Resolution Levels 3 and 4).
+    #[serde(rename = "lscb_report_form")]
+    LscbReportForm,
+    /// Liverpool: the school's log of cases escalated to its safeguarding leadership team.
+    #[serde(rename = "summary_log.safeguarding_leadership_team")]
+    SummaryLogSafeguardingLeadershipTeam,
+    /// Liverpool: the school's log of cases escalated to the LSCB.
+    #[serde(rename = "summary_log.lscb")]
+    SummaryLogLscb,
+    /// Pan-Cheshire: the LSCB's record of step-4 escalations and outcomes.
+    #[serde(rename = "step4_record")]
+    Step4Record,
+    /// Raised later than the policy's `raise_within` after the disagreement (a note).
+    #[serde(rename = "late_raising")]
+    LateRaising,
+    /// A stage passed over because its people are one person (a note).
+    #[serde(rename = "stage_skipped")]
+    StageSkipped,
+}
+
+impl RecordKind {
+    /// The records a policy file may demand of a stage.
+    pub const DEMANDABLE: &'static [RecordKind] = &[
+        RecordKind::EscalationNotice,
+        RecordKind::LscbReportForm,
+        RecordKind::SummaryLogSafeguardingLeadershipTeam,
+        RecordKind::SummaryLogLscb,
+        RecordKind::Step4Record,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::EscalationNotice => "escalation_notice",
+            RecordKind::LscbReportForm => "lscb_report_form",
+            RecordKind::SummaryLogSafeguardingLeadershipTeam => {
+                "summary_log.safeguarding_leadership_team"
+            }
+            RecordKind::SummaryLogLscb => "summary_log.lscb",
+            RecordKind::Step4Record => "step4_record",
+            RecordKind::LateRaising => "late_raising",
+            RecordKind::StageSkipped => "stage_skipped",
+        }
+    }
+
+    /// One a policy may demand, by its name in the file.
+    pub fn demandable(s: &str) -> Option<RecordKind> {
+        Self::DEMANDABLE.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+impl PartialEq<&str> for RecordKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
@@ -162,7 +222,7 @@ pub struct Stage {
     pub from: DeadlineFrom,
     pub to: Vec<LadderRole>,
     pub cc: Vec<LadderRole>,
-    pub records: Vec<String>,
+    pub records: Vec<RecordKind>,
     /// If these all resolve to one person, the policy's `coalesce` rule applies.
     pub same_person: Vec<LadderRole>,
     /// Who confirms the outcome in writing when the dispute is resolved at this stage.
@@ -482,15 +542,18 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
             v.problem("to", "names nobody".into());
         }
         let cc = v.ladder_roles("cc", &s.cc);
+        let mut records = Vec::new();
         for (j, r) in s.records.iter().enumerate() {
-            if !RECORD_KINDS.contains(&r.as_str()) {
-                v.problem(
-                    &format!("records[{j}]"),
-                    format!(
-                        "{r:?} is not a record cpwatch keeps ({})",
-                        RECORD_KINDS.join(", ")
-                    ),
-                );
+            match RecordKind::demandable(r) {
+                Some(k) => records.push(k),
+                None => {
+                    let known: Vec<&str> =
+                        RecordKind::DEMANDABLE.iter().map(|k| k.as_str()).collect();
+                    v.problem(
+                        &format!("records[{j}]"),
+                        format!("{r:?} is not a record cpwatch keeps ({})", known.join(", ")),
+                    )
+                }
             }
         }
         let same_person = v.ladder_roles("same_person", &s.same_person);
@@ -525,7 +588,7 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
                 from,
                 to,
                 cc,
-                records: s.records.clone(),
+                records,
                 same_person,
                 outcome_confirmed_by,
             });

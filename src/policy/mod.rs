@@ -102,7 +102,26 @@ pub struct EventMatch {
     /// defaults to true, so `unless = { shared_with_family = false }`).
     pub unless: BTreeMap<String, serde_json::Value>,
     /// Fields that must equal the occurrence's: `meeting` (the anchor's) and/or `agency`.
-    pub same: Vec<String>,
+    pub same: Vec<SameField>,
+}
+
+/// A field of a *done by* event that must equal the occurrence's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SameField {
+    /// The anchor's meeting (`meeting`).
+    Meeting,
+    /// The occurrence's agency (per-agency rules), else the responsible person's.
+    Agency,
+}
+
+impl SameField {
+    pub fn parse(s: &str) -> Option<SameField> {
+        match s {
+            "meeting" => Some(SameField::Meeting),
+            "agency" => Some(SameField::Agency),
+            _ => None,
+        }
+    }
 }
 
 impl EventMatch {
@@ -619,19 +638,21 @@ impl Validator {
         };
         let when = self.values(&format!("{field}.when"), &m.when);
         let unless = self.values(&format!("{field}.unless"), &m.unless);
+        let mut same = Vec::new();
         for f in &m.same {
-            if f != "meeting" && f != "agency" {
-                self.problem(
+            match SameField::parse(f) {
+                Some(s) => same.push(s),
+                None => self.problem(
                     &format!("{field}.same"),
                     format!("{f:?} cannot be compared (meeting, agency)"),
-                );
+                ),
             }
         }
         Some(EventMatch {
             event,
             when,
             unless,
-            same: m.same.clone(),
+            same,
         })
     }
 

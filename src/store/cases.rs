@@ -252,3 +252,25 @@ pub fn person_ids(conn: &mut PgConnection, partnership: &str) -> Result<Vec<Stri
         .select(people::id)
         .load(conn)
 }
+
+/// The e-mail address of a case's team manager, if the case system recorded one.
+pub fn team_manager_email(
+    conn: &mut PgConnection,
+    partnership: &str,
+    case_ref: &str,
+) -> Result<Option<String>, DbError> {
+    let found: Option<Option<String>> = cases::table
+        .inner_join(case_roles::table)
+        .inner_join(
+            people::table.on(people::partnership_id
+                .eq(cases::partnership_id)
+                .and(people::id.eq(case_roles::person_id))),
+        )
+        .filter(cases::partnership_id.eq(partnership))
+        .filter(cases::reference.eq(case_ref))
+        .filter(case_roles::role.eq("team_manager"))
+        .select(people::email)
+        .first(conn)
+        .optional()?;
+    Ok(found.flatten())
+}

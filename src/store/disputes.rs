@@ -1,16 +1,17 @@
 //! Disputes: reading them for the ladder evaluator in batches, writing a batch's decisions
-//! (stage changes by compare-and-set, stage history, audit rows, records, outbox rows, next
-//! checks) in one transaction, and the queries behind `cpwatch report`.
+//! (stage changes by compare-and-set, stage history, audit rows, records, notices, next
+//! checks) in one transaction, and the query behind `cpwatch report`'s escalation figures.
 
 use super::cases::{BadRow, Selection};
 use super::schema::{case_roles, cases, dispute_events, dispute_stage_history, disputes};
-use super::{outbox, DbError};
+use super::{notices, DbError};
 use crate::domain::{
     AgencyId, CaseRef, Dispute, DisputeEvent, DisputeEventKind, DisputeRef, PartnershipId,
     PersonId, StageEntry,
 };
 use crate::evaluate::dispute::DisputeOutcome;
 use crate::evaluate::rfc3339;
+use crate::report::ReportDispute;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -20,21 +21,23 @@ use std::collections::HashMap;
 /// Disputes by database id, and the rows that could not be read.
 pub type Batch = (Vec<(i64, Dispute)>, Vec<BadRow>);
 
-type DisputeRow = (
-    i64,
-    String,
-    Option<i64>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    bool,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-    i32,
-    DateTime<Utc>,
-);
+/// A dispute's own row, as selected.
+#[derive(Queryable)]
+struct DisputeRow {
+    id: i64,
+    reference: String,
+    case_id: Option<i64>,
+    policy: String,
+    raised_by: String,
+    respondent_person: Option<String>,
+    respondent_agency: Option<String>,
+    subject: String,
+    immediate_risk: bool,
+    opened_at: DateTime<Utc>,
+    disagreement_at: Option<DateTime<Utc>>,
+    stage: i32,
+    stage_started_at: DateTime<Utc>,
+}
 
 /// The next batch of disputes with id > `after` whose check has come (or every one still open
 /// or pending, for `Selection::All`), with their events, history and case roles, in id order.
@@ -76,13 +79,95 @@ pub fn load_batch(
             disputes::stage_started_at,
         ))
         .load(conn)?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut bad = Vec::new();
+    let mut events = load_events(conn, &ids, &mut bad)?;
+    let mut history = load_history(conn, &ids)?;
+    let case_ids: Vec<i64> = rows.iter().filter_map(|r| r.case_id).collect();
+    let cases = load_cases(conn, &case_ids)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = row.id;
+        let (case, case_roles) = row
+            .case_id
+            .and_then(|c| cases.get(&c))
+            .map_or((None, Vec::new()), |(r, roles)| {
+                (CaseRef::parse(r).ok(), roles.clone())
+            });
+        let parts = DisputeParts {
+            case,
+            case_roles,
+            events: events.remove(&id).unwrap_or_default(),
+            history: history.remove(&id).unwrap_or_default(),
+        };
+        match dispute_of(row, partnership, parts) {
+            Ok(d) => out.push((id, d)),
+            Err(b) => bad.push(b),
+        }
+    }
+    Ok((out, bad))
+}
 
-    let mut events: HashMap<i64, Vec<DisputeEvent>> = HashMap::new();
+/// What a dispute is read with besides its own row.
+struct DisputeParts {
+    case: Option<CaseRef>,
+    case_roles: Vec<(String, PersonId)>,
+    events: Vec<DisputeEvent>,
+    history: Vec<StageEntry>,
+}
+
+fn dispute_of(row: DisputeRow, partnership: &str, parts: DisputeParts) -> Result<Dispute, BadRow> {
+    let bad = || BadRow {
+        case_id: row.id,
+        message: format!(
+            "dispute row {} ({:?}) has an invalid id in it",
+            row.id, row.reference
+        ),
+    };
+    let reference = DisputeRef::parse(&row.reference).map_err(|_| bad())?;
+    let partnership = PartnershipId::parse(partnership).map_err(|_| bad())?;
+    let raised_by = PersonId::parse(&row.raised_by).map_err(|_| bad())?;
+    let respondent_person = row
+        .respondent_person
+        .as_deref()
+        .map(PersonId::parse)
+        .transpose()
+        .map_err(|_| bad())?;
+    let respondent_agency = row
+        .respondent_agency
+        .as_deref()
+        .map(AgencyId::parse)
+        .transpose()
+        .map_err(|_| bad())?;
+    Ok(Dispute {
+        partnership,
+        reference,
+        case: parts.case,
+        case_roles: parts.case_roles,
+        policy: row.policy,
+        raised_by,
+        respondent_person,
+        respondent_agency,
+        subject: row.subject,
+        immediate_risk: row.immediate_risk,
+        opened_at: row.opened_at,
+        disagreement_at: row.disagreement_at,
+        stage: u32::try_from(row.stage).unwrap_or(1).max(1),
+        stage_started_at: row.stage_started_at,
+        events: parts.events,
+        history: parts.history,
+    })
+}
+
+/// The events of these disputes, oldest first; unreadable ones go to `bad`.
+fn load_events(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    bad: &mut Vec<BadRow>,
+) -> Result<HashMap<i64, Vec<DisputeEvent>>, DbError> {
     type EventRow = (i64, String, DateTime<Utc>, Option<i32>, serde_json::Value);
-    let event_rows: Vec<EventRow> = dispute_events::table
-        .filter(dispute_events::dispute_id.eq_any(&ids))
+    let rows: Vec<EventRow> = dispute_events::table
+        .filter(dispute_events::dispute_id.eq_any(ids))
         .select((
             dispute_events::dispute_id,
             dispute_events::kind,
@@ -96,7 +181,8 @@ pub fn load_batch(
             dispute_events::id,
         ))
         .load(conn)?;
-    for (id, kind, at, stage, data) in event_rows {
+    let mut events: HashMap<i64, Vec<DisputeEvent>> = HashMap::new();
+    for (id, kind, at, stage, data) in rows {
         let Some(kind) = DisputeEventKind::parse(&kind) else {
             bad.push(BadRow {
                 case_id: id,
@@ -104,25 +190,26 @@ pub fn load_batch(
             });
             continue;
         };
+        let text = |field: &str| data.get(field).and_then(|v| v.as_str());
         events.entry(id).or_default().push(DisputeEvent {
             kind,
             at,
             stage: stage.and_then(|s| u32::try_from(s).ok()),
-            by: data
-                .get("by")
-                .and_then(|v| v.as_str())
-                .and_then(|s| PersonId::parse(s).ok()),
-            outcome: data
-                .get("outcome")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned),
+            by: text("by").and_then(|s| PersonId::parse(s).ok()),
+            outcome: text("outcome").map(str::to_owned),
         });
     }
+    Ok(events)
+}
 
-    let mut history: HashMap<i64, Vec<StageEntry>> = HashMap::new();
+/// The recorded stage moves of these disputes, oldest first.
+fn load_history(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> Result<HashMap<i64, Vec<StageEntry>>, DbError> {
     type HistoryRow = (i64, Option<i32>, i32, DateTime<Utc>, String);
-    let history_rows: Vec<HistoryRow> = dispute_stage_history::table
-        .filter(dispute_stage_history::dispute_id.eq_any(&ids))
+    let rows: Vec<HistoryRow> = dispute_stage_history::table
+        .filter(dispute_stage_history::dispute_id.eq_any(ids))
         .select((
             dispute_stage_history::dispute_id,
             dispute_stage_history::from_stage,
@@ -136,7 +223,8 @@ pub fn load_batch(
             dispute_stage_history::id,
         ))
         .load(conn)?;
-    for (id, from, to, at, why) in history_rows {
+    let mut history: HashMap<i64, Vec<StageEntry>> = HashMap::new();
+    for (id, from, to, at, why) in rows {
         history.entry(id).or_default().push(StageEntry {
             from: from.and_then(|f| u32::try_from(f).ok()),
             to: u32::try_from(to).unwrap_or(1),
@@ -144,98 +232,35 @@ pub fn load_batch(
             why,
         });
     }
+    Ok(history)
+}
 
-    let case_ids: Vec<i64> = rows.iter().filter_map(|r| r.2).collect();
-    let case_refs: HashMap<i64, String> = cases::table
-        .filter(cases::id.eq_any(&case_ids))
+/// A case's reference and roles.
+type CaseRoles = (String, Vec<(String, PersonId)>);
+
+/// The reference and roles of each of these cases, by id.
+fn load_cases(
+    conn: &mut PgConnection,
+    case_ids: &[i64],
+) -> Result<HashMap<i64, CaseRoles>, DbError> {
+    let mut cases: HashMap<i64, CaseRoles> = cases::table
+        .filter(cases::id.eq_any(case_ids))
         .select((cases::id, cases::reference))
         .load::<(i64, String)>(conn)?
         .into_iter()
+        .map(|(id, r)| (id, (r, Vec::new())))
         .collect();
-    let mut roles: HashMap<i64, Vec<(String, PersonId)>> = HashMap::new();
     let role_rows: Vec<(i64, String, String)> = case_roles::table
-        .filter(case_roles::case_id.eq_any(&case_ids))
+        .filter(case_roles::case_id.eq_any(case_ids))
         .select((case_roles::case_id, case_roles::role, case_roles::person_id))
         .order((case_roles::case_id, case_roles::role, case_roles::person_id))
         .load(conn)?;
     for (case_id, role, person) in role_rows {
-        if let Ok(p) = PersonId::parse(&person) {
-            roles.entry(case_id).or_default().push((role, p));
+        if let (Some(c), Ok(p)) = (cases.get_mut(&case_id), PersonId::parse(&person)) {
+            c.1.push((role, p));
         }
     }
-
-    let mut out = Vec::with_capacity(rows.len());
-    for (
-        id,
-        reference,
-        case_id,
-        policy,
-        raised_by,
-        respondent_person,
-        respondent_agency,
-        subject,
-        immediate_risk,
-        opened_at,
-        disagreement_at,
-        stage,
-        stage_started_at,
-    ) in rows
-    {
-        let parsed = (
-            DisputeRef::parse(&reference),
-            PartnershipId::parse(partnership),
-            PersonId::parse(&raised_by),
-            respondent_person
-                .as_deref()
-                .map(PersonId::parse)
-                .transpose(),
-            respondent_agency
-                .as_deref()
-                .map(AgencyId::parse)
-                .transpose(),
-        );
-        let (
-            Ok(reference),
-            Ok(partnership),
-            Ok(raised_by),
-            Ok(respondent_person),
-            Ok(respondent_agency),
-        ) = parsed
-        else {
-            bad.push(BadRow {
-                case_id: id,
-                message: format!("dispute row {id} ({reference:?}) has an invalid id in it"),
-            });
-            continue;
-        };
-        let case = case_id
-            .and_then(|c| case_refs.get(&c))
-            .and_then(|r| CaseRef::parse(r).ok());
-        out.push((
-            id,
-            Dispute {
-                partnership,
-                reference,
-                case,
-                case_roles: case_id
-                    .and_then(|c| roles.get(&c).cloned())
-                    .unwrap_or_default(),
-                policy,
-                raised_by,
-                respondent_person,
-                respondent_agency,
-                subject,
-                immediate_risk,
-                opened_at,
-                disagreement_at,
-                stage: u32::try_from(stage).unwrap_or(1).max(1),
-                stage_started_at,
-                events: events.remove(&id).unwrap_or_default(),
-                history: history.remove(&id).unwrap_or_default(),
-            },
-        ));
-    }
-    Ok((out, bad))
+    Ok(cases)
 }
 
 /// What applying a batch wrote.
@@ -248,7 +273,7 @@ pub struct Applied {
 }
 
 /// Write a batch's decisions. Call inside a transaction: stage changes are compare-and-set on
-/// the stored stage, so a dispute moved by someone else meanwhile is left alone (its outbox rows
+/// the stored stage, so a dispute moved by someone else meanwhile is left alone (its notices
 /// and next check too) and looked at again on the next pass.
 pub fn apply(
     conn: &mut PgConnection,
@@ -258,113 +283,116 @@ pub fn apply(
     let mut applied = Applied::default();
     let mut notifications = Vec::new();
     for (id, dispute, outcome) in decisions {
-        let subject = format!("dispute {}/{}", dispute.partnership, dispute.reference);
-        let mut moved = true;
-        for c in &outcome.stage_changes {
-            let n = diesel::update(
-                disputes::table
-                    .filter(disputes::id.eq(id))
-                    .filter(disputes::stage.eq(c.from as i32)),
-            )
-            .set((
-                disputes::stage.eq(c.to as i32),
-                disputes::stage_started_at.eq(c.at),
-                disputes::stage_deadline.eq(Some(c.deadline)),
-            ))
-            .execute(conn)?;
-            if n == 0 {
-                tracing::warn!(dispute = %subject, from = c.from, to = c.to,
-                    "the dispute's stage changed under this pass; it will be evaluated again");
-                moved = false;
-                break;
-            }
-            diesel::insert_into(dispute_stage_history::table)
-                .values((
-                    dispute_stage_history::dispute_id.eq(id),
-                    dispute_stage_history::from_stage.eq(Some(c.from as i32)),
-                    dispute_stage_history::to_stage.eq(c.to as i32),
-                    dispute_stage_history::at.eq(c.at),
-                    dispute_stage_history::why.eq(c.why.as_str()),
-                    dispute_stage_history::by_person.eq(c.by.as_ref().map(|p| p.as_str())),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)?;
-            super::audit(
-                conn,
-                "cpwatch",
-                "dispute_stage_change",
-                &subject,
-                serde_json::json!({
-                    "policy": c.policy,
-                    "from": c.from,
-                    "to": c.to,
-                    "at": rfc3339(c.at),
-                    "why": c.why.as_str(),
-                    "by": c.by.as_ref().map(|p| p.as_str()),
-                    "skipped": c.skipped,
-                    "deadline": rfc3339(c.deadline),
-                }),
-            )?;
-            applied.stage_changes += 1;
-        }
-        if !moved {
+        let moved = move_stages(conn, *id, dispute, outcome)?;
+        applied.stage_changes += moved;
+        if moved < outcome.stage_changes.len() {
             applied.conflicts += 1;
             diesel::update(disputes::table.find(id))
                 .set(disputes::next_check_at.eq(Some(super::CHECK_NOW)))
                 .execute(conn)?;
             continue;
         }
-        for r in &outcome.records {
-            diesel::sql_query(
-                "INSERT INTO dispute_records (dispute_id, kind, stage, at, detail) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (dispute_id, kind, stage) DO NOTHING",
-            )
-            .bind::<Int8, _>(*id)
-            .bind::<Text, _>(&r.kind)
-            .bind::<Int4, _>(r.stage as i32)
-            .bind::<Timestamptz, _>(r.at)
-            .bind::<Jsonb, _>(&r.detail)
-            .execute(conn)?;
-        }
-        let s = &outcome.state;
-        diesel::sql_query(
-            "UPDATE disputes SET stage_deadline = $2, resolved_at = $3, resolved_stage = $4, next_check_at = $5 \
-             WHERE id = $1 AND stage = $6",
-        )
-        .bind::<Int8, _>(*id)
-        .bind::<Timestamptz, _>(s.stage_deadline)
-        .bind::<Nullable<Timestamptz>, _>(s.resolved_at)
-        .bind::<Nullable<Int4>, _>(s.resolved_stage.map(|x| x as i32))
-        .bind::<Nullable<Timestamptz>, _>(outcome.next_check)
-        .bind::<Int4, _>(s.stage as i32)
-        .execute(conn)?;
+        write_records(conn, *id, outcome)?;
+        write_state(conn, *id, outcome)?;
         notifications.extend(outcome.notifications.iter().cloned());
     }
-    applied.queued = outbox::enqueue(conn, &notifications, message_id_domain)?;
+    applied.queued = notices::enqueue(conn, &notifications, message_id_domain)?;
     Ok(applied)
 }
 
-/// One dispute with everything the report needs.
-#[derive(Debug, Clone)]
-pub struct ReportDispute {
-    pub partnership: String,
-    pub reference: String,
-    pub case: Option<String>,
-    pub policy: String,
-    pub raised_by: String,
-    pub raiser_agency: Option<String>,
-    pub respondent: Option<String>,
-    pub respondent_agency: Option<String>,
-    pub subject: String,
-    pub opened_at: DateTime<Utc>,
-    pub stage: u32,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub resolved_stage: Option<u32>,
-    pub outcome: Option<String>,
-    /// (from, to, at, why), oldest first.
-    pub history: Vec<(Option<u32>, u32, DateTime<Utc>, String)>,
-    /// (kind, stage, at).
-    pub records: Vec<(String, u32, DateTime<Utc>)>,
+/// Each stage change by compare-and-set on the stored stage, with its history and audit rows.
+/// Returns how many were made: fewer than decided when the stage moved under this pass.
+fn move_stages(
+    conn: &mut PgConnection,
+    id: i64,
+    dispute: &Dispute,
+    outcome: &DisputeOutcome,
+) -> Result<usize, DbError> {
+    let subject = format!("dispute {}/{}", dispute.partnership, dispute.reference);
+    for (done, c) in outcome.stage_changes.iter().enumerate() {
+        let n = diesel::update(
+            disputes::table
+                .filter(disputes::id.eq(id))
+                .filter(disputes::stage.eq(c.from as i32)),
+        )
+        .set((
+            disputes::stage.eq(c.to as i32),
+            disputes::stage_started_at.eq(c.at),
+            disputes::stage_deadline.eq(Some(c.deadline)),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            tracing::warn!(dispute = %subject, from = c.from, to = c.to,
+                "the dispute's stage changed under this pass; it will be evaluated again");
+            return Ok(done);
+        }
+        diesel::insert_into(dispute_stage_history::table)
+            .values((
+                dispute_stage_history::dispute_id.eq(id),
+                dispute_stage_history::from_stage.eq(Some(c.from as i32)),
+                dispute_stage_history::to_stage.eq(c.to as i32),
+                dispute_stage_history::at.eq(c.at),
+                dispute_stage_history::why.eq(c.why.as_str()),
+                dispute_stage_history::by_person.eq(c.by.as_ref().map(|p| p.as_str())),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+        super::audit(
+            conn,
+            "cpwatch",
+            "dispute_stage_change",
+            &subject,
+            serde_json::json!({
+                "policy": c.policy,
+                "from": c.from,
+                "to": c.to,
+                "at": rfc3339(c.at),
+                "why": c.why.as_str(),
+                "by": c.by.as_ref().map(|p| p.as_str()),
+                "skipped": c.skipped,
+                "deadline": rfc3339(c.deadline),
+            }),
+        )?;
+    }
+    Ok(outcome.stage_changes.len())
+}
+
+/// The records the policy demands (once per dispute, kind and stage).
+fn write_records(
+    conn: &mut PgConnection,
+    id: i64,
+    outcome: &DisputeOutcome,
+) -> Result<(), DbError> {
+    for r in &outcome.records {
+        diesel::sql_query(
+            "INSERT INTO dispute_records (dispute_id, kind, stage, at, detail) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (dispute_id, kind, stage) DO NOTHING",
+        )
+        .bind::<Int8, _>(id)
+        .bind::<Text, _>(r.kind.as_str())
+        .bind::<Int4, _>(r.stage as i32)
+        .bind::<Timestamptz, _>(r.at)
+        .bind::<Jsonb, _>(&r.detail)
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Where the dispute stands now, and when to look again (only if its stage is still ours).
+fn write_state(conn: &mut PgConnection, id: i64, outcome: &DisputeOutcome) -> Result<(), DbError> {
+    let s = &outcome.state;
+    diesel::sql_query(
+        "UPDATE disputes SET stage_deadline = $2, resolved_at = $3, resolved_stage = $4, next_check_at = $5 \
+         WHERE id = $1 AND stage = $6",
+    )
+    .bind::<Int8, _>(id)
+    .bind::<Timestamptz, _>(s.stage_deadline)
+    .bind::<Nullable<Timestamptz>, _>(s.resolved_at)
+    .bind::<Nullable<Int4>, _>(s.resolved_stage.map(|x| x as i32))
+    .bind::<Nullable<Timestamptz>, _>(outcome.next_check)
+    .bind::<Int4, _>(s.stage as i32)
+    .execute(conn)?;
+    Ok(())
 }
 
 #[derive(QueryableByName)]

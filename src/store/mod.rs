@@ -1,9 +1,12 @@
-//! PostgreSQL: connections, migrations, the queries the jobs need. No business decisions here:
-//! queries fetch state, the evaluator decides.
+//! PostgreSQL: connections, migrations, and every query cpwatch runs. No business decisions
+//! here: queries fetch state, the evaluator decides.
 
 pub mod cases;
+pub mod deliveries;
 pub mod disputes;
-pub mod outbox;
+pub mod holidays;
+pub mod notices;
+pub mod payload;
 pub mod schema;
 
 use diesel::pg::PgConnection;
@@ -90,6 +93,42 @@ pub fn audit(
             a::subject.eq(subject),
             a::detail.eq(detail),
         ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// When the last evaluation pass (by any replica) was recorded in the audit log.
+pub fn last_pass_at(
+    conn: &mut PgConnection,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, DbError> {
+    use schema::audit_log::dsl as a;
+    a::audit_log
+        .filter(a::action.eq("evaluation_pass"))
+        .select(diesel::dsl::max(a::at))
+        .first(conn)
+}
+
+/// Only one replica evaluates at a time: a session-level advisory lock on this key.
+const PASS_LOCK: i64 = 0x63_70_77_61_74_63_68; // "cpwatch"
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+}
+
+/// Take the evaluation pass's lock if no other session holds it; false if one does.
+pub fn try_pass_lock(conn: &mut PgConnection) -> Result<bool, DbError> {
+    let got: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+        .bind::<diesel::sql_types::Int8, _>(PASS_LOCK)
+        .get_result(conn)?;
+    Ok(got.locked)
+}
+
+/// Give the evaluation pass's lock back.
+pub fn pass_unlock(conn: &mut PgConnection) -> Result<(), DbError> {
+    diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<diesel::sql_types::Int8, _>(PASS_LOCK)
         .execute(conn)?;
     Ok(())
 }

@@ -124,29 +124,42 @@ diesel::table! {
 }
 
 diesel::table! {
-    outbox (id) {
+    notices (id) {
         id -> Int8,
-        dedupe_key -> Text,
+        key -> Text,
         partnership_id -> Text,
         kind -> Text,
         rule -> Text,
         case_ref -> Nullable<Text>,
         dispute_ref -> Nullable<Text>,
-        recipient -> Text,
-        recipient_role -> Text,
+        occurrence -> Text,
+        step -> Text,
         due_at -> Timestamptz,
+        trigger_at -> Timestamptz,
         send_after -> Timestamptz,
         urgent -> Bool,
         payload -> Jsonb,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    deliveries (id) {
+        id -> Int8,
+        notice_id -> Int8,
+        recipient -> Text,
+        position -> Text,
+        send_after -> Timestamptz,
+        urgent -> Bool,
         status -> Text,
         attempts -> Int4,
         next_attempt_at -> Timestamptz,
         locked_until -> Nullable<Timestamptz>,
+        claimed_by -> Nullable<Text>,
         last_error -> Nullable<Text>,
         sent_at -> Nullable<Timestamptz>,
         message_id -> Text,
-        claimed_by -> Nullable<Text>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -162,6 +175,7 @@ diesel::table! {
 }
 
 diesel::joinable!(case_roles -> cases (case_id));
+diesel::joinable!(deliveries -> notices (notice_id));
 diesel::joinable!(case_events -> cases (case_id));
 diesel::allow_tables_to_appear_in_same_query!(
     cases,
@@ -172,3 +186,4 @@ diesel::allow_tables_to_appear_in_same_query!(
     agency_roles,
     partnership_roles
 );
+diesel::allow_tables_to_appear_in_same_query!(notices, deliveries);

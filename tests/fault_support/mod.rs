@@ -64,22 +64,30 @@ pub fn queue_load(cp: &Cpwatch, db_url: &str, tag: &str, n: usize) -> Vec<String
     );
     cp.ok(&["evaluate", "--at", "2026-04-01T12:00:00Z"]);
     let mut conn = connect(db_url);
-    let template = "(SELECT payload FROM outbox WHERE dedupe_key NOT LIKE 'load/%' \
-                    AND kind = 'overdue' ORDER BY id LIMIT 1)";
     exec(
         &mut conn,
         &format!(
-            "INSERT INTO outbox (dedupe_key, partnership_id, kind, rule, case_ref, recipient, recipient_role, \
-                                 due_at, send_after, payload, message_id) \
-             SELECT 'load/{tag}/' || i, 'knowsley', 'overdue', 'icpc-within-15wd', 'KN-0001', \
-                    'r' || i || '@load.example.org', 'to', '2026-03-23T17:00:00Z', now() - interval '1 minute', \
-                    {template}, '<load-{tag}-' || i || '@cpwatch.test>' \
-             FROM generate_series(1, {n}) AS i"
+            "INSERT INTO notices (key, partnership_id, kind, rule, case_ref, occurrence, step, due_at, \
+                                  trigger_at, send_after, urgent, payload) \
+             SELECT 'load/{tag}/' || i, 'knowsley', 'overdue', 'icpc-within-15wd', 'KN-0001', t.occurrence, \
+                    t.step, '2026-03-23T17:00:00Z', t.trigger_at, now() - interval '1 minute', false, t.payload \
+             FROM (SELECT * FROM notices WHERE key NOT LIKE 'load/%' AND kind = 'overdue' ORDER BY id LIMIT 1) t, \
+                  generate_series(1, {n}) AS i"
         ),
     );
     exec(
         &mut conn,
-        "UPDATE outbox SET status = 'cancelled' WHERE dedupe_key NOT LIKE 'load/%'",
+        &format!(
+            "INSERT INTO deliveries (notice_id, recipient, position, send_after, urgent, message_id) \
+             SELECT id, 'r' || split_part(key, '/', 3) || '@load.example.org', 'to', send_after, false, \
+                    '<load-{tag}-' || split_part(key, '/', 3) || '@cpwatch.test>' \
+             FROM notices WHERE key LIKE 'load/{tag}/%'"
+        ),
+    );
+    exec(
+        &mut conn,
+        "UPDATE deliveries d SET status = 'cancelled' FROM notices n \
+         WHERE n.id = d.notice_id AND n.key NOT LIKE 'load/%'",
     );
     // Nothing for the daemon's own passes to decide: only the queued load is delivered.
     exec(&mut conn, "UPDATE cases SET next_check_at = NULL");

@@ -9,7 +9,7 @@ use cpwatch::domain::{
     PartnershipId, Person, PersonId,
 };
 use cpwatch::evaluate::dispute::{evaluate_dispute, DisputeOutcome};
-use cpwatch::evaluate::{Context, Notification};
+use cpwatch::evaluate::{Context, Notice as Notification};
 use cpwatch::policy::ladder::parse_ladder;
 use cpwatch::policy::{LadderPolicy, SHIPPED};
 

@@ -1,0 +1,314 @@
+//! What the evaluator decides, as data: a notice (one message to its recipients), the key that
+//! makes it unique, and the one rule that mails a person once. Easy to print, assert and write
+//! in bulk; the store keeps it as a notice row plus one delivery row per recipient.
+
+use crate::domain::{CaseRef, DisputeRef, Email, PartnershipId, PersonId};
+use crate::policy::Letter;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What a notice is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Reminder,
+    Due,
+    Overdue,
+    OverdueEscalation,
+    CauseForConcern,
+    EscalationStage,
+    EscalationOutcome,
+    DataQuality,
+}
+
+impl Kind {
+    pub const ALL: &'static [Kind] = &[
+        Kind::Reminder,
+        Kind::Due,
+        Kind::Overdue,
+        Kind::OverdueEscalation,
+        Kind::CauseForConcern,
+        Kind::EscalationStage,
+        Kind::EscalationOutcome,
+        Kind::DataQuality,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Reminder => "reminder",
+            Kind::Due => "due",
+            Kind::Overdue => "overdue",
+            Kind::OverdueEscalation => "overdue_escalation",
+            Kind::CauseForConcern => "cause_for_concern",
+            Kind::EscalationStage => "escalation_stage",
+            Kind::EscalationOutcome => "escalation_outcome",
+            Kind::DataQuality => "data_quality",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+
+    /// The kinds a case's rules produce, and so the kinds a later evaluation may withdraw.
+    pub const CASE_RULE: &'static [Kind] = &[
+        Kind::Reminder,
+        Kind::Due,
+        Kind::Overdue,
+        Kind::OverdueEscalation,
+        Kind::CauseForConcern,
+    ];
+
+    /// A reminder or "due today" notice is pointless once its deadline has passed.
+    pub fn stale_after_deadline(self) -> bool {
+        matches!(self, Kind::Reminder | Kind::Due)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Someone a notice reaches, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub email: Email,
+    pub person: Option<PersonId>,
+    pub name: Option<String>,
+    /// The role they are told as (`team_manager`, `senior_manager`, `admin`, ...); a person
+    /// holding several roles of one notice has them joined with `+`.
+    pub role: String,
+}
+
+/// A notice's unique key. Every key is made here, so the scheme is in one place:
+///
+/// | notice | key |
+/// |---|---|
+/// | a step of a case rule | `{partnership}/case/{ref}/{rule}/{occurrence}/{step}` |
+/// | a cause-for-concern letter (once per meeting and agency, whichever rule found it) | `{partnership}/case/{ref}/cause-for-concern/{occurrence}` |
+/// | a step of a dispute's ladder | `{partnership}/dispute/{ref}/{policy}:{stage}/{step}` |
+/// | case or dispute data that cannot be evaluated | `{partnership}/case/{ref}/data-quality/{code}`, `{partnership}/dispute/{ref}/data-quality/{code}` |
+/// | a refused delivery | `{partnership}/{case/REF\|dispute/REF\|partnership}/data-quality/undeliverable/{email}` |
+///
+/// Each recipient's delivery is keyed `{key}/{email}`; its `Message-ID` is derived from that.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NoticeKey(String);
+
+impl NoticeKey {
+    pub fn case_step(
+        p: &PartnershipId,
+        case: &CaseRef,
+        rule: &str,
+        occurrence: &str,
+        step: &str,
+    ) -> Self {
+        NoticeKey(format!("{p}/case/{case}/{rule}/{occurrence}/{step}"))
+    }
+
+    pub fn cause_for_concern(p: &PartnershipId, case: &CaseRef, occurrence: &str) -> Self {
+        NoticeKey(format!("{p}/case/{case}/cause-for-concern/{occurrence}"))
+    }
+
+    /// `rule` is `{policy}:{stage}`.
+    pub fn dispute_step(p: &PartnershipId, dispute: &DisputeRef, rule: &str, step: &str) -> Self {
+        NoticeKey(format!("{p}/dispute/{dispute}/{rule}/{step}"))
+    }
+
+    pub fn data_quality(p: &PartnershipId, about: &About, code: &str) -> Self {
+        NoticeKey(format!("{p}/{about}/data-quality/{code}"))
+    }
+
+    /// A notice that could not be delivered to `rejected`, for whoever can pass it on.
+    pub fn undeliverable(p: &PartnershipId, about: Option<&About>, rejected: &Email) -> Self {
+        let about = about.map_or("partnership".to_owned(), |a| a.to_string());
+        NoticeKey(format!("{p}/{about}/data-quality/undeliverable/{rejected}"))
+    }
+
+    /// A key read back from the store (it was made by one of the constructors).
+    pub fn stored(key: String) -> Self {
+        NoticeKey(key)
+    }
+
+    /// The key of one recipient's delivery.
+    pub fn for_recipient(&self, email: &str) -> String {
+        format!("{}/{email}", self.0)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NoticeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<String> for NoticeKey {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl PartialEq<&str> for NoticeKey {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// What a notice is about, as its key says it (`case/KN-1`, `dispute/D-1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum About {
+    Case(CaseRef),
+    Dispute(DisputeRef),
+}
+
+impl fmt::Display for About {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            About::Case(c) => write!(f, "case/{c}"),
+            About::Dispute(d) => write!(f, "dispute/{d}"),
+        }
+    }
+}
+
+/// One message to its recipients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub key: NoticeKey,
+    pub kind: Kind,
+    /// The rule id, or `{policy}:{stage}` for a dispute, or `data-quality`.
+    pub rule: String,
+    pub standard: Option<String>,
+    pub title: String,
+    /// What the recipient should do.
+    pub action: String,
+    pub partnership: PartnershipId,
+    pub case: Option<CaseRef>,
+    pub dispute: Option<DisputeRef>,
+    pub occurrence: String,
+    pub step: String,
+    /// The deadline this notice is about.
+    pub due: DateTime<Utc>,
+    /// When this step became due (reminder time, deadline, escalation time).
+    pub trigger_at: DateTime<Utc>,
+    /// Not before this instant (working hours for non-urgent mail).
+    pub send_after: DateTime<Utc>,
+    pub urgent: bool,
+    pub to: Vec<Recipient>,
+    pub cc: Vec<Recipient>,
+    /// For escalations: how it is worded (an escalation, a cause for concern letter, the chair's challenge).
+    pub letter: Option<Letter>,
+}
+
+impl Notice {
+    /// The `--format json` line of the command-line contract (plus a few useful extras).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": self.kind.as_str(),
+            "rule": self.rule,
+            "case": self.case.as_ref().map(|c| c.as_str()),
+            "dispute": self.dispute.as_ref().map(|d| d.as_str()),
+            "due": rfc3339(self.due),
+            "to": self.to.iter().map(|r| r.email.as_str()).collect::<Vec<_>>(),
+            "cc": self.cc.iter().map(|r| r.email.as_str()).collect::<Vec<_>>(),
+            "standard": self.standard,
+            "step": self.step,
+            "send_after": rfc3339(self.send_after),
+            "key": self.key.as_str(),
+        })
+    }
+
+    /// Every (recipient, `to`/`cc`) pair, `to` first.
+    pub fn recipients(&self) -> impl Iterator<Item = (&Recipient, Position)> {
+        self.to
+            .iter()
+            .map(|r| (r, Position::To))
+            .chain(self.cc.iter().map(|r| (r, Position::Cc)))
+    }
+}
+
+/// Whether a recipient is addressed (`to`) or copied (`cc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Position {
+    To,
+    Cc,
+}
+
+impl Position {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Position::To => "to",
+            Position::Cc => "cc",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Position> {
+        match s {
+            "to" => Some(Position::To),
+            "cc" => Some(Position::Cc),
+            _ => None,
+        }
+    }
+}
+
+/// The parts of a notice that change from one step to the next; the evaluator that drafts it
+/// fills in the rest (key, rule, wording, subject).
+#[derive(Debug, Clone)]
+pub(crate) struct Draft {
+    pub kind: Kind,
+    pub step: String,
+    /// When the step falls due.
+    pub trigger: DateTime<Utc>,
+    /// The deadline it is about.
+    pub due: DateTime<Utc>,
+    pub urgent: bool,
+    pub to: Vec<Recipient>,
+    pub cc: Vec<Recipient>,
+}
+
+/// One person, one message: someone named twice (or holding two roles) is mailed once, as both
+/// (`a+b`), and is not copied on what is addressed to them.
+pub fn merge_people(to: Vec<Recipient>, cc: Vec<Recipient>) -> (Vec<Recipient>, Vec<Recipient>) {
+    let mut out_to: Vec<Recipient> = Vec::new();
+    for r in to {
+        add_or_merge(&mut out_to, r);
+    }
+    let mut out_cc: Vec<Recipient> = Vec::new();
+    for r in cc {
+        match out_to.iter_mut().find(|x| x.email == r.email) {
+            Some(x) => merge_role(x, &r.role),
+            None => add_or_merge(&mut out_cc, r),
+        }
+    }
+    (out_to, out_cc)
+}
+
+fn add_or_merge(list: &mut Vec<Recipient>, r: Recipient) {
+    match list.iter_mut().find(|x| x.email == r.email) {
+        Some(x) => merge_role(x, &r.role),
+        None => list.push(r),
+    }
+}
+
+fn merge_role(r: &mut Recipient, role: &str) {
+    if !r.role.split('+').any(|p| p == role) {
+        r.role = format!("{}+{role}", r.role);
+    }
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// What evaluating one case at one instant decided.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseOutcome {
+    pub notifications: Vec<Notice>,
+    /// The next instant at which evaluating again can change anything; None = nothing pending.
+    pub next_check: Option<DateTime<Utc>>,
+}
