@@ -241,7 +241,7 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
         .map(|p| format!("{} ({} rules)", p.id, p.rules.len()))
         .chain(
             catalogue
-                .escalation
+                .ladders
                 .values()
                 .map(|p| format!("{} ({} stages)", p.id, p.stages.len())),
         )
@@ -279,7 +279,7 @@ fn import_file(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()
         &file.display().to_string(),
         &text,
         &names,
-        &settings.catalogue.escalation,
+        &settings.catalogue.ladders,
     )?;
     println!(
         "imported into {}: {} agencies, {} people, {} cases ({} new events), {} disputes ({} new events)",

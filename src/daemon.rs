@@ -27,6 +27,17 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     rt.block_on(serve(Arc::new(settings)))
 }
 
+/// What the daemon's loops share: the database pool, the settings, the runtime (rebuilt when
+/// the bank holidays change), the "mail was queued" signal and the stop signal.
+#[derive(Clone)]
+struct Shared {
+    pool: DbPool,
+    settings: Arc<Settings>,
+    runtime: Arc<RwLock<Arc<Runtime>>>,
+    queued: Arc<Notify>,
+    stop: watch::Receiver<bool>,
+}
+
 async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     let pool: DbPool = Pool::builder()
         .max_size(4)
@@ -44,11 +55,15 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
         })
         .await??
     };
-    let runtime = Arc::new(RwLock::new(Arc::new(runtime)));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = Shared {
+        pool,
+        settings: settings.clone(),
+        runtime: Arc::new(RwLock::new(Arc::new(runtime))),
+        queued: Arc::new(Notify::new()),
+        stop: stop_rx,
+    };
     let (wake_tx, wake_rx) = mpsc::channel::<()>(4);
-    let queued = Arc::new(Notify::new());
-
     let mut scheduler = JobScheduler::new().await?;
     crate::schedule::install(
         &scheduler,
@@ -59,45 +74,7 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     .await?;
     scheduler.start().await?;
     let _ = wake_tx.try_send(()); // one pass at start-up
-
-    let (eval_beat, delivery_beat) = (Heartbeat::default(), Heartbeat::default());
-    eval_beat.beat();
-    delivery_beat.beat();
-    let evaluator = tokio::spawn(evaluation_loop(
-        eval_beat.clone(),
-        pool.clone(),
-        settings.clone(),
-        runtime.clone(),
-        wake_rx,
-        queued.clone(),
-        stop_rx.clone(),
-    ));
-    let delivery = tokio::spawn(delivery_loop(
-        delivery_beat.clone(),
-        pool.clone(),
-        settings.clone(),
-        runtime.clone(),
-        queued.clone(),
-        stop_rx.clone(),
-    ));
-    let holidays = tokio::spawn(holiday_loop(
-        pool.clone(),
-        settings.clone(),
-        runtime.clone(),
-        stop_rx.clone(),
-    ));
-    let stall = Duration::from_secs(
-        (settings.delivery.lease_seconds.max(0) as u64)
-            .max(3 * settings.delivery.interval_seconds)
-            .max(60),
-    );
-    let watchdog = tokio::spawn(watchdog_loop(
-        vec![
-            ("evaluation", eval_beat.clone(), EVALUATION_STALL),
-            ("delivery", delivery_beat.clone(), stall),
-        ],
-        stop_rx.clone(),
-    ));
+    let tasks = spawn_loops(&shared, wake_rx);
 
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tracing::info!("cpwatch is running");
@@ -106,13 +83,36 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
     let _ = scheduler.shutdown().await;
-    for task in [evaluator, delivery, holidays, watchdog] {
+    for task in tasks {
         if let Err(e) = task.await {
             tracing::error!(error = %e, "a task ended abnormally");
         }
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The evaluation, delivery, bank-holiday and watchdog loops.
+fn spawn_loops(shared: &Shared, wake: mpsc::Receiver<()>) -> Vec<tokio::task::JoinHandle<()>> {
+    let (eval_beat, delivery_beat) = (Heartbeat::default(), Heartbeat::default());
+    eval_beat.beat();
+    delivery_beat.beat();
+    let d = &shared.settings.delivery;
+    let stall = Duration::from_secs(
+        (d.lease_seconds.max(0) as u64)
+            .max(3 * d.interval_seconds)
+            .max(60),
+    );
+    let watched = vec![
+        ("evaluation", eval_beat.clone(), EVALUATION_STALL),
+        ("delivery", delivery_beat.clone(), stall),
+    ];
+    vec![
+        tokio::spawn(evaluation_loop(eval_beat, shared.clone(), wake)),
+        tokio::spawn(delivery_loop(delivery_beat, shared.clone())),
+        tokio::spawn(holiday_loop(shared.clone())),
+        tokio::spawn(watchdog_loop(watched, shared.stop.clone())),
+    ]
 }
 
 async fn wait_for_signal() {
@@ -146,15 +146,14 @@ fn current(runtime: &RwLock<Arc<Runtime>>) -> Arc<Runtime> {
 
 /// Waits for a wake-up (the cron tick, or start-up), runs a pass, and after a failed pass (the
 /// database away, say) tries again soon with backoff rather than waiting for the next tick.
-async fn evaluation_loop(
-    heartbeat: Heartbeat,
-    pool: DbPool,
-    settings: Arc<Settings>,
-    runtime: Arc<RwLock<Arc<Runtime>>>,
-    mut wake: mpsc::Receiver<()>,
-    queued: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn evaluation_loop(heartbeat: Heartbeat, shared: Shared, mut wake: mpsc::Receiver<()>) {
+    let Shared {
+        pool,
+        settings,
+        runtime,
+        queued,
+        mut stop,
+    } = shared;
     let mut failures: u32 = 0;
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut beat = tokio::time::interval(Duration::from_secs(5));
@@ -220,14 +219,14 @@ async fn evaluation_loop(
     }
 }
 
-async fn delivery_loop(
-    heartbeat: Heartbeat,
-    pool: DbPool,
-    settings: Arc<Settings>,
-    runtime: Arc<RwLock<Arc<Runtime>>>,
-    queued: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn delivery_loop(heartbeat: Heartbeat, shared: Shared) {
+    let Shared {
+        pool,
+        settings,
+        runtime,
+        queued,
+        mut stop,
+    } = shared;
     let channel = match Channel::configured(&settings) {
         Ok(c) => c,
         Err(e) => {
@@ -276,12 +275,14 @@ async fn delivery_loop(
     }
 }
 
-async fn holiday_loop(
-    pool: DbPool,
-    settings: Arc<Settings>,
-    runtime: Arc<RwLock<Arc<Runtime>>>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn holiday_loop(shared: Shared) {
+    let Shared {
+        pool,
+        settings,
+        runtime,
+        mut stop,
+        ..
+    } = shared;
     let every = Duration::from_secs(settings.calendar.holiday_refresh_hours.max(1) * 3600);
     loop {
         match crate::holiday_refresh::refresh(

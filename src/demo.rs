@@ -19,20 +19,7 @@ pub const SAMPLE: &str = include_str!("../config/sample/knowsley-sample.json");
 const START: &str = "2026-03-02T00:00:00Z";
 
 pub fn run(out: &Path, days: u32) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut old = 0;
-    for entry in std::fs::read_dir(out)?.flatten() {
-        if entry.path().extension().is_some_and(|e| e == "eml") {
-            std::fs::remove_file(entry.path())?;
-            old += 1;
-        }
-    }
-    if old > 0 {
-        println!(
-            "removed {old} .eml file(s) of an earlier demo from {}",
-            out.display()
-        );
-    }
+    clear_old_mail(out)?;
     println!("starting a private PostgreSQL server (from the installed PostgreSQL binaries)...");
     let mut builder = pgtemp::PgTempDB::builder();
     if let Some(bin) = store::postgres_bin_dir() {
@@ -54,21 +41,59 @@ pub fn run(out: &Path, days: u32) -> anyhow::Result<()> {
         summary.people, summary.cases, summary.new_events
     );
     let runtime = Runtime::load(&settings, &mut conn);
-    let channel = Channel::files(out);
-    let renderer = Renderer::new(false);
     let start: DateTime<Utc> = START.parse()?;
     println!(
         "simulating {days} days from {} hour by hour...",
         start.format("%-d %B %Y")
     );
+    let sent = simulate(&mut conn, &runtime, &settings, out, start, days)?;
+    println!(
+        "\n{sent} message(s) written to {}/ as .eml files:\n",
+        out.display()
+    );
+    print_summary(&mut conn, &runtime.tz_of("knowsley"))?;
+    drop(conn);
+    db.shutdown();
+    Ok(())
+}
 
+/// Make `out` and remove the `.eml` files of an earlier demo from it.
+fn clear_old_mail(out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut old = 0;
+    for entry in std::fs::read_dir(out)?.flatten() {
+        if entry.path().extension().is_some_and(|e| e == "eml") {
+            std::fs::remove_file(entry.path())?;
+            old += 1;
+        }
+    }
+    if old > 0 {
+        println!(
+            "removed {old} .eml file(s) of an earlier demo from {}",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Every hour from `start` for `days` days: an evaluation pass, then a delivery round into
+/// `.eml` files in `out`. Returns how many messages were written.
+fn simulate(
+    conn: &mut PgConnection,
+    runtime: &Runtime,
+    settings: &Settings,
+    out: &Path,
+    start: DateTime<Utc>,
+    days: u32,
+) -> anyhow::Result<usize> {
+    let channel = Channel::files(out);
+    let renderer = Renderer::new(false);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let mut sent = 0;
     rt.block_on(async {
         let delivery = Delivery {
-            runtime: &runtime,
+            runtime,
             channel: &channel,
             renderer: &renderer,
             from: &settings.smtp.from,
@@ -78,29 +103,21 @@ pub fn run(out: &Path, days: u32) -> anyhow::Result<()> {
             working_hours_only: true,
             control: Default::default(),
         };
+        let mut sent = 0;
         for hour in 0..i64::from(days) * 24 {
             let now = start + Duration::hours(hour);
             let pass = EvaluationPass {
-                runtime: &runtime,
+                runtime,
                 now,
                 mode: Mode::Write,
                 full: false,
                 batch_size: 100,
             };
-            tokio::task::block_in_place(|| pass.run(&mut conn, &mut |_| {}))?;
-            sent += delivery.run_once(&mut conn, now).await?.sent;
+            tokio::task::block_in_place(|| pass.run(conn, &mut |_| {}))?;
+            sent += delivery.run_once(conn, now).await?.sent;
         }
-        anyhow::Ok(())
-    })?;
-
-    println!(
-        "\n{sent} message(s) written to {}/ as .eml files:\n",
-        out.display()
-    );
-    print_summary(&mut conn, &runtime.tz_of("knowsley"))?;
-    drop(conn);
-    db.shutdown();
-    Ok(())
+        anyhow::Ok(sent)
+    })
 }
 
 fn print_summary(conn: &mut PgConnection, tz: &chrono_tz::Tz) -> anyhow::Result<()> {

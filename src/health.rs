@@ -3,6 +3,7 @@
 
 use crate::store::{self, deliveries::Status};
 use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
 
 /// When a check fails.
 #[derive(Debug, Clone, Copy)]
@@ -36,47 +37,15 @@ pub struct Unhealthy(pub Vec<&'static str>);
 
 /// Run every check against the database at `url`.
 pub fn checks(url: &str, limits: &Limits, now: DateTime<Utc>) -> Vec<Check> {
-    let mut out = Vec::new();
     let mut conn = match store::connect(url) {
         Ok(c) => c,
-        Err(e) => {
-            out.push(fail("database", format!("unreachable: {e}")));
-            return out;
-        }
+        Err(e) => return vec![fail("database", format!("unreachable: {e}"))],
     };
-    out.push(pass("database", "reachable".into()));
-
-    out.push(match store::pending_migrations(&mut conn) {
-        Ok(p) if p.is_empty() => pass("schema", "current".into()),
-        Ok(p) => fail(
-            "schema",
-            format!(
-                "{} migration(s) pending ({}): run `cpwatch migrate`",
-                p.len(),
-                p.join(", ")
-            ),
-        ),
-        Err(e) => fail("schema", e.to_string()),
-    });
-
-    out.push(match store::last_pass_at(&mut conn) {
-        Ok(Some(at)) => {
-            let age = (now - at).num_minutes();
-            let detail = format!(
-                "last pass {} ({age} min ago; limit {})",
-                crate::evaluate::rfc3339(at),
-                limits.max_pass_age_minutes
-            );
-            if age <= limits.max_pass_age_minutes {
-                pass("evaluation", detail)
-            } else {
-                fail("evaluation", detail)
-            }
-        }
-        Ok(None) => fail("evaluation", "no evaluation pass recorded yet".into()),
-        Err(e) => fail("evaluation", e.to_string()),
-    });
-
+    let mut out = vec![
+        pass("database", "reachable".into()),
+        schema(&mut conn),
+        evaluation(&mut conn, limits, now),
+    ];
     let counts = match store::deliveries::status_counts(&mut conn) {
         Ok(c) => c,
         Err(e) => {
@@ -96,9 +65,48 @@ pub fn checks(url: &str, limits: &Limits, now: DateTime<Utc>) -> Vec<Check> {
             count(Status::Cancelled)
         ),
     ));
+    out.push(backlog(&mut conn, limits, now));
+    out.push(dead_letters(count(Status::Dead), limits));
+    out
+}
 
-    let backlog = store::deliveries::backlog(&mut conn, now, limits.max_backlog_minutes);
-    out.push(match backlog {
+fn schema(conn: &mut PgConnection) -> Check {
+    match store::pending_migrations(conn) {
+        Ok(p) if p.is_empty() => pass("schema", "current".into()),
+        Ok(p) => fail(
+            "schema",
+            format!(
+                "{} migration(s) pending ({}): run `cpwatch migrate`",
+                p.len(),
+                p.join(", ")
+            ),
+        ),
+        Err(e) => fail("schema", e.to_string()),
+    }
+}
+
+fn evaluation(conn: &mut PgConnection, limits: &Limits, now: DateTime<Utc>) -> Check {
+    match store::last_pass_at(conn) {
+        Ok(Some(at)) => {
+            let age = (now - at).num_minutes();
+            let detail = format!(
+                "last pass {} ({age} min ago; limit {})",
+                crate::evaluate::rfc3339(at),
+                limits.max_pass_age_minutes
+            );
+            if age <= limits.max_pass_age_minutes {
+                pass("evaluation", detail)
+            } else {
+                fail("evaluation", detail)
+            }
+        }
+        Ok(None) => fail("evaluation", "no evaluation pass recorded yet".into()),
+        Err(e) => fail("evaluation", e.to_string()),
+    }
+}
+
+fn backlog(conn: &mut PgConnection, limits: &Limits, now: DateTime<Utc>) -> Check {
+    match store::deliveries::backlog(conn, now, limits.max_backlog_minutes) {
         Ok((0, _)) => pass(
             "delivery",
             format!("nothing waiting longer than {} min", limits.max_backlog_minutes),
@@ -112,19 +120,19 @@ pub fn checks(url: &str, limits: &Limits, now: DateTime<Utc>) -> Vec<Check> {
             ),
         ),
         Err(e) => fail("delivery", e.to_string()),
-    });
+    }
+}
 
-    let dead = count(Status::Dead);
+fn dead_letters(dead: i64, limits: &Limits) -> Check {
     let detail = format!(
         "{dead} dead-lettered message(s) (limit {})",
         limits.max_dead
     );
-    out.push(if dead <= limits.max_dead {
+    if dead <= limits.max_dead {
         pass("dead-letter", detail)
     } else {
         fail("dead-letter", detail + ": see outbox.last_error")
-    });
-    out
+    }
 }
 
 fn pass(name: &'static str, detail: String) -> Check {

@@ -817,7 +817,7 @@ pub fn import(
     partnerships_configured: &[String],
 ) -> Result<ImportSummary, ImportError> {
     let ladders = crate::policy::Catalogue::load(None)
-        .map(|c| c.escalation)
+        .map(|c| c.ladders)
         .unwrap_or_default();
     import_with(conn, file, text, partnerships_configured, &ladders)
 }

@@ -216,107 +216,132 @@ pub fn build<'c>(
     for d in disputes {
         by_policy.entry(d.policy.as_str()).or_default().push(d);
     }
-    let mut escalation = Vec::new();
-    for (policy, list) in &by_policy {
-        let ladder = catalogue.escalation.get(*policy);
-        let n_stages = ladder.map_or_else(
-            || list.iter().map(|d| d.stage).max().unwrap_or(1),
-            |l| l.last_stage(),
-        );
-        let mut stages: Vec<StageFigures> = (1..=n_stages)
-            .map(|s| StageFigures {
-                stage: s,
-                name: ladder
-                    .and_then(|l| l.stage(s))
-                    .map(|st| st.name.clone())
-                    .unwrap_or_default(),
-                reached: 0,
-                completed: 0,
-                median_working_days: None,
-                max_working_days: None,
-                resolved_here: 0,
-                open_here: 0,
-            })
-            .collect();
-        let mut durations: Vec<Vec<i64>> = vec![Vec::new(); n_stages as usize];
-        for d in list {
-            let cal = calendar_of(&d.partnership);
-            let timeline = timeline(d);
-            for (i, (stage, start)) in timeline.iter().enumerate() {
-                let Some(fig) = stages.get_mut(*stage as usize - 1) else {
-                    continue;
-                };
-                fig.reached += 1;
-                let end = match timeline.get(i + 1) {
-                    Some((_, next)) => Some(*next),
-                    None => d.resolved_at,
-                };
-                if let (Some(end), Some(cal)) = (end, cal) {
-                    fig.completed += 1;
-                    let wd = cal.working_days_between(cal.local_date(*start), cal.local_date(end));
-                    durations[*stage as usize - 1].push(wd.max(0));
-                }
-                if i + 1 == timeline.len() {
-                    if d.resolved_at.is_some() {
-                        fig.resolved_here += 1;
-                    } else {
-                        fig.open_here += 1;
-                    }
-                }
-            }
-        }
-        for (fig, mut ds) in stages.iter_mut().zip(durations) {
-            ds.sort_unstable();
-            fig.max_working_days = ds.last().copied();
-            fig.median_working_days = median(&ds);
-        }
-        escalation.push(PolicyFigures {
-            policy: (*policy).to_owned(),
-            title: ladder.map(|l| l.title.clone()).unwrap_or_default(),
-            disputes: list.len(),
-            open: list.iter().filter(|d| d.resolved_at.is_none()).count(),
-            resolved: list.iter().filter(|d| d.resolved_at.is_some()).count(),
-            stages,
-        });
-    }
-
-    let mut logs = Vec::new();
-    for (kind, title) in LOGS {
-        let mut entries: Vec<LogEntry> = Vec::new();
-        for d in disputes {
-            let hits: Vec<&(String, u32, DateTime<Utc>)> =
-                d.records.iter().filter(|r| r.0 == *kind).collect();
-            let Some(first) = hits.iter().min_by_key(|r| r.2) else {
-                continue;
-            };
-            entries.push(LogEntry {
-                dispute: d.reference.clone(),
-                case: d.case.clone(),
-                policy: d.policy.clone(),
-                escalated_at: first.2,
-                stage: hits.iter().map(|r| r.1).max().unwrap_or(first.1),
-                raised_by: d.raised_by.clone(),
-                raiser_agency: d.raiser_agency.clone(),
-                respondent_agency: d.respondent_agency.clone(),
-                subject: d.subject.clone(),
-                outcome: match (&d.resolved_at, &d.outcome) {
-                    (None, _) => "open".into(),
-                    (Some(_), Some(o)) => o.clone(),
-                    (Some(_), None) => "resolved".into(),
-                },
-            });
-        }
-        entries.sort_by(|a, b| (a.escalated_at, &a.dispute).cmp(&(b.escalated_at, &b.dispute)));
-        logs.push(Log {
-            kind: (*kind).to_owned(),
-            title,
-            entries,
-        });
-    }
+    let escalation = by_policy
+        .iter()
+        .map(|(policy, list)| policy_figures(policy, list, catalogue, calendar_of))
+        .collect();
+    let logs = LOGS
+        .iter()
+        .map(|(kind, title)| log(kind, title, disputes))
+        .collect();
     Report {
         timeliness,
         escalation,
         logs,
+    }
+}
+
+/// One policy's disputes: how many reached each stage, how long each stage took, where they
+/// were resolved or are open.
+fn policy_figures<'c>(
+    policy: &str,
+    list: &[&ReportDispute],
+    catalogue: &Catalogue,
+    calendar_of: &dyn Fn(&str) -> Option<&'c Calendar>,
+) -> PolicyFigures {
+    let ladder = catalogue.ladders.get(policy);
+    let n_stages = ladder.map_or_else(
+        || list.iter().map(|d| d.stage).max().unwrap_or(1),
+        |l| l.last_stage(),
+    );
+    let mut stages: Vec<StageFigures> = (1..=n_stages)
+        .map(|s| StageFigures {
+            stage: s,
+            name: ladder
+                .and_then(|l| l.stage(s))
+                .map(|st| st.name.clone())
+                .unwrap_or_default(),
+            reached: 0,
+            completed: 0,
+            median_working_days: None,
+            max_working_days: None,
+            resolved_here: 0,
+            open_here: 0,
+        })
+        .collect();
+    let mut durations: Vec<Vec<i64>> = vec![Vec::new(); n_stages as usize];
+    for d in list {
+        count_stages(d, calendar_of(&d.partnership), &mut stages, &mut durations);
+    }
+    for (fig, mut ds) in stages.iter_mut().zip(durations) {
+        ds.sort_unstable();
+        fig.max_working_days = ds.last().copied();
+        fig.median_working_days = median(&ds);
+    }
+    PolicyFigures {
+        policy: policy.to_owned(),
+        title: ladder.map(|l| l.title.clone()).unwrap_or_default(),
+        disputes: list.len(),
+        open: list.iter().filter(|d| d.resolved_at.is_none()).count(),
+        resolved: list.iter().filter(|d| d.resolved_at.is_some()).count(),
+        stages,
+    }
+}
+
+/// Add one dispute's stages to the figures: reached, completed (with its working days), and
+/// resolved or open where it ended.
+fn count_stages(
+    d: &ReportDispute,
+    cal: Option<&Calendar>,
+    stages: &mut [StageFigures],
+    durations: &mut [Vec<i64>],
+) {
+    let timeline = timeline(d);
+    for (i, (stage, start)) in timeline.iter().enumerate() {
+        let Some(fig) = stages.get_mut(*stage as usize - 1) else {
+            continue;
+        };
+        fig.reached += 1;
+        let end = match timeline.get(i + 1) {
+            Some((_, next)) => Some(*next),
+            None => d.resolved_at,
+        };
+        if let (Some(end), Some(cal)) = (end, cal) {
+            fig.completed += 1;
+            let wd = cal.working_days_between(cal.local_date(*start), cal.local_date(end));
+            durations[*stage as usize - 1].push(wd.max(0));
+        }
+        if i + 1 == timeline.len() {
+            if d.resolved_at.is_some() {
+                fig.resolved_here += 1;
+            } else {
+                fig.open_here += 1;
+            }
+        }
+    }
+}
+
+/// The log or record of one kind: each dispute that has it, when it first reached it.
+fn log(kind: &str, title: &'static str, disputes: &[ReportDispute]) -> Log {
+    let mut entries: Vec<LogEntry> = Vec::new();
+    for d in disputes {
+        let hits: Vec<&(String, u32, DateTime<Utc>)> =
+            d.records.iter().filter(|r| r.0 == kind).collect();
+        let Some(first) = hits.iter().min_by_key(|r| r.2) else {
+            continue;
+        };
+        entries.push(LogEntry {
+            dispute: d.reference.clone(),
+            case: d.case.clone(),
+            policy: d.policy.clone(),
+            escalated_at: first.2,
+            stage: hits.iter().map(|r| r.1).max().unwrap_or(first.1),
+            raised_by: d.raised_by.clone(),
+            raiser_agency: d.raiser_agency.clone(),
+            respondent_agency: d.respondent_agency.clone(),
+            subject: d.subject.clone(),
+            outcome: match (&d.resolved_at, &d.outcome) {
+                (None, _) => "open".into(),
+                (Some(_), Some(o)) => o.clone(),
+                (Some(_), None) => "resolved".into(),
+            },
+        });
+    }
+    entries.sort_by(|a, b| (a.escalated_at, &a.dispute).cmp(&(b.escalated_at, &b.dispute)));
+    Log {
+        kind: kind.to_owned(),
+        title,
+        entries,
     }
 }
 
@@ -351,15 +376,25 @@ fn opt_i(v: Option<i64>) -> String {
 
 pub fn render_text(r: &Report) -> String {
     let mut out = String::new();
+    timeliness_text(&mut out, &r.timeliness);
+    let _ = writeln!(out);
+    escalation_text(&mut out, &r.escalation);
+    for log in &r.logs {
+        log_text(&mut out, log);
+    }
+    out
+}
+
+fn timeliness_text(out: &mut String, figures: &[RuleFigures]) {
     let _ = writeln!(
         out,
         "Timeliness per rule (on time % = on time / (on time + late + overdue))"
     );
-    if r.timeliness.is_empty() {
+    if figures.is_empty() {
         let _ = writeln!(out, "  (no cases recorded)");
     }
     let mut current = None;
-    for f in &r.timeliness {
+    for f in figures {
         if current != Some((&f.partnership, &f.policy)) {
             current = Some((&f.partnership, &f.policy));
             let _ = writeln!(out, "\n{} ({})", f.partnership, f.policy);
@@ -395,12 +430,14 @@ pub fn render_text(r: &Report) -> String {
                 .map_or("-".into(), |d| format!("{d:.1} d")),
         );
     }
-    let _ = writeln!(out);
+}
+
+fn escalation_text(out: &mut String, policies: &[PolicyFigures]) {
     let _ = writeln!(out, "Escalation figures per policy");
-    if r.escalation.is_empty() {
+    if policies.is_empty() {
         let _ = writeln!(out, "  (no disputes recorded)");
     }
-    for p in &r.escalation {
+    for p in policies {
         let _ = writeln!(
             out,
             "\n{} ({}): {} dispute(s), {} resolved, {} open",
@@ -424,29 +461,29 @@ pub fn render_text(r: &Report) -> String {
             );
         }
     }
-    for log in &r.logs {
-        let _ = writeln!(out, "\n{}", log.title);
-        if log.entries.is_empty() {
-            let _ = writeln!(out, "  (none)");
-        }
-        for e in &log.entries {
-            let _ = writeln!(
-                out,
-                "  {}  dispute {}  case {}  {}  stage {}  raised by {} ({}) with {}  concern: {}  outcome: {}",
-                rfc3339(e.escalated_at),
-                e.dispute,
-                e.case.as_deref().unwrap_or("-"),
-                e.policy,
-                e.stage,
-                e.raised_by,
-                e.raiser_agency.as_deref().unwrap_or("-"),
-                e.respondent_agency.as_deref().unwrap_or("-"),
-                e.subject,
-                e.outcome
-            );
-        }
+}
+
+fn log_text(out: &mut String, log: &Log) {
+    let _ = writeln!(out, "\n{}", log.title);
+    if log.entries.is_empty() {
+        let _ = writeln!(out, "  (none)");
     }
-    out
+    for e in &log.entries {
+        let _ = writeln!(
+            out,
+            "  {}  dispute {}  case {}  {}  stage {}  raised by {} ({}) with {}  concern: {}  outcome: {}",
+            rfc3339(e.escalated_at),
+            e.dispute,
+            e.case.as_deref().unwrap_or("-"),
+            e.policy,
+            e.stage,
+            e.raised_by,
+            e.raiser_agency.as_deref().unwrap_or("-"),
+            e.respondent_agency.as_deref().unwrap_or("-"),
+            e.subject,
+            e.outcome
+        );
+    }
 }
 
 fn csv_field(s: &str) -> String {

@@ -552,8 +552,8 @@ fn check_policies(name: &str, part: &RawPartnership, cat: &Catalogue, p: &mut Pr
         ));
     }
     if let Some(ladder) = &part.escalation_policy {
-        if !cat.escalation.contains_key(ladder) {
-            let mut known: Vec<_> = cat.escalation.keys().cloned().collect();
+        if !cat.ladders.contains_key(ladder) {
+            let mut known: Vec<_> = cat.ladders.keys().cloned().collect();
             known.sort();
             p.push(format!(
                 "partnerships.{name}.escalation_policy: no escalation policy {ladder:?} (known: {})",

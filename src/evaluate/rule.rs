@@ -220,25 +220,26 @@ impl<'a> Occurrence<'a> {
                 breach,
             };
         }
+        self.deadline_clock(start, base, since, cancel)
+    }
+
+    /// The clock of a rule with a deadline (not a guard), once started.
+    fn deadline_clock(
+        &self,
+        start: DateTime<Utc>,
+        base: DateTime<Utc>,
+        since: DateTime<Utc>,
+        cancel: Option<&'a Event>,
+    ) -> Clock<'a> {
         let timescale = match (self.rule.case_interval, self.st.case.visit_interval_days) {
             (true, Some(days)) => Timescale::Days(days),
             _ => self.rule.deadline,
         };
-        let deadline = cal.deadline(timescale, base);
+        let deadline = self.ctx.calendar.deadline(timescale, base);
         let done_from = match self.rule.done_since {
             DoneSince::Anchor if self.rule.starts_after.is_some() => start,
             DoneSince::Anchor => since,
-            DoneSince::PreviousConference => self
-                .st
-                .known
-                .iter()
-                .filter(|e| {
-                    matches!(e.kind, EventKind::IcpcHeld | EventKind::RcpcHeld)
-                        && e.at < self.anchor.at
-                })
-                .map(|e| e.at)
-                .next_back()
-                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            DoneSince::PreviousConference => self.previous_conference(),
         };
         let until = self.rule.done_by_deadline.then_some(deadline);
         // Only rules that compare agencies need to look the responsible person up.
@@ -265,6 +266,19 @@ impl<'a> Occurrence<'a> {
                 done,
             },
         }
+    }
+
+    /// When the last conference (ICPC or review) before the anchor was held.
+    fn previous_conference(&self) -> DateTime<Utc> {
+        self.st
+            .known
+            .iter()
+            .filter(|e| {
+                matches!(e.kind, EventKind::IcpcHeld | EventKind::RcpcHeld) && e.at < self.anchor.at
+            })
+            .map(|e| e.at)
+            .next_back()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 
     fn evaluate(&self, out: &mut Outcome) {
@@ -516,7 +530,7 @@ impl Steps<'_, '_> {
         let mut any_due = false;
         let mut trigger = deadline;
         let mut told: Vec<Recipient> = self.responsible.iter().chain(self.cc).cloned().collect();
-        for (i, esc) in rule.escalation.iter().enumerate() {
+        for (i, esc) in rule.overdue_steps.iter().enumerate() {
             trigger = ctx.calendar.deadline(esc.after, trigger);
             if trigger > ctx.now {
                 out.wake_at(trigger);

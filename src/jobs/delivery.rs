@@ -164,6 +164,14 @@ pub fn backoff_from(base: i64, cap: i64, attempts: i32, row_id: i64) -> Duration
     Duration::seconds(base) + Duration::milliseconds(jitter_ms)
 }
 
+/// Whether a round goes on after a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Next,
+    /// The relay cannot be reached: give the rest of the batch back.
+    RelayDown,
+}
+
 /// Where delivery gets its database connection: one (the command line) or a pool, from which a
 /// broken connection is replaced after PostgreSQL restarts (the daemon).
 pub enum Db<'a> {
@@ -259,78 +267,112 @@ impl Delivery<'_> {
                 report.deferred += self.release(db, &rows[i..]);
                 break;
             }
-            if let Some(why) = stale(row, now) {
-                if db.call(|conn| deliveries::mark_cancelled(conn, row.id, &c.worker, &why))? {
-                    report.cancelled += 1;
-                    tracing::info!(id = row.id, "not sent: {why}");
-                }
+            if !self.ready_to_send(db, row, now, &mut report)? {
                 continue;
             }
-            // Send only while the row is still ours, with a fresh lease for the exchange.
-            if !db.call(|conn| deliveries::renew(conn, row.id, &c.worker, self.lease_seconds))? {
-                report.lost_claims += 1;
-                tracing::warn!(
-                    id = row.id,
-                    "another worker took this message over (our lease lapsed); leaving it"
-                );
-                continue;
-            }
-            match self.send(row, now).await {
-                Ok(()) => {
-                    c.outage.store(0, Ordering::Relaxed);
-                    self.fault_after_send();
-                    self.mark_sent(db, row).await?;
-                    report.sent += 1;
-                    tracing::debug!(id = row.id, "sent");
-                }
-                Err(e) if e.is_unreachable() => {
-                    let streak = c.outage.fetch_add(1, Ordering::Relaxed);
-                    let retry_at = Utc::now()
-                        + backoff_from(
-                            c.retry_base_seconds,
-                            c.retry_max_seconds,
-                            streak as i32,
-                            row.id,
-                        );
-                    let msg = e.to_string();
-                    if db.call(|conn| deliveries::defer(conn, row.id, &c.worker, &msg, retry_at))? {
-                        report.deferred += 1;
-                    }
-                    report.deferred += self.release(db, &rows[i + 1..]);
-                    tracing::warn!(error = %e, "the mail relay is unreachable; mail waits");
-                    break;
-                }
-                Err(e) if e.is_permanent() => {
-                    if self.fail(db, row, &e.to_string(), now)? {
-                        report.failed += 1;
-                    }
-                    tracing::warn!(id = row.id, error = %e, "permanently rejected");
-                }
-                Err(e) => {
-                    let dead = row.attempts >= self.max_attempts;
-                    let retry_at = Utc::now()
-                        + backoff_from(
-                            c.retry_base_seconds,
-                            c.retry_max_seconds,
-                            row.attempts,
-                            row.id,
-                        );
-                    let msg = e.to_string();
-                    if !db.call(|conn| {
-                        deliveries::mark_retry(conn, row.id, &c.worker, &msg, retry_at, dead)
-                    })? {
-                        report.lost_claims += 1;
-                    } else if dead {
-                        report.dead += 1;
-                        tracing::error!(id = row.id, error = %e, attempts = row.attempts, "dead-lettered");
-                    } else {
-                        report.retried += 1;
-                        tracing::warn!(id = row.id, error = %e, "will retry");
-                    }
-                }
+            let sent = self.send(row, now).await;
+            if self.settle(db, row, sent, now, &mut report).await? == Flow::RelayDown {
+                report.deferred += self.release(db, &rows[i + 1..]);
+                break;
             }
         }
         Ok(report)
+    }
+
+    /// Whether a claimed row should be sent now: not if it went stale (cancelled), and only
+    /// while it is still ours, with a fresh lease for the exchange.
+    fn ready_to_send(
+        &self,
+        db: &mut Db<'_>,
+        row: &Claimed,
+        now: DateTime<Utc>,
+        report: &mut DeliveryReport,
+    ) -> anyhow::Result<bool> {
+        let worker = &self.control.worker;
+        if let Some(why) = stale(row, now) {
+            if db.call(|conn| deliveries::mark_cancelled(conn, row.id, worker, &why))? {
+                report.cancelled += 1;
+                tracing::info!(id = row.id, "not sent: {why}");
+            }
+            return Ok(false);
+        }
+        if !db.call(|conn| deliveries::renew(conn, row.id, worker, self.lease_seconds))? {
+            report.lost_claims += 1;
+            tracing::warn!(
+                id = row.id,
+                "another worker took this message over (our lease lapsed); leaving it"
+            );
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Record what came of one send.
+    async fn settle(
+        &self,
+        db: &mut Db<'_>,
+        row: &Claimed,
+        sent: Result<(), MailError>,
+        now: DateTime<Utc>,
+        report: &mut DeliveryReport,
+    ) -> anyhow::Result<Flow> {
+        let c = &self.control;
+        match sent {
+            Ok(()) => {
+                c.outage.store(0, Ordering::Relaxed);
+                self.fault_after_send();
+                self.mark_sent(db, row).await?;
+                report.sent += 1;
+                tracing::debug!(id = row.id, "sent");
+            }
+            Err(e) if e.is_unreachable() => {
+                let streak = c.outage.fetch_add(1, Ordering::Relaxed);
+                let retry_at = Utc::now() + self.backoff(streak as i32, row.id);
+                let msg = e.to_string();
+                if db.call(|conn| deliveries::defer(conn, row.id, &c.worker, &msg, retry_at))? {
+                    report.deferred += 1;
+                }
+                tracing::warn!(error = %e, "the mail relay is unreachable; mail waits");
+                return Ok(Flow::RelayDown);
+            }
+            Err(e) if e.is_permanent() => {
+                if self.fail(db, row, &e.to_string(), now)? {
+                    report.failed += 1;
+                }
+                tracing::warn!(id = row.id, error = %e, "permanently rejected");
+            }
+            Err(e) => self.retry(db, row, &e, report)?,
+        }
+        Ok(Flow::Next)
+    }
+
+    /// A temporary refusal: try again later, or dead-letter it after the last attempt.
+    fn retry(
+        &self,
+        db: &mut Db<'_>,
+        row: &Claimed,
+        e: &MailError,
+        report: &mut DeliveryReport,
+    ) -> anyhow::Result<()> {
+        let worker = &self.control.worker;
+        let dead = row.attempts >= self.max_attempts;
+        let retry_at = Utc::now() + self.backoff(row.attempts, row.id);
+        let msg = e.to_string();
+        if !db.call(|conn| deliveries::mark_retry(conn, row.id, worker, &msg, retry_at, dead))? {
+            report.lost_claims += 1;
+        } else if dead {
+            report.dead += 1;
+            tracing::error!(id = row.id, error = %e, attempts = row.attempts, "dead-lettered");
+        } else {
+            report.retried += 1;
+            tracing::warn!(id = row.id, error = %e, "will retry");
+        }
+        Ok(())
+    }
+
+    fn backoff(&self, attempts: i32, row_id: i64) -> Duration {
+        let c = &self.control;
+        backoff_from(c.retry_base_seconds, c.retry_max_seconds, attempts, row_id)
     }
 
     fn stopping(&self) -> bool {

@@ -244,7 +244,7 @@ impl EvaluationPass<'_> {
             after = last.0;
             let mut decided = Vec::with_capacity(batch.len());
             for (id, dispute) in &batch {
-                let Some(policy) = self.runtime.catalogue.escalation.get(&dispute.policy) else {
+                let Some(policy) = self.runtime.catalogue.ladders.get(&dispute.policy) else {
                     tracing::warn!(partnership, dispute = %dispute.reference, policy = %dispute.policy,
                         "dispute names an escalation policy that is not loaded; skipped");
                     report.bad_rows += 1;

@@ -433,217 +433,30 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
             ),
         );
     }
-    if raw.id.is_empty()
-        || !raw
-            .id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
+    if !super::is_slug(&raw.id) {
         v.problem(
             "id",
             "policy ids are lower-case letters, digits and '-'".into(),
         );
     }
-    let default_deadline = raw
-        .defaults
-        .deadline
-        .as_deref()
-        .and_then(|d| v.timescale("defaults.deadline", d));
-    let reminder = raw
-        .defaults
-        .reminder
-        .as_deref()
-        .and_then(|r| v.timescale("defaults.reminder", r));
-    if let Some(r) = reminder {
-        if !matches!(
-            r,
-            Timescale::WorkingDaysBefore(_) | Timescale::HoursBefore(_) | Timescale::DaysBefore(_)
-        ) {
-            v.problem(
-                "defaults.reminder",
-                format!("{r} counts from nothing: use a \"... before\" phrase such as \"1 working day before\""),
-            );
-        }
-    }
-    let raise_within = raw
-        .defaults
-        .raise_within
-        .as_deref()
-        .and_then(|r| v.timescale("defaults.raise_within", r));
-
-    let n_stages = raw.stages.len() as u32;
+    let defaults = v.ladder_defaults(&raw.defaults);
     if raw.stages.is_empty() {
         v.problem("stages", "a ladder needs at least one stage".into());
     }
-    let coalesce = raw.defaults.coalesce.unwrap_or(Coalesce::MailOnce);
+    let n_stages = raw.stages.len() as u32;
     let mut stages = Vec::new();
     for (i, s) in raw.stages.iter().enumerate() {
-        let expected = i as u32 + 1;
         v.place = Some(format!("stage {}", s.stage));
-        if s.stage != expected {
-            v.problem(
-                "stage",
-                format!("stages are numbered 1, 2, 3, ... in order; expected {expected}"),
-            );
-        }
-        let (deadline, deadline_is_default) = match s.deadline.as_deref() {
-            None | Some("unspecified") => match default_deadline {
-                Some(d) => (Some(d), true),
-                None => {
-                    v.problem(
-                        "deadline",
-                        "no deadline, and no defaults.deadline to fall back on".into(),
-                    );
-                    (None, true)
-                }
-            },
-            Some(d) => (v.timescale("deadline", d), false),
-        };
-        if let Some(d) = deadline {
-            if matches!(
-                d,
-                Timescale::WorkingDaysBefore(_)
-                    | Timescale::HoursBefore(_)
-                    | Timescale::DaysBefore(_)
-            ) {
-                v.problem(
-                    "deadline",
-                    format!("{d}: a stage deadline counts forwards, not \"before\""),
-                );
-            }
-        }
-        let from = match s.from.as_str() {
-            "stage" => Some(DeadlineFrom::StageStart),
-            "opened" => Some(DeadlineFrom::Opened),
-            "disagreement" => Some(DeadlineFrom::Disagreement),
-            other => match other
-                .strip_prefix("stage ")
-                .and_then(|n| n.trim().parse::<u32>().ok())
-            {
-                Some(n) if n >= 1 && n < expected => Some(DeadlineFrom::StartOfStage(n)),
-                Some(_) => {
-                    v.problem(
-                        "from",
-                        format!("{other:?}: only an earlier stage's start can be counted from"),
-                    );
-                    None
-                }
-                None => {
-                    v.problem(
-                        "from",
-                        format!("{other:?} is not one of stage, opened, disagreement, \"stage N\""),
-                    );
-                    None
-                }
-            },
-        };
-        let to = v.ladder_roles("to", &s.to);
-        if s.to.is_empty() {
-            v.problem("to", "names nobody".into());
-        }
-        let cc = v.ladder_roles("cc", &s.cc);
-        let mut records = Vec::new();
-        for (j, r) in s.records.iter().enumerate() {
-            match RecordKind::demandable(r) {
-                Some(k) => records.push(k),
-                None => {
-                    let known: Vec<&str> =
-                        RecordKind::DEMANDABLE.iter().map(|k| k.as_str()).collect();
-                    v.problem(
-                        &format!("records[{j}]"),
-                        format!("{r:?} is not a record cpwatch keeps ({})", known.join(", ")),
-                    )
-                }
-            }
-        }
-        let same_person = v.ladder_roles("same_person", &s.same_person);
-        if !s.same_person.is_empty() {
-            if s.same_person.len() < 2 {
-                v.problem(
-                    "same_person",
-                    "names fewer than two roles to compare".into(),
-                );
-            }
-            if coalesce == Coalesce::Skip && (expected == 1 || expected == n_stages) {
-                v.problem(
-                    "same_person",
-                    "the first and last stages cannot be skipped".into(),
-                );
-            }
-        }
-        let outcome_confirmed_by = v.ladder_roles("outcome_confirmed_by", &s.outcome_confirmed_by);
-        if !s.outcome_confirmed_by.is_empty() && raw.outcome.confirm_within.is_none() {
-            v.problem(
-                "outcome_confirmed_by",
-                "set outcome.confirm_within to say when the confirmation is due".into(),
-            );
-        }
-        if let (Some(deadline), Some(from)) = (deadline, from) {
-            stages.push(Stage {
-                number: expected,
-                name: s.name.clone(),
-                action: s.action.clone(),
-                deadline,
-                deadline_is_default,
-                from,
-                to,
-                cc,
-                records,
-                same_person,
-                outcome_confirmed_by,
-            });
-        }
+        stages.extend(v.stage(s, i as u32 + 1, n_stages, &raw, &defaults));
     }
     v.place = None;
-    let in_range = |n: u32| n >= 1 && n <= n_stages.max(1);
-    if !in_range(raw.immediate_risk.start_stage) {
-        v.problem(
-            "immediate_risk.start_stage",
-            format!("there is no stage {}", raw.immediate_risk.start_stage),
-        );
-    }
-    let tell = v.ladder_roles("immediate_risk.tell", &raw.immediate_risk.tell);
-    if raw.immediate_risk.tell.is_empty() {
-        v.problem("immediate_risk.tell", "names nobody".into());
-    }
-    if !in_range(raw.outcome.notify_from_stage) {
-        v.problem(
-            "outcome.notify_from_stage",
-            format!("there is no stage {}", raw.outcome.notify_from_stage),
-        );
-    }
-    let outcome_to = v.ladder_roles("outcome.to", &raw.outcome.to);
-    let confirm_within = raw
-        .outcome
-        .confirm_within
-        .as_deref()
-        .and_then(|c| v.timescale("outcome.confirm_within", c));
-    let every = v.timescale("after_last_stage.every", &raw.after_last_stage.every);
-    if let Some(e) = every {
-        if !matches!(e, Timescale::Weeks(n) | Timescale::Days(n) if n > 0) {
-            v.problem(
-                "after_last_stage.every",
-                format!("{e}: the interval of the repeated notice is a number of days or weeks"),
-            );
-        }
-    }
-    let after_to = v.ladder_roles("after_last_stage.to", &raw.after_last_stage.to);
-    if raw.after_last_stage.to.is_empty() {
-        v.problem("after_last_stage.to", "names nobody".into());
-    }
-    let family_notice = raw.family_notice.as_ref().map(|f| {
-        if !in_range(f.from_stage) {
-            v.problem(
-                "family_notice.from_stage",
-                format!("there is no stage {}", f.from_stage),
-            );
-        }
-        FamilyNotice {
-            from_stage: f.from_stage,
-            to: v.ladder_roles("family_notice.to", &f.to),
-            action: f.action.clone(),
-        }
-    });
+    let immediate_risk = v.immediate_risk(&raw.immediate_risk, n_stages);
+    let outcome = v.outcome(&raw.outcome, n_stages);
+    let after_last_stage = v.after_last_stage(&raw.after_last_stage);
+    let family_notice = raw
+        .family_notice
+        .as_ref()
+        .map(|f| v.family_notice(f, n_stages));
     if !v.problems.is_empty() {
         return Err(PolicyError(v.problems));
     }
@@ -651,27 +464,253 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
         id: raw.id,
         title: raw.title,
         stages,
-        reminder,
-        coalesce,
+        reminder: defaults.reminder,
+        coalesce: defaults.coalesce,
         escalate_to_last: raw.defaults.escalate_to_last,
-        raise_within,
-        immediate_risk: ImmediateRisk {
-            start_stage: raw.immediate_risk.start_stage,
-            tell,
-            deadlines: raw
-                .immediate_risk
-                .deadlines
-                .unwrap_or(RiskDeadlines::SameWorkingDay),
-        },
-        outcome: OutcomeRule {
-            notify_from_stage: raw.outcome.notify_from_stage,
-            to: outcome_to,
-            confirm_within,
-        },
-        after_last_stage: AfterLastStage {
-            every: every.unwrap_or(Timescale::Weeks(1)),
-            to: after_to,
-        },
+        raise_within: defaults.raise_within,
+        immediate_risk,
+        outcome,
+        after_last_stage,
         family_notice,
     })
+}
+
+/// A ladder's `[defaults]`, parsed.
+struct LadderDefaults {
+    deadline: Option<Timescale>,
+    reminder: Option<Timescale>,
+    raise_within: Option<Timescale>,
+    coalesce: Coalesce,
+}
+
+fn counts_back(t: Timescale) -> bool {
+    matches!(
+        t,
+        Timescale::WorkingDaysBefore(_) | Timescale::HoursBefore(_) | Timescale::DaysBefore(_)
+    )
+}
+
+impl Validator {
+    fn ladder_defaults(&mut self, d: &RawDefaults) -> LadderDefaults {
+        let deadline = d
+            .deadline
+            .as_deref()
+            .and_then(|x| self.timescale("defaults.deadline", x));
+        let reminder = d
+            .reminder
+            .as_deref()
+            .and_then(|x| self.timescale("defaults.reminder", x));
+        if let Some(r) = reminder.filter(|r| !counts_back(*r)) {
+            self.problem(
+                "defaults.reminder",
+                format!("{r} counts from nothing: use a \"... before\" phrase such as \"1 working day before\""),
+            );
+        }
+        let raise_within = d
+            .raise_within
+            .as_deref()
+            .and_then(|x| self.timescale("defaults.raise_within", x));
+        LadderDefaults {
+            deadline,
+            reminder,
+            raise_within,
+            coalesce: d.coalesce.unwrap_or(Coalesce::MailOnce),
+        }
+    }
+
+    /// Stage `expected` (1-based) of `n_stages`, or None when it cannot be used (reported).
+    fn stage(
+        &mut self,
+        s: &RawStage,
+        expected: u32,
+        n_stages: u32,
+        raw: &RawLadder,
+        defaults: &LadderDefaults,
+    ) -> Option<Stage> {
+        if s.stage != expected {
+            self.problem(
+                "stage",
+                format!("stages are numbered 1, 2, 3, ... in order; expected {expected}"),
+            );
+        }
+        let (deadline, deadline_is_default) = self.stage_deadline(s, defaults);
+        let from = self.deadline_from(&s.from, expected);
+        let to = self.ladder_roles("to", &s.to);
+        if s.to.is_empty() {
+            self.problem("to", "names nobody".into());
+        }
+        let cc = self.ladder_roles("cc", &s.cc);
+        let records = self.records(&s.records);
+        let same_person = self.ladder_roles("same_person", &s.same_person);
+        if !s.same_person.is_empty() {
+            if s.same_person.len() < 2 {
+                self.problem(
+                    "same_person",
+                    "names fewer than two roles to compare".into(),
+                );
+            }
+            if defaults.coalesce == Coalesce::Skip && (expected == 1 || expected == n_stages) {
+                self.problem(
+                    "same_person",
+                    "the first and last stages cannot be skipped".into(),
+                );
+            }
+        }
+        let outcome_confirmed_by =
+            self.ladder_roles("outcome_confirmed_by", &s.outcome_confirmed_by);
+        if !s.outcome_confirmed_by.is_empty() && raw.outcome.confirm_within.is_none() {
+            self.problem(
+                "outcome_confirmed_by",
+                "set outcome.confirm_within to say when the confirmation is due".into(),
+            );
+        }
+        Some(Stage {
+            number: expected,
+            name: s.name.clone(),
+            action: s.action.clone(),
+            deadline: deadline?,
+            deadline_is_default,
+            from: from?,
+            to,
+            cc,
+            records,
+            same_person,
+            outcome_confirmed_by,
+        })
+    }
+
+    /// The stage's deadline, and whether it is the configured default (the policy gives none).
+    fn stage_deadline(
+        &mut self,
+        s: &RawStage,
+        defaults: &LadderDefaults,
+    ) -> (Option<Timescale>, bool) {
+        let (deadline, is_default) = match s.deadline.as_deref() {
+            None | Some("unspecified") => {
+                if defaults.deadline.is_none() {
+                    self.problem(
+                        "deadline",
+                        "no deadline, and no defaults.deadline to fall back on".into(),
+                    );
+                }
+                (defaults.deadline, true)
+            }
+            Some(d) => (self.timescale("deadline", d), false),
+        };
+        if let Some(d) = deadline.filter(|d| counts_back(*d)) {
+            self.problem(
+                "deadline",
+                format!("{d}: a stage deadline counts forwards, not \"before\""),
+            );
+        }
+        (deadline, is_default)
+    }
+
+    fn deadline_from(&mut self, from: &str, stage: u32) -> Option<DeadlineFrom> {
+        match from {
+            "stage" => Some(DeadlineFrom::StageStart),
+            "opened" => Some(DeadlineFrom::Opened),
+            "disagreement" => Some(DeadlineFrom::Disagreement),
+            other => match other
+                .strip_prefix("stage ")
+                .and_then(|n| n.trim().parse::<u32>().ok())
+            {
+                Some(n) if n >= 1 && n < stage => Some(DeadlineFrom::StartOfStage(n)),
+                Some(_) => {
+                    self.problem(
+                        "from",
+                        format!("{other:?}: only an earlier stage's start can be counted from"),
+                    );
+                    None
+                }
+                None => {
+                    self.problem(
+                        "from",
+                        format!("{other:?} is not one of stage, opened, disagreement, \"stage N\""),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    fn records(&mut self, names: &[String]) -> Vec<RecordKind> {
+        let mut records = Vec::new();
+        for (j, r) in names.iter().enumerate() {
+            match RecordKind::demandable(r) {
+                Some(k) => records.push(k),
+                None => {
+                    let known: Vec<&str> =
+                        RecordKind::DEMANDABLE.iter().map(|k| k.as_str()).collect();
+                    self.problem(
+                        &format!("records[{j}]"),
+                        format!("{r:?} is not a record cpwatch keeps ({})", known.join(", ")),
+                    )
+                }
+            }
+        }
+        records
+    }
+
+    fn stage_in_range(&mut self, field: &str, n: u32, n_stages: u32) {
+        if !(n >= 1 && n <= n_stages.max(1)) {
+            self.problem(field, format!("there is no stage {n}"));
+        }
+    }
+
+    fn immediate_risk(&mut self, r: &RawRisk, n_stages: u32) -> ImmediateRisk {
+        self.stage_in_range("immediate_risk.start_stage", r.start_stage, n_stages);
+        let tell = self.ladder_roles("immediate_risk.tell", &r.tell);
+        if r.tell.is_empty() {
+            self.problem("immediate_risk.tell", "names nobody".into());
+        }
+        ImmediateRisk {
+            start_stage: r.start_stage,
+            tell,
+            deadlines: r.deadlines.unwrap_or(RiskDeadlines::SameWorkingDay),
+        }
+    }
+
+    fn outcome(&mut self, o: &RawOutcome, n_stages: u32) -> OutcomeRule {
+        self.stage_in_range("outcome.notify_from_stage", o.notify_from_stage, n_stages);
+        OutcomeRule {
+            notify_from_stage: o.notify_from_stage,
+            to: self.ladder_roles("outcome.to", &o.to),
+            confirm_within: o
+                .confirm_within
+                .as_deref()
+                .and_then(|c| self.timescale("outcome.confirm_within", c)),
+        }
+    }
+
+    fn after_last_stage(&mut self, a: &RawAfterLast) -> AfterLastStage {
+        let every = self.timescale("after_last_stage.every", &a.every);
+        if let Some(e) = every {
+            if !matches!(e, Timescale::Weeks(n) | Timescale::Days(n) if n > 0) {
+                self.problem(
+                    "after_last_stage.every",
+                    format!(
+                        "{e}: the interval of the repeated notice is a number of days or weeks"
+                    ),
+                );
+            }
+        }
+        let to = self.ladder_roles("after_last_stage.to", &a.to);
+        if a.to.is_empty() {
+            self.problem("after_last_stage.to", "names nobody".into());
+        }
+        AfterLastStage {
+            every: every.unwrap_or(Timescale::Weeks(1)),
+            to,
+        }
+    }
+
+    fn family_notice(&mut self, f: &RawFamily, n_stages: u32) -> FamilyNotice {
+        self.stage_in_range("family_notice.from_stage", f.from_stage, n_stages);
+        FamilyNotice {
+            from_stage: f.from_stage,
+            to: self.ladder_roles("family_notice.to", &f.to),
+            action: f.action.clone(),
+        }
+    }
 }

@@ -133,7 +133,7 @@ impl EventMatch {
     }
 }
 
-/// How an escalation step is worded and who it comes from.
+/// How an overdue step is worded and who it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Letter {
@@ -146,9 +146,10 @@ pub enum Letter {
     ChairChallenge,
 }
 
-/// After `after` more, tell `to`.
+/// A step of a case rule once it is overdue: after `after` more, tell `to` (the policy file's
+/// `escalation` list: "who is told next").
 #[derive(Debug, Clone, PartialEq)]
-pub struct EscalationStep {
+pub struct OverdueStep {
     pub after: Timescale,
     pub to: Vec<RoleRef>,
     pub letter: Letter,
@@ -211,7 +212,8 @@ pub struct Rule {
     pub cancelled_by: Vec<EventMatch>,
     pub responsible: Vec<RoleRef>,
     pub cc: Vec<RoleRef>,
-    pub escalation: Vec<EscalationStep>,
+    /// Who is told next, step by step, while it stays undone (the file's `escalation`).
+    pub overdue_steps: Vec<OverdueStep>,
 }
 
 /// A partnership's child-protection standards: a set of rules.
@@ -227,7 +229,7 @@ pub struct StandardsPolicy {
 pub struct Catalogue {
     pub standards: HashMap<String, StandardsPolicy>,
     /// Professional-disagreement ladders (`kind = "escalation"`).
-    pub escalation: HashMap<String, LadderPolicy>,
+    pub ladders: HashMap<String, LadderPolicy>,
 }
 
 impl Catalogue {
@@ -271,7 +273,7 @@ impl Catalogue {
             if ladder::kind_of(&text).as_deref() == Some("escalation") {
                 match ladder::parse_ladder(&file, &text) {
                     Ok(p) => {
-                        catalogue.escalation.insert(p.id.clone(), p);
+                        catalogue.ladders.insert(p.id.clone(), p);
                     }
                     Err(PolicyError(mut ps)) => problems.append(&mut ps),
                 }
@@ -412,8 +414,10 @@ pub fn parse_standards(file: &str, text: &str) -> Result<StandardsPolicy, Policy
             ),
         );
     }
-    let default_reminders = v.timescales("defaults.reminders", &raw.defaults.reminders);
-    let default_escalation = v.steps("defaults.escalation", &raw.defaults.escalation);
+    let defaults = Defaults {
+        reminders: v.timescales("defaults.reminders", &raw.defaults.reminders),
+        overdue_steps: v.steps("defaults.escalation", &raw.defaults.escalation),
+    };
     let mut rules = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for r in &raw.rules {
@@ -421,127 +425,7 @@ pub fn parse_standards(file: &str, text: &str) -> Result<StandardsPolicy, Policy
         if !seen.insert(r.id.clone()) {
             v.problem("id", "duplicate rule id".into());
         }
-        if r.id.is_empty()
-            || !r
-                .id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            v.problem(
-                "id",
-                "rule ids are lower-case letters, digits and '-'".into(),
-            );
-        }
-        let anchors: Vec<EventMatch> = r
-            .anchor
-            .as_slice()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| v.event_match(&format!("anchor[{i}]"), m))
-            .collect();
-        let anchor =
-            (anchors.len() == r.anchor.as_slice().len() && !anchors.is_empty()).then_some(anchors);
-        let deadline = v.timescale("deadline", &r.deadline);
-        let per_invited_agency = match r.per.as_deref() {
-            None => false,
-            Some("invited_agency") => true,
-            Some(other) => {
-                v.problem("per", format!("{other:?} is not known (invited_agency)"));
-                false
-            }
-        };
-        if per_invited_agency
-            && !r
-                .anchor
-                .as_slice()
-                .iter()
-                .all(|a| EventKind::parse(&a.event).is_some_and(|k| k.is_scheduling()))
-        {
-            v.problem("per", "per invited agency needs a scheduled meeting (icpc_scheduled, rcpc_scheduled) as anchor".into());
-        }
-        let starts_after = r
-            .starts_after
-            .as_deref()
-            .and_then(|p| v.timescale("starts_after", p));
-        let case_interval = match r.case_interval.as_deref() {
-            None => false,
-            Some("visit_interval_days") => true,
-            Some(other) => {
-                v.problem(
-                    "case_interval",
-                    format!("{other:?} is not a case field (visit_interval_days)"),
-                );
-                false
-            }
-        };
-        let guard = r.guard.as_ref().and_then(|g| {
-            let m = v.event_match(
-                "guard",
-                &RawMatch {
-                    event: g.event.clone(),
-                    when: g.when.clone(),
-                    unless: BTreeMap::new(),
-                    same: vec![],
-                },
-            )?;
-            let within = v.timescale("guard.within", &g.within)?;
-            Some(Guard {
-                forbidden: m,
-                within,
-            })
-        });
-        let reminders = match &r.reminders {
-            Some(list) => v.timescales("reminders", list),
-            None => default_reminders.clone(),
-        };
-        let done_by = r
-            .done_by
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| v.event_match(&format!("done_by[{i}]"), m))
-            .collect();
-        let cancelled_by = r
-            .cancelled_by
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| v.event_match(&format!("cancelled_by[{i}]"), m))
-            .collect();
-        let responsible = v.roles("responsible", &r.responsible);
-        if r.responsible.is_empty() {
-            v.problem(
-                "responsible",
-                "at least one role must be responsible".into(),
-            );
-        }
-        let cc = v.roles("cc", &r.cc);
-        let escalation = match &r.escalation {
-            Some(steps) => v.steps("escalation", steps),
-            None => default_escalation.clone(),
-        };
-        if let (Some(anchors), Some(deadline)) = (anchor, deadline) {
-            rules.push(Rule {
-                id: r.id.clone(),
-                standard: r.standard.clone(),
-                title: r.title.clone(),
-                action: r.action.clone(),
-                anchors,
-                pick: r.pick,
-                per_invited_agency,
-                requires: r.requires.clone(),
-                starts_after,
-                deadline,
-                case_interval,
-                done_since: r.done_since,
-                done_by_deadline: r.done_by_deadline,
-                guard,
-                reminders,
-                done_by,
-                cancelled_by,
-                responsible,
-                cc,
-                escalation,
-            });
-        }
+        rules.extend(v.rule(r, &defaults));
     }
     if v.problems.is_empty() {
         Ok(StandardsPolicy {
@@ -551,6 +435,141 @@ pub fn parse_standards(file: &str, text: &str) -> Result<StandardsPolicy, Policy
         })
     } else {
         Err(PolicyError(v.problems))
+    }
+}
+
+/// What a rule that says nothing of its own reminders or overdue steps gets.
+struct Defaults {
+    reminders: Vec<Timescale>,
+    overdue_steps: Vec<OverdueStep>,
+}
+
+/// Whether `id` is lower-case letters, digits and '-' (rule and policy ids).
+pub(crate) fn is_slug(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+impl Validator {
+    /// One rule, or None when it has a problem that stops it being a rule (reported).
+    fn rule(&mut self, r: &RawRule, defaults: &Defaults) -> Option<Rule> {
+        if !is_slug(&r.id) {
+            self.problem(
+                "id",
+                "rule ids are lower-case letters, digits and '-'".into(),
+            );
+        }
+        let anchors = self.anchors(r);
+        let deadline = self.timescale("deadline", &r.deadline);
+        let per_invited_agency = self.per_invited_agency(r);
+        let starts_after = r
+            .starts_after
+            .as_deref()
+            .and_then(|p| self.timescale("starts_after", p));
+        let case_interval = self.case_interval(r);
+        let guard = r.guard.as_ref().and_then(|g| self.guard(g));
+        let reminders = match &r.reminders {
+            Some(list) => self.timescales("reminders", list),
+            None => defaults.reminders.clone(),
+        };
+        let done_by = self.event_matches("done_by", &r.done_by);
+        let cancelled_by = self.event_matches("cancelled_by", &r.cancelled_by);
+        let responsible = self.roles("responsible", &r.responsible);
+        if r.responsible.is_empty() {
+            self.problem(
+                "responsible",
+                "at least one role must be responsible".into(),
+            );
+        }
+        let cc = self.roles("cc", &r.cc);
+        let overdue_steps = match &r.escalation {
+            Some(steps) => self.steps("escalation", steps),
+            None => defaults.overdue_steps.clone(),
+        };
+        Some(Rule {
+            id: r.id.clone(),
+            standard: r.standard.clone(),
+            title: r.title.clone(),
+            action: r.action.clone(),
+            anchors: anchors?,
+            pick: r.pick,
+            per_invited_agency,
+            requires: r.requires.clone(),
+            starts_after,
+            deadline: deadline?,
+            case_interval,
+            done_since: r.done_since,
+            done_by_deadline: r.done_by_deadline,
+            guard,
+            reminders,
+            done_by,
+            cancelled_by,
+            responsible,
+            cc,
+            overdue_steps,
+        })
+    }
+
+    /// The rule's anchors, if every one of them is valid.
+    fn anchors(&mut self, r: &RawRule) -> Option<Vec<EventMatch>> {
+        let raw = r.anchor.as_slice();
+        let anchors = self.event_matches("anchor", raw);
+        (anchors.len() == raw.len() && !anchors.is_empty()).then_some(anchors)
+    }
+
+    fn event_matches(&mut self, field: &str, raw: &[RawMatch]) -> Vec<EventMatch> {
+        raw.iter()
+            .enumerate()
+            .filter_map(|(i, m)| self.event_match(&format!("{field}[{i}]"), m))
+            .collect()
+    }
+
+    fn per_invited_agency(&mut self, r: &RawRule) -> bool {
+        let per = match r.per.as_deref() {
+            None => return false,
+            Some("invited_agency") => true,
+            Some(other) => {
+                self.problem("per", format!("{other:?} is not known (invited_agency)"));
+                return false;
+            }
+        };
+        let scheduled = r
+            .anchor
+            .as_slice()
+            .iter()
+            .all(|a| EventKind::parse(&a.event).is_some_and(|k| k.is_scheduling()));
+        if !scheduled {
+            self.problem("per", "per invited agency needs a scheduled meeting (icpc_scheduled, rcpc_scheduled) as anchor".into());
+        }
+        per
+    }
+
+    fn case_interval(&mut self, r: &RawRule) -> bool {
+        match r.case_interval.as_deref() {
+            None => false,
+            Some("visit_interval_days") => true,
+            Some(other) => {
+                self.problem(
+                    "case_interval",
+                    format!("{other:?} is not a case field (visit_interval_days)"),
+                );
+                false
+            }
+        }
+    }
+
+    fn guard(&mut self, g: &RawGuard) -> Option<Guard> {
+        let raw = RawMatch {
+            event: g.event.clone(),
+            when: g.when.clone(),
+            unless: BTreeMap::new(),
+            same: vec![],
+        };
+        let forbidden = self.event_match("guard", &raw)?;
+        let within = self.timescale("guard.within", &g.within)?;
+        Some(Guard { forbidden, within })
     }
 }
 
@@ -598,7 +617,7 @@ impl Validator {
             .collect()
     }
 
-    fn steps(&mut self, field: &str, steps: &[RawStep]) -> Vec<EscalationStep> {
+    fn steps(&mut self, field: &str, steps: &[RawStep]) -> Vec<OverdueStep> {
         let mut out = Vec::new();
         for (i, s) in steps.iter().enumerate() {
             let after = self.timescale(&format!("{field}[{i}].after"), &s.after);
@@ -607,7 +626,7 @@ impl Validator {
                 self.problem(&format!("{field}[{i}].to"), "names nobody".into());
             }
             if let Some(after) = after {
-                out.push(EscalationStep {
+                out.push(OverdueStep {
                     after,
                     to,
                     letter: s.letter,

@@ -134,62 +134,8 @@ pub fn load_batch(
         .load(conn)?;
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
     let mut bad = Vec::new();
-
-    let mut roles: HashMap<i64, Vec<(String, PersonId)>> = HashMap::new();
-    let role_rows: Vec<(i64, String, String)> = case_roles::table
-        .filter(case_roles::case_id.eq_any(&ids))
-        .select((case_roles::case_id, case_roles::role, case_roles::person_id))
-        .order((case_roles::case_id, case_roles::role, case_roles::person_id))
-        .load(conn)?;
-    for (id, role, person) in role_rows {
-        match PersonId::parse(&person) {
-            Ok(p) => roles.entry(id).or_default().push((role, p)),
-            Err(e) => bad.push(BadRow {
-                case_id: id,
-                message: e.to_string(),
-            }),
-        }
-    }
-
-    let mut events: HashMap<i64, Vec<Event>> = HashMap::new();
-    type EventRow = (
-        i64,
-        String,
-        DateTime<Utc>,
-        Option<DateTime<Utc>>,
-        serde_json::Value,
-    );
-    let event_rows: Vec<EventRow> = case_events::table
-        .filter(case_events::case_id.eq_any(&ids))
-        .select((
-            case_events::case_id,
-            case_events::kind,
-            case_events::at,
-            case_events::recorded_at,
-            case_events::data,
-        ))
-        .order((case_events::case_id, case_events::at, case_events::id))
-        .load(conn)?;
-    for (id, kind, at, recorded_at, data) in event_rows {
-        let Some(kind) = EventKind::parse(&kind) else {
-            bad.push(BadRow {
-                case_id: id,
-                message: format!("unknown event kind {kind:?}"),
-            });
-            continue;
-        };
-        let data = match data {
-            serde_json::Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        };
-        events.entry(id).or_default().push(Event {
-            kind,
-            at,
-            recorded_at,
-            data,
-        });
-    }
-
+    let mut roles = load_roles(conn, &ids, &mut bad)?;
+    let mut events = load_events(conn, &ids, &mut bad)?;
     let mut out = Vec::with_capacity(rows.len());
     for (id, reference, unborn, visit) in rows {
         let (Ok(reference), Ok(partnership)) = (
@@ -215,6 +161,77 @@ pub fn load_batch(
         ));
     }
     Ok((out, bad))
+}
+
+/// The roles of these cases (role → person), by case id.
+fn load_roles(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    bad: &mut Vec<BadRow>,
+) -> Result<HashMap<i64, Vec<(String, PersonId)>>, DbError> {
+    let mut roles: HashMap<i64, Vec<(String, PersonId)>> = HashMap::new();
+    let rows: Vec<(i64, String, String)> = case_roles::table
+        .filter(case_roles::case_id.eq_any(ids))
+        .select((case_roles::case_id, case_roles::role, case_roles::person_id))
+        .order((case_roles::case_id, case_roles::role, case_roles::person_id))
+        .load(conn)?;
+    for (id, role, person) in rows {
+        match PersonId::parse(&person) {
+            Ok(p) => roles.entry(id).or_default().push((role, p)),
+            Err(e) => bad.push(BadRow {
+                case_id: id,
+                message: e.to_string(),
+            }),
+        }
+    }
+    Ok(roles)
+}
+
+/// The events of these cases, oldest first, by case id; unreadable ones go to `bad`.
+fn load_events(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    bad: &mut Vec<BadRow>,
+) -> Result<HashMap<i64, Vec<Event>>, DbError> {
+    type EventRow = (
+        i64,
+        String,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+        serde_json::Value,
+    );
+    let rows: Vec<EventRow> = case_events::table
+        .filter(case_events::case_id.eq_any(ids))
+        .select((
+            case_events::case_id,
+            case_events::kind,
+            case_events::at,
+            case_events::recorded_at,
+            case_events::data,
+        ))
+        .order((case_events::case_id, case_events::at, case_events::id))
+        .load(conn)?;
+    let mut events: HashMap<i64, Vec<Event>> = HashMap::new();
+    for (id, kind, at, recorded_at, data) in rows {
+        let Some(kind) = EventKind::parse(&kind) else {
+            bad.push(BadRow {
+                case_id: id,
+                message: format!("unknown event kind {kind:?}"),
+            });
+            continue;
+        };
+        let data = match data {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        events.entry(id).or_default().push(Event {
+            kind,
+            at,
+            recorded_at,
+            data,
+        });
+    }
+    Ok(events)
 }
 
 /// Write each case's next-check instant (None = nothing pending) in one statement.

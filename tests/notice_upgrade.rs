@@ -1,0 +1,163 @@
+//! Rows queued by an older cpwatch (one outbox row per recipient carrying the whole notification
+//! as unversioned JSON) are carried over by the migration that introduced the notice table, and
+//! still deliver: same recipients, same wording, same Message-ID.
+
+mod common;
+
+use common::*;
+use cpwatch::store::MIGRATIONS;
+use diesel::prelude::*;
+use diesel_migrations::MigrationHarness;
+
+/// The migrations of the release before the notice table.
+const OLD_MIGRATIONS: usize = 4;
+
+/// What the older cpwatch wrote as each outbox row's payload (its `Notification`, serialized).
+fn old_payload() -> serde_json::Value {
+    serde_json::json!({
+        "key": "knowsley/case/KN-0001/icpc-within-15wd/2026-03-02T10:00:00Z/overdue",
+        "kind": "overdue",
+        "rule": "icpc-within-15wd",
+        "standard": "S10",
+        "title": "Initial child protection conference within 15 working days of the strategy discussion",
+        "action": "Convene the initial child protection conference.",
+        "partnership": "knowsley",
+        "case": "KN-0001",
+        "dispute": null,
+        "occurrence": "2026-03-02T10:00:00Z",
+        "step": "overdue",
+        "due": "2026-03-23T17:00:00Z",
+        "trigger_at": "2026-03-23T17:00:00Z",
+        "send_after": "2026-03-24T09:00:00Z",
+        "urgent": false,
+        "to": [{"email": "tm1@ksc.example.org", "person": "p-tm1", "name": "T Manager", "role": "team_manager"}],
+        "cc": [{"email": "sw1@ksc.example.org", "person": "p-sw1", "name": "A Worker", "role": "social_worker"}],
+        "letter": null
+    })
+}
+
+fn insert_old_row(conn: &mut PgConnection, recipient: &str, role: &str, message_id: &str) {
+    let key = old_payload()["key"].as_str().unwrap().to_owned();
+    diesel::sql_query(
+        "INSERT INTO outbox (dedupe_key, partnership_id, kind, rule, case_ref, recipient, recipient_role, \
+                             due_at, send_after, payload, message_id) \
+         VALUES ($1, 'knowsley', 'overdue', 'icpc-within-15wd', 'KN-0001', $2, $3, \
+                 '2026-03-23T17:00:00Z', '2026-03-24T09:00:00Z', $4, $5)",
+    )
+    .bind::<diesel::sql_types::Text, _>(format!("{key}/{recipient}"))
+    .bind::<diesel::sql_types::Text, _>(recipient)
+    .bind::<diesel::sql_types::Text, _>(role)
+    .bind::<diesel::sql_types::Jsonb, _>(old_payload())
+    .bind::<diesel::sql_types::Text, _>(message_id)
+    .execute(conn)
+    .unwrap();
+}
+
+#[test]
+fn a_row_queued_by_the_previous_version_still_delivers() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start();
+    let mut conn = db.conn();
+    for _ in 0..OLD_MIGRATIONS {
+        conn.run_next_migration(MIGRATIONS).unwrap();
+    }
+    insert_old_row(
+        &mut conn,
+        "tm1@ksc.example.org",
+        "to",
+        "<old-tm1@cpwatch.invalid>",
+    );
+    insert_old_row(
+        &mut conn,
+        "sw1@ksc.example.org",
+        "cc",
+        "<old-sw1@cpwatch.invalid>",
+    );
+
+    let cp = Cpwatch::new(&db, Some(&smtp));
+    let out = cp.ok(&["migrate"]);
+    assert!(
+        out.contains("applied 1 migration(s): 20261201000100"),
+        "{out}"
+    );
+    // The two rows are one notice with two deliveries now.
+    assert_eq!(db.count("SELECT count(*) AS n FROM notices"), 1);
+    assert_eq!(db.count("SELECT count(*) AS n FROM deliveries"), 2);
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM notices WHERE NOT payload ? 'v' AND step = 'overdue'"),
+        1,
+        "the old payload is kept as it was and read as version 0"
+    );
+
+    let out = cp.ok(&["deliver", "--once", "--at", "2026-03-24T10:00:00Z"]);
+    assert!(out.contains("sent 2"), "{out}");
+    let got = smtp.wait_for(2, 10);
+    assert_eq!(got.len(), 2);
+    let to_tm = got
+        .iter()
+        .find(|m| m.to.iter().any(|t| t.contains("tm1@ksc.example.org")))
+        .expect("the team manager's copy");
+    assert_eq!(
+        to_tm.header("Message-ID").as_deref(),
+        Some("<old-tm1@cpwatch.invalid>")
+    );
+    let subject = to_tm.header("Subject").unwrap();
+    assert!(
+        subject.starts_with("Overdue: Initial child protection conference"),
+        "{subject}"
+    );
+    assert!(subject.contains("KN-0001"), "{subject}");
+    let body = to_tm.text();
+    assert!(
+        body.contains("Convene the initial child protection conference."),
+        "{body}"
+    );
+    assert!(body.contains("Also told: the social worker"), "{body}");
+    let to_sw = got
+        .iter()
+        .find(|m| m.to.iter().any(|t| t.contains("sw1@ksc.example.org")))
+        .expect("the social worker's copy");
+    assert!(
+        to_sw.text().contains("(copied for information)"),
+        "{}",
+        to_sw.text()
+    );
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM outbox WHERE status = 'sent' AND dedupe_key LIKE 'knowsley/case/KN-0001/%'"),
+        2,
+        "the outbox view shows both as sent, under their old keys"
+    );
+}
+
+#[test]
+fn the_migration_reverts_to_one_outbox_row_per_recipient() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    for _ in 0..OLD_MIGRATIONS {
+        conn.run_next_migration(MIGRATIONS).unwrap();
+    }
+    insert_old_row(
+        &mut conn,
+        "tm1@ksc.example.org",
+        "to",
+        "<old-tm1@cpwatch.invalid>",
+    );
+    insert_old_row(
+        &mut conn,
+        "sw1@ksc.example.org",
+        "cc",
+        "<old-sw1@cpwatch.invalid>",
+    );
+    conn.run_pending_migrations(MIGRATIONS).unwrap();
+    conn.revert_last_migration(MIGRATIONS).unwrap();
+    assert_eq!(
+        db.count(
+            "SELECT count(*) AS n FROM outbox WHERE payload->>'key' = \
+             'knowsley/case/KN-0001/icpc-within-15wd/2026-03-02T10:00:00Z/overdue' \
+             AND message_id LIKE '<old-%'"
+        ),
+        2
+    );
+    conn.run_pending_migrations(MIGRATIONS).unwrap();
+    assert_eq!(db.count("SELECT count(*) AS n FROM deliveries"), 2);
+}
