@@ -1,7 +1,10 @@
 //! cpwatch: keeps child-protection timescales and professional-disagreement ladders on time.
 //!
-//! The core (`calendar`, `policy`, `domain`, `evaluate`) is pure: no I/O, no clock.
-//! The adapters (`store`, `import`, `mail`, `jobs`, `daemon`, `cli`) surround it.
+//! The core (`calendar`, `policy`, `domain`, `evaluate`, `report`) is pure: no I/O, no clock.
+//! The adapters surround it: `store` (PostgreSQL, all SQL), `import` (case files in), `mail`
+//! (messages out), `holiday_refresh` (the GOV.UK feed), `jobs` (the pass, delivery, the report's
+//! count), `schedule` (the cron wake-up), `daemon`, `demo`, `health`, `settings` and `cli`.
+//! Dependencies point inward; ARCHITECTURE.md has the map.
 
 pub mod calendar;
 pub mod cli;

@@ -31,8 +31,9 @@ impl Header for AutoSubmitted {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
-    #[error("{0}")]
-    Payload(#[from] crate::store::payload::PayloadError),
+    /// The stored notice cannot be read; `permanent` when no version of cpwatch can read it.
+    #[error("{message}")]
+    Unreadable { message: String, permanent: bool },
     #[error("template: {0}")]
     Template(#[from] minijinja::Error),
     #[error("building the message: {0}")]
@@ -64,7 +65,7 @@ impl MailError {
             MailError::File(_) => false,
             // A template fault is ours, not the recipient's: retry, so a fixed build can send it.
             MailError::Template(_) => false,
-            MailError::Payload(e) => e.is_permanent(),
+            MailError::Unreadable { permanent, .. } => *permanent,
             MailError::Build(_) => true,
         }
     }

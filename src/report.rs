@@ -1,5 +1,6 @@
-//! `cpwatch report`: figures built from stored disputes (queries in `store::disputes`), formatted
-//! as text or CSV. Building the figures is pure; the command line reads the rows and prints.
+//! `cpwatch report`: timeliness per case rule (counted by `jobs::timeliness` from the
+//! evaluator's facts) and escalation figures from stored disputes, formatted as text or CSV.
+//! Pure: the command line reads the rows (`store::disputes::report_disputes`) and prints.
 //!
 //! Escalation figures per policy: how many disputes reached each stage, how long each stage took
 //! (median and maximum working days, for stages that were left or resolved), and how many were

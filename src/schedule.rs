@@ -1,4 +1,4 @@
-//! The evaluation pass's wake-up: a cron expression in the partnership's local time, kept right
+//! The evaluation pass's wake-up: a cron expression in `schedule.timezone`'s local time, kept right
 //! across clock changes. tokio-cron-scheduler works out a zone's later ticks with the UTC offset in
 //! force when the job was created, so a daily "07:30" job would run at 08:30 BST after the spring
 //! change. An hourly UTC job watches the offset and rebuilds the local job when it changes. (The

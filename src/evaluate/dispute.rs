@@ -1,5 +1,5 @@
-//! The ladder evaluator: a dispute + its policy + calendar + `now` → stage changes,
-//! notifications, records and the next check. Pure: no clock, no database, no files.
+//! The ladder evaluator: a dispute + its ladder + calendar + `now` → stage changes,
+//! notices, records and the next check. Pure: no clock, no database, no files.
 //!
 //! The dispute's whole life is replayed from its opening and its events, stage by stage, so a
 //! dispute that lapsed through several stages while cpwatch was not running comes out exactly as

@@ -1,4 +1,4 @@
-//! The evaluator: case state + policy + calendar + `now` → notifications and the next check.
+//! The evaluator: case state + policy + calendar + `now` → notices and the next check.
 //! Pure: no clock, no database, no files. Evaluating twice at one instant gives the same result.
 
 mod checks;

@@ -1,5 +1,6 @@
 //! One rule of a standards policy on one case: which clocks it starts (occurrences), and for each
-//! the steps due by `now`: reminders, due, overdue, escalations and letters.
+//! the steps due by `now`: reminders, due, overdue, then the overdue steps (the next manager, a
+//! cause-for-concern letter, the chair's challenge).
 
 use super::notice::{merge_people, Draft};
 use super::plan::PlanPeriods;

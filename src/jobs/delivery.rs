@@ -544,7 +544,10 @@ impl Delivery<'_> {
     }
 
     async fn send(&self, row: &Claimed, now: DateTime<Utc>) -> Result<(), MailError> {
-        let n = row.notice.as_ref().map_err(|e| e.clone())?;
+        let n = row.notice.as_ref().map_err(|e| MailError::Unreadable {
+            message: e.to_string(),
+            permanent: e.is_permanent(),
+        })?;
         let tz = self.runtime.tz_of(n.partnership.as_str());
         let copied = row.position == Position::Cc;
         let rendered = self.renderer.render(n, &row.recipient, copied, now, tz)?;

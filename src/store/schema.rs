@@ -1,4 +1,6 @@
-// The diesel schema, kept in step with migrations/ by hand (tests run every query against it).
+//! The diesel schema, kept in step with `migrations/` by hand (tests run every query against it).
+//! The `outbox` view (one row per delivery, with its notice's columns) is for operators and
+//! tests; cpwatch itself reads `notices` and `deliveries`.
 
 diesel::table! {
     partnerships (id) {
