@@ -3,12 +3,11 @@
 //! the whole file is valid. Importing the same file twice changes nothing.
 
 use crate::domain::{
-    AgencyId, CaseRef, DisputeRef, Email, EventKind, PartnershipId, PersonId, AGENCY_ROLES,
-    CASE_ROLES, PARTNERSHIP_ROLES,
+    AgencyId, CaseRef, DisputeEventKind, DisputeRef, Email, EventKind, PartnershipId, Person,
+    PersonId, AGENCY_ROLES, CASE_ROLES, PARTNERSHIP_ROLES,
 };
-use crate::store::schema::{
-    agencies, agency_roles, case_events, case_roles, cases, dispute_events, disputes,
-    partnership_roles, partnerships, people,
+use crate::records::{
+    AgencyRecord, CaseEventRecord, CaseRecord, DisputeEventRecord, DisputeRecord, ImportBatch,
 };
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -29,67 +28,7 @@ pub enum ImportError {
     Db(#[from] diesel::result::Error),
 }
 
-/// What an import wrote.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ImportSummary {
-    pub partnership: String,
-    pub agencies: usize,
-    pub people: usize,
-    pub cases: usize,
-    pub new_events: usize,
-    pub disputes: usize,
-    pub new_dispute_events: usize,
-}
-
-struct Agency {
-    id: AgencyId,
-    name: String,
-    roles: Vec<(String, PersonId)>,
-}
-struct PersonRec {
-    id: PersonId,
-    name: String,
-    email: Option<Email>,
-    agency: Option<AgencyId>,
-    manager: Option<PersonId>,
-}
-struct EventRec {
-    kind: String,
-    at: DateTime<Utc>,
-    recorded_at: Option<DateTime<Utc>>,
-    stage: Option<i32>,
-    data: Map<String, Value>,
-}
-struct CaseRec {
-    reference: CaseRef,
-    unborn: bool,
-    visit_interval_days: Option<i32>,
-    roles: Vec<(String, PersonId)>,
-    events: Vec<EventRec>,
-}
-struct DisputeRec {
-    reference: DisputeRef,
-    case: Option<CaseRef>,
-    policy: String,
-    raised_by: PersonId,
-    respondent_person: Option<PersonId>,
-    respondent_agency: Option<AgencyId>,
-    subject: String,
-    immediate_risk: bool,
-    opened_at: DateTime<Utc>,
-    disagreement_at: Option<DateTime<Utc>>,
-    events: Vec<EventRec>,
-}
-
-/// A validated case file.
-pub struct CaseFile {
-    partnership: PartnershipId,
-    agencies: Vec<Agency>,
-    people: Vec<PersonRec>,
-    partnership_roles: Vec<(String, PersonId)>,
-    cases: Vec<CaseRec>,
-    disputes: Vec<DisputeRec>,
-}
+pub use crate::records::ImportSummary;
 
 /// Collects problems, each prefixed with where it is.
 struct Checker<'a> {
@@ -406,7 +345,7 @@ pub fn parse(
     partnerships_configured: &[String],
     ladders: &Ladders,
     conn: &mut PgConnection,
-) -> Result<CaseFile, ImportError> {
+) -> Result<ImportBatch, ImportError> {
     let root: Value = serde_json::from_str(text).map_err(|e| ImportError::Syntax {
         file: file.into(),
         message: e.to_string(),
@@ -459,18 +398,10 @@ pub fn parse(
         }
         None => return Err(invalid(c.problems)),
     };
-    c.known_people
-        .extend(crate::store::cases::person_ids(conn, partnership.as_str())?);
-    c.known_agencies
-        .extend(crate::store::cases::agency_ids(conn, partnership.as_str())?);
-    {
-        use crate::store::schema::cases::dsl as k;
-        let refs: Vec<String> = k::cases
-            .filter(k::partnership_id.eq(partnership.as_str()))
-            .select(k::reference)
-            .load(conn)?;
-        c.known_cases.extend(refs);
-    }
+    let known = crate::store::import::known(conn, &partnership)?;
+    c.known_people.extend(known.people);
+    c.known_agencies.extend(known.agencies);
+    c.known_cases.extend(known.cases);
 
     // Ids first, so references may point forwards within the file.
     for (i, a) in c.array(top, "agencies", "the file").iter().enumerate() {
@@ -504,7 +435,7 @@ pub fn parse(
         let name = c.string(o, "name", &at, true).unwrap_or_default();
         let roles = c.roles(o, "roles", &at, AGENCY_ROLES, &[]);
         if let Some(id) = id {
-            agencies_out.push(Agency { id, name, roles });
+            agencies_out.push(AgencyRecord { id, name, roles });
         }
     }
 
@@ -542,7 +473,7 @@ pub fn parse(
                     "a person cannot be their own manager",
                 );
             }
-            people_out.push(PersonRec {
+            people_out.push(Person {
                 id,
                 name,
                 email,
@@ -577,7 +508,7 @@ pub fn parse(
         let visit_interval_days = match o.get("visit_interval_days") {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_u64() {
-                Some(n) if (1..=366).contains(&n) => Some(n as i32),
+                Some(n) if (1..=366).contains(&n) => u32::try_from(n).ok(),
                 _ => {
                     c.err(
                         &format!("{at}, field visit_interval_days"),
@@ -615,11 +546,10 @@ pub fn parse(
             c.unknown_fields(eo, &allowed, &eat);
             let data = check_event_fields(&mut c, eo, spec, &eat);
             if let Some(at_t) = at_t {
-                events.push(EventRec {
-                    kind: kind_s,
+                events.push(CaseEventRecord {
+                    kind,
                     at: at_t,
                     recorded_at,
-                    stage: None,
                     data,
                 });
             }
@@ -629,7 +559,7 @@ pub fn parse(
                 c.err(&at, "appears twice in cases");
             }
             c.known_cases.insert(reference.to_string());
-            cases_out.push(CaseRec {
+            cases_out.push(CaseRecord {
                 reference,
                 unborn,
                 visit_interval_days,
@@ -732,7 +662,7 @@ pub fn parse(
             let stage = match eo.get("stage") {
                 None | Some(Value::Null) => None,
                 Some(v) => match v.as_u64() {
-                    Some(n) if (1..=u64::from(stages)).contains(&n) => Some(n as i32),
+                    Some(n) if (1..=u64::from(stages)).contains(&n) => u32::try_from(n).ok(),
                     _ => {
                         c.err(
                             &format!("{eat}, field stage"),
@@ -748,13 +678,8 @@ pub fn parse(
                     "is required for an escalation",
                 );
             }
-            let mut data = Map::new();
-            if let Some(out) = c.string(eo, "outcome", &eat, false) {
-                data.insert("outcome".into(), Value::String(out));
-            }
-            if let Some(by) = c.person(eo, "by", &eat, false) {
-                data.insert("by".into(), Value::String(by.to_string()));
-            }
+            let outcome = c.string(eo, "outcome", &eat, false);
+            let by = c.person(eo, "by", &eat, false);
             if let (Some(t), Some(open)) = (t, opened_at) {
                 if t < open {
                     c.err(
@@ -767,20 +692,20 @@ pub fn parse(
                     );
                 }
             }
-            if let (Some(kind), Some(t)) = (kind, t) {
-                events.push(EventRec {
+            if let (Some(kind), Some(t)) = (kind.as_deref().and_then(DisputeEventKind::parse), t) {
+                events.push(DisputeEventRecord {
                     kind,
                     at: t,
-                    recorded_at: None,
                     stage,
-                    data,
+                    by,
+                    outcome,
                 });
             }
         }
         if let (Some(reference), Some(raised_by), Some(opened_at)) =
             (reference, raised_by, opened_at)
         {
-            disputes_out.push(DisputeRec {
+            disputes_out.push(DisputeRecord {
                 reference,
                 case,
                 policy,
@@ -799,7 +724,7 @@ pub fn parse(
     if !c.problems.is_empty() {
         return Err(invalid(c.problems));
     }
-    Ok(CaseFile {
+    Ok(ImportBatch {
         partnership,
         agencies: agencies_out,
         people: people_out,
@@ -832,206 +757,6 @@ pub fn import_with(
 ) -> Result<ImportSummary, ImportError> {
     conn.transaction(|conn| {
         let parsed = parse(file, text, partnerships_configured, ladders, conn)?;
-        write(conn, &parsed).map_err(ImportError::from)
+        crate::store::import::write(conn, &parsed).map_err(ImportError::from)
     })
-}
-
-fn write(conn: &mut PgConnection, f: &CaseFile) -> Result<ImportSummary, diesel::result::Error> {
-    let p = f.partnership.as_str();
-    let mut summary = ImportSummary {
-        partnership: p.to_owned(),
-        ..Default::default()
-    };
-    diesel::insert_into(partnerships::table)
-        .values(partnerships::id.eq(p))
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    for a in &f.agencies {
-        diesel::insert_into(agencies::table)
-            .values((
-                agencies::partnership_id.eq(p),
-                agencies::id.eq(a.id.as_str()),
-                agencies::name.eq(&a.name),
-            ))
-            .on_conflict((agencies::partnership_id, agencies::id))
-            .do_update()
-            .set(agencies::name.eq(&a.name))
-            .execute(conn)?;
-    }
-    summary.agencies = f.agencies.len();
-    for person in &f.people {
-        let row = (
-            people::partnership_id.eq(p),
-            people::id.eq(person.id.as_str()),
-            people::name.eq(&person.name),
-            people::email.eq(person.email.as_ref().map(|e| e.as_str())),
-            people::agency_id.eq(person.agency.as_ref().map(|a| a.as_str())),
-            people::manager_id.eq(person.manager.as_ref().map(|m| m.as_str())),
-        );
-        diesel::insert_into(people::table)
-            .values(row)
-            .on_conflict((people::partnership_id, people::id))
-            .do_update()
-            .set((
-                people::name.eq(&person.name),
-                people::email.eq(person.email.as_ref().map(|e| e.as_str())),
-                people::agency_id.eq(person.agency.as_ref().map(|a| a.as_str())),
-                people::manager_id.eq(person.manager.as_ref().map(|m| m.as_str())),
-            ))
-            .execute(conn)?;
-    }
-    summary.people = f.people.len();
-    for a in &f.agencies {
-        for (role, person) in &a.roles {
-            diesel::insert_into(agency_roles::table)
-                .values((
-                    agency_roles::partnership_id.eq(p),
-                    agency_roles::agency_id.eq(a.id.as_str()),
-                    agency_roles::role.eq(role),
-                    agency_roles::person_id.eq(person.as_str()),
-                ))
-                .on_conflict((
-                    agency_roles::partnership_id,
-                    agency_roles::agency_id,
-                    agency_roles::role,
-                ))
-                .do_update()
-                .set(agency_roles::person_id.eq(person.as_str()))
-                .execute(conn)?;
-        }
-    }
-    for (role, person) in &f.partnership_roles {
-        diesel::insert_into(partnership_roles::table)
-            .values((
-                partnership_roles::partnership_id.eq(p),
-                partnership_roles::role.eq(role),
-                partnership_roles::person_id.eq(person.as_str()),
-            ))
-            .on_conflict((partnership_roles::partnership_id, partnership_roles::role))
-            .do_update()
-            .set(partnership_roles::person_id.eq(person.as_str()))
-            .execute(conn)?;
-    }
-    for case in &f.cases {
-        let id: i64 = diesel::insert_into(cases::table)
-            .values((
-                cases::partnership_id.eq(p),
-                cases::reference.eq(case.reference.as_str()),
-                cases::unborn.eq(case.unborn),
-                cases::visit_interval_days.eq(case.visit_interval_days),
-            ))
-            .on_conflict((cases::partnership_id, cases::reference))
-            .do_update()
-            .set((
-                cases::unborn.eq(case.unborn),
-                cases::visit_interval_days.eq(case.visit_interval_days),
-            ))
-            .returning(cases::id)
-            .get_result(conn)?;
-        // The file's roles are the case's roles now.
-        diesel::delete(case_roles::table.filter(case_roles::case_id.eq(id))).execute(conn)?;
-        let roles: Vec<_> = case
-            .roles
-            .iter()
-            .map(|(r, person)| {
-                (
-                    case_roles::case_id.eq(id),
-                    case_roles::role.eq(r),
-                    case_roles::person_id.eq(person.as_str()),
-                )
-            })
-            .collect();
-        diesel::insert_into(case_roles::table)
-            .values(&roles)
-            .on_conflict_do_nothing()
-            .execute(conn)?;
-        let events: Vec<_> = case
-            .events
-            .iter()
-            .map(|e| {
-                (
-                    case_events::case_id.eq(id),
-                    case_events::kind.eq(&e.kind),
-                    case_events::at.eq(e.at),
-                    case_events::recorded_at.eq(e.recorded_at),
-                    case_events::data.eq(Value::Object(e.data.clone())),
-                )
-            })
-            .collect();
-        let new_events = diesel::insert_into(case_events::table)
-            .values(&events)
-            .on_conflict_do_nothing()
-            .execute(conn)?;
-        summary.new_events += new_events;
-        if new_events > 0 {
-            // Something changed: the next pass must look at this case.
-            diesel::update(cases::table.find(id))
-                .set((
-                    cases::next_check_at.eq(crate::store::CHECK_NOW),
-                    cases::updated_at.eq(diesel::dsl::now),
-                ))
-                .execute(conn)?;
-        }
-    }
-    summary.cases = f.cases.len();
-    for d in &f.disputes {
-        let case_id: Option<i64> = match &d.case {
-            Some(r) => Some(
-                cases::table
-                    .filter(cases::partnership_id.eq(p))
-                    .filter(cases::reference.eq(r.as_str()))
-                    .select(cases::id)
-                    .first(conn)?,
-            ),
-            None => None,
-        };
-        let id: i64 = diesel::insert_into(disputes::table)
-            .values((
-                disputes::partnership_id.eq(p),
-                disputes::reference.eq(d.reference.as_str()),
-                disputes::case_id.eq(case_id),
-                disputes::policy.eq(&d.policy),
-                disputes::raised_by.eq(d.raised_by.as_str()),
-                disputes::respondent_person.eq(d.respondent_person.as_ref().map(|x| x.as_str())),
-                disputes::respondent_agency.eq(d.respondent_agency.as_ref().map(|x| x.as_str())),
-                disputes::subject.eq(&d.subject),
-                disputes::immediate_risk.eq(d.immediate_risk),
-                disputes::opened_at.eq(d.opened_at),
-                disputes::disagreement_at.eq(d.disagreement_at),
-                disputes::stage_started_at.eq(d.opened_at),
-            ))
-            .on_conflict((disputes::partnership_id, disputes::reference))
-            .do_update()
-            .set((
-                disputes::subject.eq(&d.subject),
-                disputes::immediate_risk.eq(d.immediate_risk),
-            ))
-            .returning(disputes::id)
-            .get_result(conn)?;
-        let events: Vec<_> = d
-            .events
-            .iter()
-            .map(|e| {
-                (
-                    dispute_events::dispute_id.eq(id),
-                    dispute_events::kind.eq(&e.kind),
-                    dispute_events::at.eq(e.at),
-                    dispute_events::stage.eq(e.stage),
-                    dispute_events::data.eq(Value::Object(e.data.clone())),
-                )
-            })
-            .collect();
-        let new = diesel::insert_into(dispute_events::table)
-            .values(&events)
-            .on_conflict_do_nothing()
-            .execute(conn)?;
-        summary.new_dispute_events += new;
-        if new > 0 {
-            diesel::update(disputes::table.find(id))
-                .set(disputes::next_check_at.eq(crate::store::CHECK_NOW))
-                .execute(conn)?;
-        }
-    }
-    summary.disputes = f.disputes.len();
-    Ok(summary)
 }

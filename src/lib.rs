@@ -1,6 +1,6 @@
 //! cpwatch: keeps child-protection timescales and professional-disagreement ladders on time.
 //!
-//! The core (`calendar`, `policy`, `domain`, `evaluate`) is pure: no I/O, no clock.
+//! The core (`calendar`, `policy`, `domain`, `records`, `evaluate`) is pure: no I/O, no clock.
 //! The adapters (`store`, `import`, `mail`, `jobs`, `daemon`, `cli`) surround it.
 
 pub mod calendar;
@@ -15,6 +15,7 @@ pub mod import;
 pub mod jobs;
 pub mod mail;
 pub mod policy;
+pub mod records;
 pub mod report;
 pub mod schedule;
 pub mod settings;

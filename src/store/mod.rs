@@ -3,6 +3,7 @@
 
 pub mod cases;
 pub mod disputes;
+pub mod import;
 pub mod outbox;
 pub mod schema;
 
