@@ -2,7 +2,8 @@
 //! the write of a validated [`ImportBatch`] ([`write`]). Call both inside one transaction.
 //! Writing upserts agencies, people, roles, cases and disputes; a case's roles become the
 //! batch's; events already stored are left alone, and a case or dispute that gained one is
-//! marked to be looked at on the next pass.
+//! marked to be looked at on the next pass. People, cases, case roles and case events are
+//! written a few thousand rows a statement.
 
 use super::schema::{
     agencies, agency_roles, case_events, case_roles, cases, dispute_events, disputes,
@@ -13,7 +14,9 @@ use crate::domain::{PartnershipId, Person};
 use crate::records::{AgencyRecord, CaseRecord, DisputeRecord, ImportBatch, ImportSummary, Known};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
+use diesel::upsert::excluded;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// The people, agencies and case references a partnership already holds.
 pub fn known(conn: &mut PgConnection, partnership: &PartnershipId) -> Result<Known, DbError> {
@@ -37,7 +40,12 @@ pub fn known(conn: &mut PgConnection, partnership: &PartnershipId) -> Result<Kno
     })
 }
 
-/// Write a validated batch; what was written. Call inside a transaction.
+/// Rows a multi-row statement carries: at most 6 binds each, well under PostgreSQL's 65,535.
+const ROWS_PER_STATEMENT: usize = 5_000;
+
+/// Write a validated batch; what was written. Call inside a transaction. People and case
+/// references must be unique within the batch (the validator sees to it); agencies and disputes
+/// given twice are written twice, the last one standing.
 pub fn write(conn: &mut PgConnection, batch: &ImportBatch) -> Result<ImportSummary, DbError> {
     let p = batch.partnership.as_str();
     let mut summary = ImportSummary {
@@ -53,12 +61,11 @@ pub fn write(conn: &mut PgConnection, batch: &ImportBatch) -> Result<ImportSumma
     write_people(conn, p, &batch.people)?;
     summary.people = batch.people.len();
     write_roles(conn, p, batch)?;
-    for case in &batch.cases {
-        summary.new_events += write_case(conn, p, case)?;
-    }
+    let case_ids = write_cases(conn, p, &batch.cases)?;
+    summary.new_events = write_case_events(conn, &batch.cases, &case_ids)?;
     summary.cases = batch.cases.len();
     for d in &batch.disputes {
-        summary.new_dispute_events += write_dispute(conn, p, d)?;
+        summary.new_dispute_events += write_dispute(conn, p, d, &case_ids)?;
     }
     summary.disputes = batch.disputes.len();
     Ok(summary)
@@ -81,22 +88,30 @@ fn write_agencies(conn: &mut PgConnection, p: &str, list: &[AgencyRecord]) -> Re
 }
 
 fn write_people(conn: &mut PgConnection, p: &str, list: &[Person]) -> Result<(), DbError> {
-    for person in list {
-        let fields = (
-            people::name.eq(&person.name),
-            people::email.eq(person.email.as_ref().map(|e| e.as_str())),
-            people::agency_id.eq(person.agency.as_ref().map(|a| a.as_str())),
-            people::manager_id.eq(person.manager.as_ref().map(|m| m.as_str())),
-        );
+    for chunk in list.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|person| {
+                (
+                    people::partnership_id.eq(p),
+                    people::id.eq(person.id.as_str()),
+                    people::name.eq(&person.name),
+                    people::email.eq(person.email.as_ref().map(|e| e.as_str())),
+                    people::agency_id.eq(person.agency.as_ref().map(|a| a.as_str())),
+                    people::manager_id.eq(person.manager.as_ref().map(|m| m.as_str())),
+                )
+            })
+            .collect();
         diesel::insert_into(people::table)
-            .values((
-                people::partnership_id.eq(p),
-                people::id.eq(person.id.as_str()),
-                fields,
-            ))
+            .values(&rows)
             .on_conflict((people::partnership_id, people::id))
             .do_update()
-            .set(fields)
+            .set((
+                people::name.eq(excluded(people::name)),
+                people::email.eq(excluded(people::email)),
+                people::agency_id.eq(excluded(people::agency_id)),
+                people::manager_id.eq(excluded(people::manager_id)),
+            ))
             .execute(conn)?;
     }
     Ok(())
@@ -138,45 +153,71 @@ fn write_roles(conn: &mut PgConnection, p: &str, batch: &ImportBatch) -> Result<
     Ok(())
 }
 
-/// Upsert a case, replace its roles, add its new events; how many events were new.
-fn write_case(conn: &mut PgConnection, p: &str, case: &CaseRecord) -> Result<usize, DbError> {
-    let days = case.visit_interval_days.map(to_int4).transpose()?;
-    let id: i64 = diesel::insert_into(cases::table)
-        .values((
-            cases::partnership_id.eq(p),
-            cases::reference.eq(case.reference.as_str()),
-            cases::unborn.eq(case.unborn),
-            cases::visit_interval_days.eq(days),
-        ))
-        .on_conflict((cases::partnership_id, cases::reference))
-        .do_update()
-        .set((
-            cases::unborn.eq(case.unborn),
-            cases::visit_interval_days.eq(days),
-        ))
-        .returning(cases::id)
-        .get_result(conn)?;
-    // The batch's roles are the case's roles now.
-    diesel::delete(case_roles::table.filter(case_roles::case_id.eq(id))).execute(conn)?;
-    let roles: Vec<_> = case
-        .roles
-        .iter()
-        .map(|(r, person)| {
+/// Upsert the cases and make the batch's roles theirs; each case's id, by reference.
+fn write_cases(
+    conn: &mut PgConnection,
+    p: &str,
+    list: &[CaseRecord],
+) -> Result<HashMap<String, i64>, DbError> {
+    let mut ids = HashMap::with_capacity(list.len());
+    for chunk in list.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for case in chunk {
+            rows.push((
+                cases::partnership_id.eq(p),
+                cases::reference.eq(case.reference.as_str()),
+                cases::unborn.eq(case.unborn),
+                cases::visit_interval_days.eq(case.visit_interval_days.map(to_int4).transpose()?),
+            ));
+        }
+        let written: Vec<(i64, String)> = diesel::insert_into(cases::table)
+            .values(&rows)
+            .on_conflict((cases::partnership_id, cases::reference))
+            .do_update()
+            .set((
+                cases::unborn.eq(excluded(cases::unborn)),
+                cases::visit_interval_days.eq(excluded(cases::visit_interval_days)),
+            ))
+            .returning((cases::id, cases::reference))
+            .get_results(conn)?;
+        ids.extend(written.into_iter().map(|(id, r)| (r, id)));
+    }
+    // The batch's roles are the cases' roles now.
+    let all: Vec<i64> = ids.values().copied().collect();
+    diesel::delete(case_roles::table.filter(case_roles::case_id.eq_any(&all))).execute(conn)?;
+    let mut roles = Vec::new();
+    for case in list {
+        let id = id_of(&ids, case)?;
+        roles.extend(case.roles.iter().map(|(r, person)| {
             (
                 case_roles::case_id.eq(id),
                 case_roles::role.eq(r),
                 case_roles::person_id.eq(person.as_str()),
             )
-        })
-        .collect();
-    diesel::insert_into(case_roles::table)
-        .values(&roles)
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    let events: Vec<_> = case
-        .events
-        .iter()
-        .map(|e| {
+        }));
+    }
+    for chunk in roles.chunks(ROWS_PER_STATEMENT) {
+        diesel::insert_into(case_roles::table)
+            .values(chunk)
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+    }
+    Ok(ids)
+}
+
+/// Add the cases' events not stored yet, and mark the cases that gained one to be looked at
+/// on the next pass; how many events were new.
+fn write_case_events(
+    conn: &mut PgConnection,
+    list: &[CaseRecord],
+    ids: &HashMap<String, i64>,
+) -> Result<usize, DbError> {
+    let mut cases = Vec::with_capacity(list.len());
+    for case in list {
+        cases.push((id_of(ids, case)?, case));
+    }
+    let mut events = cases.into_iter().flat_map(|(id, case)| {
+        case.events.iter().map(move |e| {
             (
                 case_events::case_id.eq(id),
                 case_events::kind.eq(e.kind.as_str()),
@@ -185,14 +226,26 @@ fn write_case(conn: &mut PgConnection, p: &str, case: &CaseRecord) -> Result<usi
                 case_events::data.eq(Value::Object(e.data.clone())),
             )
         })
-        .collect();
-    let new_events = diesel::insert_into(case_events::table)
-        .values(&events)
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    if new_events > 0 {
-        // Something changed: the next pass must look at this case.
-        diesel::update(cases::table.find(id))
+    });
+    let mut changed: Vec<i64> = Vec::new();
+    loop {
+        // A statement's worth at a time, so that only that many copies of event data are held.
+        let chunk: Vec<_> = events.by_ref().take(ROWS_PER_STATEMENT).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let added: Vec<i64> = diesel::insert_into(case_events::table)
+            .values(&chunk)
+            .on_conflict_do_nothing()
+            .returning(case_events::case_id)
+            .get_results(conn)?;
+        changed.extend(added);
+    }
+    let new_events = changed.len();
+    changed.sort_unstable();
+    changed.dedup();
+    if !changed.is_empty() {
+        diesel::update(cases::table.filter(cases::id.eq_any(&changed)))
             .set((
                 cases::next_check_at.eq(CHECK_NOW),
                 cases::updated_at.eq(diesel::dsl::now),
@@ -202,17 +255,32 @@ fn write_case(conn: &mut PgConnection, p: &str, case: &CaseRecord) -> Result<usi
     Ok(new_events)
 }
 
-/// Upsert a dispute and add its new events; how many events were new.
-fn write_dispute(conn: &mut PgConnection, p: &str, d: &DisputeRecord) -> Result<usize, DbError> {
+fn id_of(ids: &HashMap<String, i64>, case: &CaseRecord) -> Result<i64, DbError> {
+    ids.get(case.reference.as_str())
+        .copied()
+        .ok_or(DbError::NotFound)
+}
+
+/// Upsert a dispute (about a case of the batch, or one stored) and add its new events; how
+/// many events were new.
+fn write_dispute(
+    conn: &mut PgConnection,
+    p: &str,
+    d: &DisputeRecord,
+    case_ids: &HashMap<String, i64>,
+) -> Result<usize, DbError> {
     let case_id: Option<i64> = match &d.case {
-        Some(r) => Some(
-            cases::table
-                .filter(cases::partnership_id.eq(p))
-                .filter(cases::reference.eq(r.as_str()))
-                .select(cases::id)
-                .first(conn)?,
-        ),
         None => None,
+        Some(r) => match case_ids.get(r.as_str()) {
+            Some(id) => Some(*id),
+            None => Some(
+                cases::table
+                    .filter(cases::partnership_id.eq(p))
+                    .filter(cases::reference.eq(r.as_str()))
+                    .select(cases::id)
+                    .first(conn)?,
+            ),
+        },
     };
     let id: i64 = diesel::insert_into(disputes::table)
         .values((
