@@ -1,8 +1,6 @@
 //! Reading cases and people for the evaluator, in batches; writing next-check instants.
 
-use super::schema::{
-    agencies, agency_roles, case_events, case_roles, cases, partnership_roles, people,
-};
+use super::schema::{agency_roles, case_events, case_roles, cases, partnership_roles, people};
 use super::DbError;
 use crate::domain::{
     AgencyId, Case, CaseRef, Directory, Email, Event, EventKind, PartnershipId, Person, PersonId,
@@ -252,22 +250,6 @@ pub fn set_next_checks(
     .bind::<diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>, _>(at)
     .execute(conn)?;
     Ok(())
-}
-
-/// Agencies known in a partnership (for import validation).
-pub fn agency_ids(conn: &mut PgConnection, partnership: &str) -> Result<Vec<String>, DbError> {
-    agencies::table
-        .filter(agencies::partnership_id.eq(partnership))
-        .select(agencies::id)
-        .load(conn)
-}
-
-/// People known in a partnership (for import validation).
-pub fn person_ids(conn: &mut PgConnection, partnership: &str) -> Result<Vec<String>, DbError> {
-    people::table
-        .filter(people::partnership_id.eq(partnership))
-        .select(people::id)
-        .load(conn)
 }
 
 /// The e-mail address of a case's team manager, if the case system recorded one.

@@ -5,6 +5,7 @@ pub mod cases;
 pub mod deliveries;
 pub mod disputes;
 pub mod holidays;
+pub mod import;
 pub mod notices;
 pub mod payload;
 pub mod schema;
