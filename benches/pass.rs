@@ -9,7 +9,7 @@
 //!    cases, case_roles and case_events, `Selection::All`) with the results thrown away; and, for
 //!    reference, plain server-side full scans (`count(*)`) of the same three tables;
 //! 2. a full pass (`full = true`, `Mode::Write`) at an instant where many cases have work due
-//!    (the first pass on this database: empty, never-analyzed outbox); 2b. the same full pass
+//!    (the first pass on this database: empty, never-analyzed notice tables); 2b. the same full pass
 //!    again after `ANALYZE` of the notice tables (everything already queued: the steady-state cost);
 //! 3. the same pass as a dry run (evaluation, no writes);
 //! 4. an idle pass one hour later (`full = false`): only the cases whose next check has come;
@@ -179,7 +179,7 @@ fn main() -> anyhow::Result<()> {
     // Where the time of a writing pass goes: the pass's steps replayed one by one with a clock
     // around each (same calls, same batches, one transaction per batch), on the state the full
     // pass started from (outbox emptied, every case due again). Not part of the figures above.
-    diesel::sql_query("TRUNCATE outbox").execute(&mut conn)?;
+    diesel::sql_query("TRUNCATE notices CASCADE").execute(&mut conn)?;
     diesel::sql_query("UPDATE cases SET next_check_at = '-infinity'").execute(&mut conn)?;
     diesel::sql_query("VACUUM (ANALYZE) cases").execute(&mut conn)?;
     let prof = profile(&mut conn, &runtime, now, batch_size)?;
