@@ -53,10 +53,9 @@ fn insert_old_row(conn: &mut PgConnection, recipient: &str, role: &str, message_
     .unwrap();
 }
 
-#[test]
-fn a_row_queued_by_the_previous_version_still_delivers() {
-    let db = TestDb::new();
-    let smtp = SmtpServer::start();
+/// A database at the previous release's schema, with one notice queued for two recipients the
+/// way that release wrote it.
+fn old_database(db: &TestDb) -> PgConnection {
     let mut conn = db.conn();
     for _ in 0..OLD_MIGRATIONS {
         conn.run_next_migration(MIGRATIONS).unwrap();
@@ -73,6 +72,14 @@ fn a_row_queued_by_the_previous_version_still_delivers() {
         "cc",
         "<old-sw1@cpwatch.invalid>",
     );
+    conn
+}
+
+#[test]
+fn a_row_queued_by_the_previous_version_still_delivers() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start();
+    let mut conn = old_database(&db);
 
     let cp = Cpwatch::new(&db, Some(&smtp));
     let out = cp.ok(&["migrate"]);
@@ -132,22 +139,7 @@ fn a_row_queued_by_the_previous_version_still_delivers() {
 #[test]
 fn the_migration_reverts_to_one_outbox_row_per_recipient() {
     let db = TestDb::new();
-    let mut conn = db.conn();
-    for _ in 0..OLD_MIGRATIONS {
-        conn.run_next_migration(MIGRATIONS).unwrap();
-    }
-    insert_old_row(
-        &mut conn,
-        "tm1@ksc.example.org",
-        "to",
-        "<old-tm1@cpwatch.invalid>",
-    );
-    insert_old_row(
-        &mut conn,
-        "sw1@ksc.example.org",
-        "cc",
-        "<old-sw1@cpwatch.invalid>",
-    );
+    let mut conn = old_database(&db);
     conn.run_pending_migrations(MIGRATIONS).unwrap();
     conn.revert_last_migration(MIGRATIONS).unwrap();
     assert_eq!(
