@@ -47,9 +47,9 @@ CREATE TABLE deliveries (
     created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
     UNIQUE (notice_id, recipient)
 );
+-- The claim's order. Withdrawal finds a notice's deliveries by the unique (notice_id, recipient)
+-- index; status counts read the table (narrow rows), so no index of their own.
 CREATE INDEX deliveries_pending ON deliveries (send_after, id) WHERE status = 'pending';
-CREATE INDEX deliveries_pending_notice ON deliveries (notice_id) WHERE status = 'pending';
-CREATE INDEX deliveries_status ON deliveries (status);
 
 -- Carry every outbox row over. A row's notice key is its dedupe key without "/<recipient>".
 INSERT INTO notices (key, partnership_id, kind, rule, case_ref, dispute_ref, occurrence, step,

@@ -3,7 +3,6 @@
 //! evaluation no longer calls for.
 
 use super::payload::{self, Content, PayloadError};
-use super::schema::{deliveries, notices};
 use super::DbError;
 use crate::domain::{CaseRef, DisputeRef, PartnershipId};
 use crate::evaluate::{Kind, Notice, NoticeKey};
@@ -11,36 +10,6 @@ use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-
-#[derive(Insertable)]
-#[diesel(table_name = notices)]
-struct NewNotice<'a> {
-    key: &'a str,
-    partnership_id: &'a str,
-    kind: &'a str,
-    rule: &'a str,
-    case_ref: Option<&'a str>,
-    dispute_ref: Option<&'a str>,
-    occurrence: &'a str,
-    step: &'a str,
-    due_at: DateTime<Utc>,
-    trigger_at: DateTime<Utc>,
-    send_after: DateTime<Utc>,
-    urgent: bool,
-    payload: serde_json::Value,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = deliveries)]
-struct NewDelivery<'a> {
-    notice_id: i64,
-    recipient: &'a str,
-    position: &'a str,
-    send_after: DateTime<Utc>,
-    urgent: bool,
-    message_id: String,
-}
 
 /// `<hash-of-key@domain>`: the same notice to the same person always has the same Message-ID.
 /// `delivery_key` is `NoticeKey::for_recipient`.
@@ -50,9 +19,9 @@ pub fn message_id(delivery_key: &str, domain: &str) -> String {
     format!("<{hex}@{domain}>")
 }
 
-/// Rows per statement: well under PostgreSQL's 65,535 bind parameters.
-const NOTICE_CHUNK: usize = 2_000;
-const DELIVERY_CHUNK: usize = 5_000;
+/// Notices per statement (each statement binds one array per column, so this bounds memory,
+/// not bind parameters).
+const CHUNK: usize = 5_000;
 
 /// Queue every notice and a delivery for each of its recipients; what is there already is left
 /// alone. Returns how many deliveries were new.
@@ -61,83 +30,135 @@ pub fn enqueue(
     notices: &[Notice],
     domain: &str,
 ) -> Result<usize, DbError> {
-    if notices.is_empty() {
-        return Ok(0);
-    }
-    let ids = notice_ids(conn, notices)?;
-    let mut rows = Vec::new();
-    for n in notices {
-        let Some(&notice_id) = ids.get(n.key.as_str()) else {
-            continue;
-        };
-        for (r, position) in n.recipients() {
-            rows.push(NewDelivery {
-                notice_id,
-                recipient: r.email.as_str(),
-                position: position.as_str(),
-                send_after: n.send_after,
-                urgent: n.urgent,
-                message_id: message_id(&n.key.for_recipient(r.email.as_str()), domain),
-            });
-        }
-    }
     let mut inserted = 0;
-    for chunk in rows.chunks(DELIVERY_CHUNK) {
-        inserted += diesel::insert_into(deliveries::table)
-            .values(chunk)
-            .on_conflict((deliveries::notice_id, deliveries::recipient))
-            .do_nothing()
-            .execute(conn)?;
+    for chunk in notices.chunks(CHUNK) {
+        inserted += enqueue_chunk(conn, chunk, domain)?;
     }
     Ok(inserted)
 }
 
-/// Insert the notices that are new and return the id of every one, new or not, by key.
-fn notice_ids(
+/// One statement: the new notices inserted, then a delivery per recipient of every notice of
+/// the chunk, new or already there (a recipient added since is queued; one already queued is not).
+fn enqueue_chunk(
     conn: &mut PgConnection,
     notices: &[Notice],
-) -> Result<HashMap<String, i64>, DbError> {
-    let rows: Vec<NewNotice> = notices.iter().map(new_notice).collect();
-    let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
-    for chunk in rows.chunks(NOTICE_CHUNK) {
-        let new: Vec<(i64, String)> = diesel::insert_into(notices::table)
-            .values(chunk)
-            .on_conflict(notices::key)
-            .do_nothing()
-            .returning((notices::id, notices::key))
-            .get_results(conn)?;
-        ids.extend(new.into_iter().map(|(id, key)| (key, id)));
-    }
-    let known: Vec<&str> = notices
-        .iter()
-        .map(|n| n.key.as_str())
-        .filter(|k| !ids.contains_key(*k))
-        .collect();
-    for chunk in known.chunks(NOTICE_CHUNK) {
-        let old: Vec<(i64, String)> = notices::table
-            .filter(notices::key.eq_any(chunk))
-            .select((notices::id, notices::key))
-            .load(conn)?;
-        ids.extend(old.into_iter().map(|(id, key)| (key, id)));
-    }
-    Ok(ids)
+    domain: &str,
+) -> Result<usize, DbError> {
+    use diesel::sql_types::{Array, Bool, Jsonb, Nullable, Text, Timestamptz};
+    let n = Columns::of(notices);
+    let d = RecipientColumns::of(notices, domain);
+    diesel::sql_query(
+        "WITH input AS ( \
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                                $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], \
+                                $11::timestamptz[], $12::boolean[], $13::jsonb[]) \
+             AS i(key, partnership_id, kind, rule, case_ref, dispute_ref, occurrence, step, due_at, \
+                  trigger_at, send_after, urgent, payload)), \
+         new AS ( \
+           INSERT INTO notices (key, partnership_id, kind, rule, case_ref, dispute_ref, occurrence, \
+                                step, due_at, trigger_at, send_after, urgent, payload) \
+           SELECT * FROM input ON CONFLICT (key) DO NOTHING RETURNING id, key), \
+         ids AS ( \
+           SELECT id, key FROM new \
+           UNION ALL SELECT n.id, n.key FROM notices n JOIN input i ON i.key = n.key) \
+         INSERT INTO deliveries (notice_id, recipient, position, send_after, urgent, message_id) \
+         SELECT ids.id, r.recipient, r.position, r.send_after, r.urgent, r.message_id \
+         FROM unnest($14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::boolean[], \
+                     $19::text[]) AS r(key, recipient, position, send_after, urgent, message_id) \
+         JOIN ids ON ids.key = r.key \
+         ON CONFLICT (notice_id, recipient) DO NOTHING",
+    )
+    .bind::<Array<Text>, _>(&n.key)
+    .bind::<Array<Text>, _>(&n.partnership)
+    .bind::<Array<Text>, _>(&n.kind)
+    .bind::<Array<Text>, _>(&n.rule)
+    .bind::<Array<Nullable<Text>>, _>(&n.case_ref)
+    .bind::<Array<Nullable<Text>>, _>(&n.dispute_ref)
+    .bind::<Array<Text>, _>(&n.occurrence)
+    .bind::<Array<Text>, _>(&n.step)
+    .bind::<Array<Timestamptz>, _>(&n.due_at)
+    .bind::<Array<Timestamptz>, _>(&n.trigger_at)
+    .bind::<Array<Timestamptz>, _>(&n.send_after)
+    .bind::<Array<Bool>, _>(&n.urgent)
+    .bind::<Array<Jsonb>, _>(&n.payload)
+    .bind::<Array<Text>, _>(&d.key)
+    .bind::<Array<Text>, _>(&d.recipient)
+    .bind::<Array<Text>, _>(&d.position)
+    .bind::<Array<Timestamptz>, _>(&d.send_after)
+    .bind::<Array<Bool>, _>(&d.urgent)
+    .bind::<Array<Text>, _>(&d.message_id)
+    .execute(conn)
 }
 
-fn new_notice(n: &Notice) -> NewNotice<'_> {
-    NewNotice {
-        key: n.key.as_str(),
-        partnership_id: n.partnership.as_str(),
-        kind: n.kind.as_str(),
-        rule: &n.rule,
-        case_ref: n.case.as_ref().map(|c| c.as_str()),
-        dispute_ref: n.dispute.as_ref().map(|d| d.as_str()),
-        occurrence: &n.occurrence,
-        step: &n.step,
-        due_at: n.due,
-        trigger_at: n.trigger_at,
-        send_after: n.send_after,
-        urgent: n.urgent,
-        payload: payload::write(n),
+/// A chunk of notices, column by column, for `unnest`.
+struct Columns<'a> {
+    key: Vec<&'a str>,
+    partnership: Vec<&'a str>,
+    kind: Vec<&'static str>,
+    rule: Vec<&'a str>,
+    case_ref: Vec<Option<&'a str>>,
+    dispute_ref: Vec<Option<&'a str>>,
+    occurrence: Vec<&'a str>,
+    step: Vec<&'a str>,
+    due_at: Vec<DateTime<Utc>>,
+    trigger_at: Vec<DateTime<Utc>>,
+    send_after: Vec<DateTime<Utc>>,
+    urgent: Vec<bool>,
+    payload: Vec<serde_json::Value>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(notices: &'a [Notice]) -> Self {
+        Columns {
+            key: notices.iter().map(|n| n.key.as_str()).collect(),
+            partnership: notices.iter().map(|n| n.partnership.as_str()).collect(),
+            kind: notices.iter().map(|n| n.kind.as_str()).collect(),
+            rule: notices.iter().map(|n| n.rule.as_str()).collect(),
+            case_ref: notices
+                .iter()
+                .map(|n| n.case.as_ref().map(|c| c.as_str()))
+                .collect(),
+            dispute_ref: notices
+                .iter()
+                .map(|n| n.dispute.as_ref().map(|d| d.as_str()))
+                .collect(),
+            occurrence: notices.iter().map(|n| n.occurrence.as_str()).collect(),
+            step: notices.iter().map(|n| n.step.as_str()).collect(),
+            due_at: notices.iter().map(|n| n.due).collect(),
+            trigger_at: notices.iter().map(|n| n.trigger_at).collect(),
+            send_after: notices.iter().map(|n| n.send_after).collect(),
+            urgent: notices.iter().map(|n| n.urgent).collect(),
+            payload: notices.iter().map(payload::write).collect(),
+        }
+    }
+}
+
+/// Every recipient of a chunk of notices, column by column, for `unnest`.
+#[derive(Default)]
+struct RecipientColumns<'a> {
+    key: Vec<&'a str>,
+    recipient: Vec<&'a str>,
+    position: Vec<&'static str>,
+    send_after: Vec<DateTime<Utc>>,
+    urgent: Vec<bool>,
+    message_id: Vec<String>,
+}
+
+impl<'a> RecipientColumns<'a> {
+    fn of(notices: &'a [Notice], domain: &str) -> Self {
+        let mut c = RecipientColumns::default();
+        for n in notices {
+            for (r, position) in n.recipients() {
+                c.key.push(n.key.as_str());
+                c.recipient.push(r.email.as_str());
+                c.position.push(position.as_str());
+                c.send_after.push(n.send_after);
+                c.urgent.push(n.urgent);
+                c.message_id
+                    .push(message_id(&n.key.for_recipient(r.email.as_str()), domain));
+            }
+        }
+        c
     }
 }
 
