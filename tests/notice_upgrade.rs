@@ -79,7 +79,7 @@ fn old_database(db: &TestDb) -> PgConnection {
 fn a_row_queued_by_the_previous_version_still_delivers() {
     let db = TestDb::new();
     let smtp = SmtpServer::start();
-    let mut conn = old_database(&db);
+    drop(old_database(&db));
 
     let cp = Cpwatch::new(&db, Some(&smtp));
     let out = cp.ok(&["migrate"]);
