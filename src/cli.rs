@@ -109,6 +109,12 @@ pub enum Command {
         #[arg(long, value_parser = parse_instant)]
         to: Option<DateTime<Utc>>,
     },
+    /// Show a policy as a table (rule, timescale in words, who acts, who is told next, source,
+    /// national or local), or where two policies differ.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// A private database, the sample partnership, a simulated month; mail written to ./outbox/.
     Demo {
         /// Where the .eml files go.
@@ -117,6 +123,27 @@ pub enum Command {
         /// Days to simulate.
         #[arg(long, default_value_t = 30)]
         days: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Print one policy (standards rules or ladder stages) as a readable table.
+    Show {
+        /// The policy id, e.g. england-wt-2023, knowsley-cp-2019, pan-cheshire-escalation.
+        id: String,
+        /// Table width in characters (default: $COLUMNS, else 140).
+        #[arg(long)]
+        width: Option<u16>,
+    },
+    /// Show where two policies of one kind differ: rules paired by id (or by what starts and
+    /// meets their clocks), the fields that differ, and the rules only one of them has.
+    Diff {
+        a: String,
+        b: String,
+        /// Table width in characters (default: $COLUMNS, else 140).
+        #[arg(long)]
+        width: Option<u16>,
     },
 }
 
@@ -227,8 +254,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             at.unwrap_or_else(Utc::now),
             Range { from, to },
         ),
+        Command::Policy { command } => policy(&settings, command),
         Command::Demo { .. } => unreachable!("handled above"),
     }
+}
+
+/// `cpwatch policy show|diff`: the tables come from `policy_view`.
+fn policy(settings: &Settings, command: PolicyCommand) -> anyhow::Result<()> {
+    use crate::policy_view::{self as view, Policy};
+    let catalogue = &settings.catalogue;
+    let find = |id: &str| {
+        Policy::find(catalogue, id).ok_or_else(|| {
+            InputError(format!(
+                "no policy {id:?} (known: {})",
+                view::known_ids(catalogue).join(", ")
+            ))
+        })
+    };
+    let columns = |w: Option<u16>| {
+        w.or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+            .unwrap_or(140)
+    };
+    match command {
+        PolicyCommand::Show { id, width } => print!("{}", view::show(find(&id)?, columns(width))),
+        PolicyCommand::Diff { a, b, width } => {
+            print!(
+                "{}",
+                view::diff(find(&a)?, find(&b)?, columns(width)).map_err(InputError)?
+            )
+        }
+    }
+    Ok(())
 }
 
 /// `cpwatch check`: the settings loaded (which validated them and every policy); say what is there.
@@ -250,6 +306,15 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
     println!("policies: {}", ids.join(", "));
     let names: Vec<&str> = settings.partnerships.keys().map(String::as_str).collect();
     println!("partnerships: {}", names.join(", "));
+    for (name, p) in &settings.partnerships {
+        if p.standards_defaulted {
+            println!(
+                "partnership {name}: no standards_policy configured: using the national baseline \
+                 {} (the timescales Working Together to Safeguard Children 2023 sets)",
+                p.standards_policy
+            );
+        }
+    }
     Ok(())
 }
 

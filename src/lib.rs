@@ -18,6 +18,7 @@ pub mod import;
 pub mod jobs;
 pub mod mail;
 pub mod policy;
+pub mod policy_view;
 pub mod report;
 pub mod schedule;
 pub mod settings;
