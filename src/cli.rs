@@ -6,7 +6,6 @@ use crate::evaluate::{rfc3339, Notice};
 use crate::import::{self, ImportError};
 use crate::jobs::delivery::{Control, Delivery, DeliveryReport};
 use crate::jobs::evaluation::{EvaluationPass, Mode, PassReport};
-use crate::jobs::timeliness::Range;
 use crate::jobs::Runtime;
 use crate::mail::{Channel, Renderer};
 use crate::policy::PolicyError;
@@ -92,23 +91,11 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 0)]
         max_dead: i64,
     },
-    /// Timeliness per case rule (on time, late, overdue, pending, cancelled), escalation figures
-    /// per policy (disputes reaching each stage, how long each stage took) and the records the
-    /// policies demand (summary logs, report forms, step-4 record).
-    Report {
-        /// text (for people) or csv (one table per section, a `section` column first).
-        #[arg(long, value_enum, default_value = "text")]
-        format: ReportFormat,
-        /// Judge timeliness as at this instant (RFC 3339; default now).
-        #[arg(long, value_parser = parse_instant)]
-        at: Option<DateTime<Utc>>,
-        /// Count only rule occurrences whose deadline is at or after this instant (RFC 3339).
-        #[arg(long, value_parser = parse_instant)]
-        from: Option<DateTime<Utc>>,
-        /// Count only rule occurrences whose deadline is before this instant (RFC 3339).
-        #[arg(long, value_parser = parse_instant)]
-        to: Option<DateTime<Utc>>,
-    },
+    /// Timeliness per case rule (on time, late, overdue, pending, cancelled), the census-aligned
+    /// measures (ICPCs within 15 working days, reviews on time, assessments within 45 working
+    /// days, plans of 2 years or more, second plans) over the period, by team and by month,
+    /// escalation figures per ladder stage and the records the ladders demand.
+    Report(crate::report_run::ReportArgs),
     /// Show a policy as a table (rule, timescale in words, who acts, who is told next, source,
     /// national or local), or where two policies differ.
     Policy {
@@ -153,13 +140,7 @@ pub enum Format {
     Json,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReportFormat {
-    Text,
-    Csv,
-}
-
-fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("{s:?} is not an RFC 3339 instant like 2026-03-20T09:00:00Z ({e})"))
@@ -243,17 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_dead,
             },
         ),
-        Command::Report {
-            format,
-            at,
-            from,
-            to,
-        } => report(
-            &settings,
-            format,
-            at.unwrap_or_else(Utc::now),
-            Range { from, to },
-        ),
+        Command::Report(args) => crate::report_run::run(&settings, args),
         Command::Policy { command } => policy(&settings, command),
         Command::Demo { .. } => unreachable!("handled above"),
     }
@@ -497,34 +468,6 @@ fn health(settings: &Settings, limits: crate::health::Limits) -> anyhow::Result<
     } else {
         Err(crate::health::Unhealthy(failed).into())
     }
-}
-
-fn report(
-    settings: &Settings,
-    format: ReportFormat,
-    at: DateTime<Utc>,
-    range: Range,
-) -> anyhow::Result<()> {
-    let mut conn = connect(settings)?;
-    store::ensure_schema(&mut conn, false)?;
-    let runtime = Runtime::load(settings, &mut conn);
-    let batch_size = settings.database.batch_size;
-    let timeliness = crate::jobs::timeliness::collect(&mut conn, &runtime, at, range, batch_size)?;
-    let disputes = store::disputes::report_disputes(&mut conn)?;
-    let report = crate::report::build(
-        &disputes,
-        &runtime.catalogue,
-        &|p| runtime.partnerships.get(p).map(|r| &r.calendar),
-        timeliness,
-    );
-    print!(
-        "{}",
-        match format {
-            ReportFormat::Text => crate::report::render_text(&report),
-            ReportFormat::Csv => crate::report::render_csv(&report),
-        }
-    );
-    Ok(())
 }
 
 pub fn connect(settings: &Settings) -> anyhow::Result<PgConnection> {

@@ -20,6 +20,7 @@ pub mod mail;
 pub mod policy;
 pub mod policy_view;
 pub mod report;
+pub mod report_run;
 pub mod schedule;
 pub mod settings;
 pub mod store;
