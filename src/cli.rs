@@ -1,6 +1,8 @@
 //! The command line: parse, load settings, call into jobs and the store, map errors to exit codes
 //! (0 ok, 2 usage/config/input error, 1 runtime failure).
 
+mod report;
+
 use crate::evaluate::dispute::StageChange;
 use crate::evaluate::{rfc3339, Notice};
 use crate::import::{self, ImportError};
@@ -95,7 +97,7 @@ pub enum Command {
     /// measures (ICPCs within 15 working days, reviews on time, assessments within 45 working
     /// days, plans of 2 years or more, second plans) over the period, by team and by month,
     /// escalation figures per ladder stage and the records the ladders demand.
-    Report(crate::report_run::ReportArgs),
+    Report(report::ReportArgs),
     /// Show a policy as a table (rule, timescale in words, who acts, who is told next, source,
     /// national or local), or where two policies differ.
     Policy {
@@ -224,7 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_dead,
             },
         ),
-        Command::Report(args) => crate::report_run::run(&settings, args),
+        Command::Report(args) => report::run(&settings, args),
         Command::Policy { command } => policy(&settings, command),
         Command::Demo { .. } => unreachable!("handled above"),
     }

@@ -1,6 +1,6 @@
 //! cpwatch: keeps child-protection timescales and professional-disagreement ladders on time.
 //!
-//! The core (`calendar`, `policy`, `domain`, `evaluate`, `report`) is pure: no I/O, no clock.
+//! The core (`calendar`, `policy`, `policy_view`, `domain`, `evaluate`, `report`) is pure: no I/O, no clock.
 //! The adapters surround it: `store` (PostgreSQL, all SQL), `import` (case files in), `mail`
 //! (messages out), `holiday_refresh` (the GOV.UK feed), `jobs` (the pass, delivery, the report's
 //! count), `schedule` (the cron wake-up), `daemon`, `demo`, `health`, `settings` and `cli`.
@@ -20,7 +20,6 @@ pub mod mail;
 pub mod policy;
 pub mod policy_view;
 pub mod report;
-pub mod report_run;
 pub mod schedule;
 pub mod settings;
 pub mod store;

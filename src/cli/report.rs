@@ -1,8 +1,8 @@
 //! `cpwatch report`: its options, and the run that reads the figures from the store (through
 //! `jobs::timeliness`, `jobs::census`, `store::disputes`) and writes them as text, CSV tables or
-//! one HTML file. The figures themselves are `report`'s.
+//! one HTML file. The figures themselves are `crate::report`'s.
 
-use crate::cli::{connect, InputError};
+use super::{connect, InputError};
 use crate::jobs::timeliness::Range;
 use crate::jobs::Runtime;
 use crate::report::{self, tables, Report};
@@ -73,7 +73,7 @@ pub struct ReportArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub format: ReportFormat,
     /// Judge timeliness as at this instant (RFC 3339; default now).
-    #[arg(long, value_parser = crate::cli::parse_instant)]
+    #[arg(long, value_parser = super::parse_instant)]
     pub at: Option<DateTime<Utc>>,
     /// The period's start: a date (2026-04-01 = local midnight) or an RFC 3339 instant. Rule
     /// occurrences count by their deadline, census measures by the date of what they count.
