@@ -193,7 +193,7 @@ fn a_partnership_with_no_standards_policy_gets_the_national_baseline_per_enquiry
     // The first enquiry needed no conference (cancelled); the second's, due Monday 23 March at
     // close, was held on the 30th: late by 6.71 days.
     assert_eq!(
-        row, "wirral,england-wt-2023,icpc-within-15wd,WT3,2,0,1,0,0,1,0.0,6.71",
+        row, "wirral,england-wt-2023,icpc-within-15wd,WT 2023 ch.3,2,0,1,0,0,1,0.0,6.71",
         "{csv}"
     );
     assert!(

@@ -376,3 +376,80 @@ impl CensusTally {
         self.figures
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CaseRef, PartnershipId};
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn event(kind: EventKind, day: &str, data: serde_json::Value) -> Event {
+        Event {
+            kind,
+            at: date(day).and_hms_opt(10, 0, 0).unwrap().and_utc(),
+            recorded_at: None,
+            data: data.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn months_clamp_and_the_trend_is_twelve_months_ending_with_the_last() {
+        assert_eq!(add_months(date("2026-01-31"), 1), date("2026-02-28"));
+        assert_eq!(add_months(date("2024-02-29"), 24), date("2026-02-28"));
+        let months = Month::of(date("2026-03-15")).last_twelve();
+        assert_eq!(months.len(), 12);
+        assert_eq!(months[0].to_string(), "2025-04");
+        assert_eq!(months[11].to_string(), "2026-03");
+        assert_eq!(months[0].label(), "Apr 2025");
+    }
+
+    #[test]
+    fn each_enquiry_pairs_with_its_own_conference_and_reviews_count_from_the_last_conference() {
+        use serde_json::json;
+        use EventKind::*;
+        let cal = Calendar::new(
+            chrono_tz::Europe::London,
+            chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            chrono::NaiveTime::from_hms_opt(17, 0, 0).unwrap(),
+            [date("2026-04-03"), date("2026-04-06")],
+        );
+        let s47 = json!({"s47_initiated": true});
+        let case = Case {
+            partnership: PartnershipId::parse("p").unwrap(),
+            reference: CaseRef::parse("C-1").unwrap(),
+            unborn: false,
+            visit_interval_days: None,
+            roles: vec![],
+            events: vec![
+                // Started Monday 2 March: the 15th working day after is Monday 23 March.
+                event(StrategyDiscussionHeld, "2026-03-02", s47.clone()),
+                event(IcpcHeld, "2026-03-23", json!({"outcome": "no_plan"})),
+                // Started Thursday 26 March: Easter takes two days, so the 15th is 20 April.
+                event(StrategyDiscussionHeld, "2026-03-26", s47),
+                event(IcpcHeld, "2026-04-21", json!({"outcome": "plan"})),
+                // The first review within 3 months (21 July), the next within 6 of that.
+                event(RcpcHeld, "2026-07-21", json!({"outcome": "continue"})),
+                event(RcpcHeld, "2027-01-22", json!({"outcome": "end"})),
+            ],
+        };
+        let got: Vec<(Measure, String, bool)> = occasions(&case, &cal)
+            .into_iter()
+            .map(|o| (o.measure, o.date.to_string(), o.hit))
+            .collect();
+        use Measure::*;
+        assert_eq!(
+            got,
+            vec![
+                (Icpc15WorkingDays, "2026-03-23".into(), true),
+                (Icpc15WorkingDays, "2026-04-21".into(), false),
+                (SecondOrLaterPlans, "2026-04-21".into(), false),
+                (ReviewsOnTime, "2026-07-21".into(), true),
+                (ReviewsOnTime, "2027-01-22".into(), false),
+                (PlansTwoYearsOrMore, "2027-01-22".into(), false),
+            ]
+        );
+    }
+}
