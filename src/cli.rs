@@ -1,12 +1,13 @@
 //! The command line: parse, load settings, call into jobs and the store, map errors to exit codes
 //! (0 ok, 2 usage/config/input error, 1 runtime failure).
 
+mod report;
+
 use crate::evaluate::dispute::StageChange;
 use crate::evaluate::{rfc3339, Notice};
 use crate::import::{self, ImportError};
 use crate::jobs::delivery::{Control, Delivery, DeliveryReport};
 use crate::jobs::evaluation::{EvaluationPass, Mode, PassReport};
-use crate::jobs::timeliness::Range;
 use crate::jobs::Runtime;
 use crate::mail::{Channel, Renderer};
 use crate::policy::PolicyError;
@@ -92,22 +93,16 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 0)]
         max_dead: i64,
     },
-    /// Timeliness per case rule (on time, late, overdue, pending, cancelled), escalation figures
-    /// per policy (disputes reaching each stage, how long each stage took) and the records the
-    /// policies demand (summary logs, report forms, step-4 record).
-    Report {
-        /// text (for people) or csv (one table per section, a `section` column first).
-        #[arg(long, value_enum, default_value = "text")]
-        format: ReportFormat,
-        /// Judge timeliness as at this instant (RFC 3339; default now).
-        #[arg(long, value_parser = parse_instant)]
-        at: Option<DateTime<Utc>>,
-        /// Count only rule occurrences whose deadline is at or after this instant (RFC 3339).
-        #[arg(long, value_parser = parse_instant)]
-        from: Option<DateTime<Utc>>,
-        /// Count only rule occurrences whose deadline is before this instant (RFC 3339).
-        #[arg(long, value_parser = parse_instant)]
-        to: Option<DateTime<Utc>>,
+    /// Timeliness per case rule (on time, late, overdue, pending, cancelled), the census-aligned
+    /// measures (ICPCs within 15 working days, reviews on time, assessments within 45 working
+    /// days, plans of 2 years or more, second plans) over the period, by team and by month,
+    /// escalation figures per ladder stage and the records the ladders demand.
+    Report(report::ReportArgs),
+    /// Show a policy as a table (rule, timescale in words, who acts, who is told next, source,
+    /// national or local), or where two policies differ.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
     },
     /// A private database, the sample partnership, a simulated month; mail written to ./outbox/.
     Demo {
@@ -120,19 +115,34 @@ pub enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Print one policy (standards rules or ladder stages) as a readable table.
+    Show {
+        /// The policy id, e.g. england-wt-2023, knowsley-cp-2019, pan-cheshire-escalation.
+        id: String,
+        /// Table width in characters (default: $COLUMNS, else 140).
+        #[arg(long)]
+        width: Option<u16>,
+    },
+    /// Show where two policies of one kind differ: rules paired by id (or by what starts and
+    /// meets their clocks), the fields that differ, and the rules only one of them has.
+    Diff {
+        a: String,
+        b: String,
+        /// Table width in characters (default: $COLUMNS, else 140).
+        #[arg(long)]
+        width: Option<u16>,
+    },
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Text,
     Json,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReportFormat {
-    Text,
-    Csv,
-}
-
-fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("{s:?} is not an RFC 3339 instant like 2026-03-20T09:00:00Z ({e})"))
@@ -216,19 +226,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_dead,
             },
         ),
-        Command::Report {
-            format,
-            at,
-            from,
-            to,
-        } => report(
-            &settings,
-            format,
-            at.unwrap_or_else(Utc::now),
-            Range { from, to },
-        ),
+        Command::Report(args) => report::run(&settings, args),
+        Command::Policy { command } => policy(&settings, command),
         Command::Demo { .. } => unreachable!("handled above"),
     }
+}
+
+/// `cpwatch policy show|diff`: the tables come from `policy_view`.
+fn policy(settings: &Settings, command: PolicyCommand) -> anyhow::Result<()> {
+    use crate::policy_view::{self as view, Policy};
+    let catalogue = &settings.catalogue;
+    let find = |id: &str| {
+        Policy::find(catalogue, id).ok_or_else(|| {
+            InputError(format!(
+                "no policy {id:?} (known: {})",
+                view::known_ids(catalogue).join(", ")
+            ))
+        })
+    };
+    let columns = |w: Option<u16>| {
+        w.or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+            .unwrap_or(140)
+    };
+    match command {
+        PolicyCommand::Show { id, width } => print!("{}", view::show(find(&id)?, columns(width))),
+        PolicyCommand::Diff { a, b, width } => {
+            print!(
+                "{}",
+                view::diff(find(&a)?, find(&b)?, columns(width)).map_err(InputError)?
+            )
+        }
+    }
+    Ok(())
 }
 
 /// `cpwatch check`: the settings loaded (which validated them and every policy); say what is there.
@@ -250,6 +279,15 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
     println!("policies: {}", ids.join(", "));
     let names: Vec<&str> = settings.partnerships.keys().map(String::as_str).collect();
     println!("partnerships: {}", names.join(", "));
+    for (name, p) in &settings.partnerships {
+        if p.standards_defaulted {
+            println!(
+                "partnership {name}: no standards_policy configured: using the national baseline \
+                 {} (the timescales Working Together to Safeguard Children 2023 sets)",
+                p.standards_policy
+            );
+        }
+    }
     Ok(())
 }
 
@@ -432,34 +470,6 @@ fn health(settings: &Settings, limits: crate::health::Limits) -> anyhow::Result<
     } else {
         Err(crate::health::Unhealthy(failed).into())
     }
-}
-
-fn report(
-    settings: &Settings,
-    format: ReportFormat,
-    at: DateTime<Utc>,
-    range: Range,
-) -> anyhow::Result<()> {
-    let mut conn = connect(settings)?;
-    store::ensure_schema(&mut conn, false)?;
-    let runtime = Runtime::load(settings, &mut conn);
-    let batch_size = settings.database.batch_size;
-    let timeliness = crate::jobs::timeliness::collect(&mut conn, &runtime, at, range, batch_size)?;
-    let disputes = store::disputes::report_disputes(&mut conn)?;
-    let report = crate::report::build(
-        &disputes,
-        &runtime.catalogue,
-        &|p| runtime.partnerships.get(p).map(|r| &r.calendar),
-        timeliness,
-    );
-    print!(
-        "{}",
-        match format {
-            ReportFormat::Text => crate::report::render_text(&report),
-            ReportFormat::Csv => crate::report::render_csv(&report),
-        }
-    );
-    Ok(())
 }
 
 pub fn connect(settings: &Settings) -> anyhow::Result<PgConnection> {

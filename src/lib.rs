@@ -1,6 +1,7 @@
 //! cpwatch: keeps child-protection timescales and professional-disagreement ladders on time.
 //!
-//! The core (`calendar`, `policy`, `domain`, `records`, `evaluate`, `report`) is pure: no I/O, no clock.
+//! The core (`calendar`, `policy`, `policy_view`, `domain`, `records`, `evaluate`, `report`) is
+//! pure: no I/O, no clock.
 //! The adapters surround it: `store` (PostgreSQL, all SQL), `import` (case files in), `mail`
 //! (messages out), `holiday_refresh` (the GOV.UK feed), `jobs` (the pass, delivery, the report's
 //! count), `schedule` (the cron wake-up), `daemon`, `demo`, `health`, `settings` and `cli`.
@@ -18,6 +19,7 @@ pub mod import;
 pub mod jobs;
 pub mod mail;
 pub mod policy;
+pub mod policy_view;
 pub mod records;
 pub mod report;
 pub mod schedule;

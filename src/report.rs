@@ -1,6 +1,8 @@
 //! `cpwatch report`: timeliness per case rule (counted by `jobs::timeliness` from the
-//! evaluator's facts) and escalation figures from stored disputes, formatted as text or CSV.
-//! Pure: the command line reads the rows (`store::disputes::report_disputes`) and prints.
+//! evaluator's facts), the census-aligned measures (`census`, counted by `jobs::census`) and
+//! escalation figures from stored disputes, formatted as text, CSV tables (`tables`) or one
+//! self-contained HTML file (`html`). Pure: the command line reads the rows
+//! (`store::disputes::report_disputes`) and prints.
 //!
 //! Escalation figures per policy: how many disputes reached each stage, how long each stage took
 //! (median and maximum working days, for stages that were left or resolved), and how many were
@@ -8,6 +10,10 @@
 //! summary logs (cases escalated to the safeguarding leadership team, and to the LSCB), the
 //! LSCB report forms, the Knowsley escalation notices and the LSCB's record of step-4 escalations
 //! and outcomes (Pan-Cheshire).
+
+pub mod census;
+pub mod html;
+pub mod tables;
 
 use crate::calendar::Calendar;
 use crate::evaluate::rfc3339;
@@ -93,6 +99,8 @@ pub struct Log {
 pub struct Report {
     /// Per partnership and standards rule: how its occurrences stand.
     pub timeliness: Vec<RuleFigures>,
+    /// Per partnership: the census-aligned measures (filled by the caller after `build`).
+    pub census: Vec<census::CensusFigures>,
     pub escalation: Vec<PolicyFigures>,
     pub logs: Vec<Log>,
 }
@@ -227,6 +235,7 @@ pub fn build<'c>(
         .collect();
     Report {
         timeliness,
+        census: Vec::new(),
         escalation,
         logs,
     }
@@ -379,6 +388,8 @@ pub fn render_text(r: &Report) -> String {
     let mut out = String::new();
     timeliness_text(&mut out, &r.timeliness);
     let _ = writeln!(out);
+    census_text(&mut out, &r.census);
+    let _ = writeln!(out);
     escalation_text(&mut out, &r.escalation);
     for log in &r.logs {
         log_text(&mut out, log);
@@ -487,87 +498,31 @@ fn log_text(out: &mut String, log: &Log) {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-/// CSV: one table per section, each with its own header row and a `section` first column,
-/// tables separated by a blank line.
-pub fn render_csv(r: &Report) -> String {
-    let mut out = String::new();
+fn census_text(out: &mut String, figures: &[census::CensusFigures]) {
     let _ = writeln!(
         out,
-        "section,partnership,policy,rule,standard,occurrences,on_time,late,overdue,pending,cancelled,on_time_percent,median_days_late"
+        "Census-aligned measures over the period (definitions: README, \"Census-aligned timeliness\")"
     );
-    for f in &r.timeliness {
+    if figures.is_empty() {
+        let _ = writeln!(out, "  (no cases recorded)");
+    }
+    for f in figures {
+        let _ = writeln!(out, "\n{}", f.partnership);
         let _ = writeln!(
             out,
-            "timeliness,{},{},{},{},{},{},{},{},{},{},{},{}",
-            csv_field(&f.partnership),
-            csv_field(&f.policy),
-            csv_field(&f.rule),
-            csv_field(&f.standard),
-            f.occurrences,
-            f.on_time,
-            f.late,
-            f.overdue,
-            f.pending,
-            f.cancelled,
-            f.on_time_percent()
-                .map_or(String::new(), |p| format!("{p:.1}")),
-            f.median_days_late
-                .map_or(String::new(), |d| format!("{d:.2}")),
+            "  {:<62} {:>7} {:>5} {:>7}",
+            "measure", "counted", "met", "%"
         );
-    }
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "section,policy,stage,stage_name,reached,completed,resolved_here,open_here,median_working_days,max_working_days"
-    );
-    for p in &r.escalation {
-        for s in &p.stages {
+        for m in census::Measure::ALL {
+            let c = f.period.get(m);
             let _ = writeln!(
                 out,
-                "escalation_stage,{},{},{},{},{},{},{},{},{}",
-                csv_field(&p.policy),
-                s.stage,
-                csv_field(&s.name),
-                s.reached,
-                s.completed,
-                s.resolved_here,
-                s.open_here,
-                s.median_working_days
-                    .map_or(String::new(), |x| format!("{x:.1}")),
-                s.max_working_days.map_or(String::new(), |x| x.to_string()),
+                "  {:<62} {:>7} {:>5} {:>7}",
+                m.title(),
+                c.occasions,
+                c.hits,
+                c.percent().map_or("-".into(), |p| format!("{p:.1}"))
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "\nsection,dispute,case,policy,escalated_at,stage,raised_by,raiser_agency,respondent_agency,concern,outcome"
-    );
-    for log in &r.logs {
-        for e in &log.entries {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},{},{},{},{},{}",
-                csv_field(&log.kind),
-                csv_field(&e.dispute),
-                csv_field(e.case.as_deref().unwrap_or("")),
-                csv_field(&e.policy),
-                rfc3339(e.escalated_at),
-                e.stage,
-                csv_field(&e.raised_by),
-                csv_field(e.raiser_agency.as_deref().unwrap_or("")),
-                csv_field(e.respondent_agency.as_deref().unwrap_or("")),
-                csv_field(&e.subject),
-                csv_field(&e.outcome),
-            );
-        }
-    }
-    out
 }

@@ -119,6 +119,8 @@ pub struct CalendarSettings {
 #[derive(Debug, Clone)]
 pub struct Partnership {
     pub standards_policy: String,
+    /// No `standards_policy` was configured: the national baseline is used.
+    pub standards_defaulted: bool,
     /// The ladder its disputes follow by default (a dispute may name another).
     pub escalation_policy: Option<String>,
     pub division: String,
@@ -207,7 +209,9 @@ struct RawPolicies {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPartnership {
-    standards_policy: String,
+    /// Left out: the national baseline (`policy::NATIONAL_BASELINE`).
+    #[serde(default)]
+    standards_policy: Option<String>,
     #[serde(default)]
     escalation_policy: Option<String>,
     #[serde(default = "default_division")]
@@ -503,7 +507,12 @@ fn parse_partnerships(
         p.push("partnerships: configure at least one partnership");
     }
     let mut out = BTreeMap::new();
-    for (name, part) in raw {
+    for (name, mut part) in raw {
+        let standards_defaulted = part.standards_policy.is_none();
+        let standards_policy = part
+            .standards_policy
+            .get_or_insert_with(|| crate::policy::NATIONAL_BASELINE.to_owned())
+            .clone();
         if crate::domain::PartnershipId::parse(&name).is_err() {
             p.push(format!("partnerships.{name}: not a valid partnership id"));
         }
@@ -529,7 +538,8 @@ fn parse_partnerships(
         }
         if let Some(timezone) = timezone {
             let parsed = Partnership {
-                standards_policy: part.standards_policy,
+                standards_policy,
+                standards_defaulted,
                 escalation_policy: part.escalation_policy,
                 division: part.division,
                 timezone,
@@ -542,12 +552,12 @@ fn parse_partnerships(
 }
 
 fn check_policies(name: &str, part: &RawPartnership, cat: &Catalogue, p: &mut Problems) {
-    if !cat.standards.contains_key(&part.standards_policy) {
+    let standards = part.standards_policy.as_deref().unwrap_or_default();
+    if !cat.standards.contains_key(standards) {
         let mut known: Vec<_> = cat.standards.keys().cloned().collect();
         known.sort();
         p.push(format!(
-            "partnerships.{name}.standards_policy: no policy {:?} (known: {})",
-            part.standards_policy,
+            "partnerships.{name}.standards_policy: no policy {standards:?} (known: {})",
             known.join(", ")
         ));
     }

@@ -726,16 +726,23 @@ fn report_gives_figures_per_policy_and_the_logs() {
         text.contains("2026-03-17T17:00:00Z  dispute D-4  case KN-0001  pan-cheshire-escalation  stage 4  raised by p-hv1 (health) with ksc  concern: threshold decision  outcome: chair recommended a strategy discussion"),
         "{text}"
     );
-    let csv = cp.ok(&["report", "--format", "csv"]);
+    // CSV: one table per --table, each with a single header row.
+    let timeliness = cp.ok(&["report", "--format", "csv", "--table", "timeliness"]);
     assert!(
-        csv.starts_with("section,partnership,policy,rule,standard,")
-            && csv.contains("\n\nsection,policy,stage,stage_name,reached,completed,resolved_here,open_here,median_working_days,max_working_days\n"),
-        "{csv}"
+        timeliness.starts_with("partnership,policy,rule,standard,"),
+        "{timeliness}"
+    );
+    let stages = cp.ok(&["report", "--format", "csv", "--table", "escalation_stages"]);
+    assert!(
+        stages.starts_with("policy,stage,stage_name,reached,completed,resolved_here,open_here,median_working_days,max_working_days\n"),
+        "{stages}"
     );
     assert!(
-        csv.contains("escalation_stage,knowsley-escalation-2019,2,Line manager to line manager,2,2,1,0,4.0,5\n"),
-        "{csv}"
+        stages
+            .contains("\nknowsley-escalation-2019,2,Line manager to line manager,2,2,1,0,4.0,5\n"),
+        "{stages}"
     );
+    let csv = cp.ok(&["report", "--format", "csv", "--table", "records"]);
     assert!(
         csv.contains("summary_log.safeguarding_leadership_team,D-3,KN-0001,liverpool-school-escalation,2026-03-02T17:00:00Z,2,p-hv1,health,ksc,\"referral not accepted, level 4\",open\n"),
         "{csv}"

@@ -7,12 +7,17 @@ use common::*;
 use std::collections::BTreeMap;
 
 /// rule → (occurrences, on_time, late, overdue, pending, cancelled, on_time_percent, median_days_late)
+/// from the `timeliness` table (one header row, then partnership,policy,rule,standard,...).
 fn timeliness(csv: &str) -> BTreeMap<String, Vec<String>> {
-    csv.lines()
-        .filter(|l| l.starts_with("timeliness,"))
+    let mut lines = csv.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("partnership,policy,rule,standard,occurrences"));
+    lines
         .map(|l| {
             let f: Vec<String> = l.split(',').map(str::to_owned).collect();
-            (f[3].clone(), f[5..].to_vec())
+            (f[2].clone(), f[4..].to_vec())
         })
         .collect()
 }
@@ -25,7 +30,15 @@ fn report_counts_each_rule_on_time_late_overdue_and_cancelled() {
     let file = std::fs::read_to_string("tests/fixtures/year-long-case.json").unwrap();
     assert!(cp.import_text(&file).status.success());
 
-    let csv = cp.ok(&["report", "--format", "csv", "--at", "2027-02-01T00:00:00Z"]);
+    let csv = cp.ok(&[
+        "report",
+        "--format",
+        "csv",
+        "--table",
+        "timeliness",
+        "--at",
+        "2027-02-01T00:00:00Z",
+    ]);
     let t = timeliness(&csv);
     assert_eq!(t.len(), 35, "every rule has a row: {csv}");
     let row = |rule: &str| {
@@ -54,6 +67,8 @@ fn report_counts_each_rule_on_time_late_overdue_and_cancelled() {
         "report",
         "--format",
         "csv",
+        "--table",
+        "timeliness",
         "--at",
         "2027-02-01T00:00:00Z",
         "--from",
@@ -73,7 +88,15 @@ fn report_counts_each_rule_on_time_late_overdue_and_cancelled() {
     assert_eq!(t["strategy-minutes-circulated"].join(","), "0,0,0,0,0,0,,");
 
     // As at a moment in May, the April visit's clock is simply overdue.
-    let may = cp.ok(&["report", "--format", "csv", "--at", "2026-05-20T12:00:00Z"]);
+    let may = cp.ok(&[
+        "report",
+        "--format",
+        "csv",
+        "--table",
+        "timeliness",
+        "--at",
+        "2026-05-20T12:00:00Z",
+    ]);
     assert_eq!(
         timeliness(&may)["child-seen-every-4-weeks"][3],
         "1",

@@ -2,6 +2,7 @@
 //! and the timeliness count behind `cpwatch report`. They read like short stories of calls into
 //! the core and the store.
 
+pub mod census;
 pub mod delivery;
 pub mod evaluation;
 pub mod timeliness;

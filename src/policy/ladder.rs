@@ -227,6 +227,8 @@ pub struct Stage {
     pub same_person: Vec<LadderRole>,
     /// Who confirms the outcome in writing when the dispute is resolved at this stage.
     pub outcome_confirmed_by: Vec<LadderRole>,
+    /// National or local (every shipped ladder is a local procedure).
+    pub scope: super::Scope,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -266,6 +268,8 @@ pub struct FamilyNotice {
 pub struct LadderPolicy {
     pub id: String,
     pub title: String,
+    /// The document the ladder comes from (`source`).
+    pub source: String,
     /// Numbered 1..=n.
     pub stages: Vec<Stage>,
     /// Before each stage's deadline ("1 working day before"); None = no reminders.
@@ -394,6 +398,8 @@ struct RawStage {
     same_person: Vec<String>,
     #[serde(default)]
     outcome_confirmed_by: Vec<String>,
+    #[serde(default)]
+    scope: super::Scope,
 }
 
 fn stage_start() -> String {
@@ -422,7 +428,6 @@ impl Validator {
 /// Parse and validate one escalation policy file; every problem is reported, not just the first.
 pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError> {
     let raw: RawLadder = toml::from_str(text).map_err(|e| PolicyError::toml(file, &e))?;
-    let _ = &raw.source;
     let mut v = Validator::new(file);
     if raw.kind != "escalation" {
         v.problem(
@@ -463,6 +468,7 @@ pub fn parse_ladder(file: &str, text: &str) -> Result<LadderPolicy, PolicyError>
     Ok(LadderPolicy {
         id: raw.id,
         title: raw.title,
+        source: raw.source,
         stages,
         reminder: defaults.reminder,
         coalesce: defaults.coalesce,
@@ -540,6 +546,8 @@ impl Validator {
             self.problem("to", "names nobody".into());
         }
         let cc = self.ladder_roles("cc", &s.cc);
+        let source = (!raw.source.trim().is_empty()).then_some(raw.source.as_str());
+        self.source(s.scope, source);
         let records = self.records(&s.records);
         let same_person = self.ladder_roles("same_person", &s.same_person);
         if !s.same_person.is_empty() {
@@ -576,6 +584,7 @@ impl Validator {
             records,
             same_person,
             outcome_confirmed_by,
+            scope: s.scope,
         })
     }
 

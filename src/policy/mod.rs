@@ -21,6 +21,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../config/policies/knowsley-cp-2019.toml"),
     ),
     (
+        "england-wt-2023.toml",
+        include_str!("../../config/policies/england-wt-2023.toml"),
+    ),
+    (
         "knowsley-escalation-2019.toml",
         include_str!("../../config/policies/knowsley-escalation-2019.toml"),
     ),
@@ -37,6 +41,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../config/policies/pan-cheshire-escalation.toml"),
     ),
 ];
+
+/// The standards policy of a partnership that names none: the timescales Working Together to
+/// Safeguard Children 2023 sets for every English area.
+pub const NATIONAL_BASELINE: &str = "england-wt-2023";
 
 /// One problem found in a policy file, located by file, place (`rule r1`, `stage 2`) and field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,12 +191,37 @@ pub struct Guard {
     pub within: Timescale,
 }
 
+/// Whether a rule is the statutory minimum every English area keeps (Working Together) or a
+/// partnership's own standard that goes beyond it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Set by national statutory guidance (Working Together to Safeguard Children).
+    National,
+    /// Set by the partnership (the default: a rule is national only if its file says so).
+    #[default]
+    Local,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::National => "national",
+            Scope::Local => "local",
+        }
+    }
+}
+
 /// One timescale of a standards policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub id: String,
     pub standard: String,
     pub title: String,
+    /// National (the statutory minimum) or local (the partnership's own).
+    pub scope: Scope,
+    /// Where the rule comes from (document, chapter, paragraph).
+    pub source: Option<String>,
     /// What the responsible person must do, in a sentence for the mail.
     pub action: String,
     /// Any of these events starts a clock.
@@ -367,6 +400,10 @@ struct RawRule {
     id: String,
     standard: String,
     title: String,
+    #[serde(default)]
+    scope: Scope,
+    #[serde(default)]
+    source: Option<String>,
     action: String,
     anchor: OneOrMany<RawMatch>,
     #[serde(default = "default_pick")]
@@ -484,6 +521,7 @@ impl Validator {
             );
         }
         let cc = self.roles("cc", &r.cc);
+        self.source(r.scope, r.source.as_deref());
         let overdue_steps = match &r.escalation {
             Some(steps) => self.steps("escalation", steps),
             None => defaults.overdue_steps.clone(),
@@ -492,6 +530,8 @@ impl Validator {
             id: r.id.clone(),
             standard: r.standard.clone(),
             title: r.title.clone(),
+            scope: r.scope,
+            source: r.source.clone(),
             action: r.action.clone(),
             anchors: anchors?,
             pick: r.pick,
@@ -510,6 +550,20 @@ impl Validator {
             cc,
             overdue_steps,
         })
+    }
+
+    /// A national rule must say where the nation sets it; a source, when given, says something.
+    pub(crate) fn source(&mut self, scope: Scope, source: Option<&str>) {
+        match source {
+            Some(s) if s.trim().is_empty() => {
+                self.problem("source", "empty; leave it out or name the document".into())
+            }
+            None if scope == Scope::National => self.problem(
+                "source",
+                "a national rule must cite its source (document, chapter and paragraph)".into(),
+            ),
+            _ => {}
+        }
     }
 
     /// The rule's anchors, if every one of them is valid.
