@@ -3,7 +3,7 @@
 //! The core (`calendar`, `policy`, `domain`, `evaluate`, `report`) is pure: no I/O, no clock.
 //! The adapters surround it: `store` (PostgreSQL, all SQL), `import` (case files in), `mail`
 //! (messages out), `holiday_refresh` (the GOV.UK feed), `jobs` (the pass, delivery, the report's
-//! count), `schedule` (the cron wake-up), `daemon`, `demo`, `health`, `settings` and `cli`.
+//! count), `schedule` (the cron wake-up), `daemon`, `demo` (with `pgserver`, a private PostgreSQL), `health`, `settings` and `cli`.
 //! Dependencies point inward; ARCHITECTURE.md has the map.
 
 pub mod calendar;
@@ -17,6 +17,7 @@ pub mod holiday_refresh;
 pub mod import;
 pub mod jobs;
 pub mod mail;
+pub mod pgserver;
 pub mod policy;
 pub mod report;
 pub mod schedule;

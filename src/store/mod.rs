@@ -137,20 +137,10 @@ pub fn pass_unlock(conn: &mut PgConnection) -> Result<(), DbError> {
 pub const CHECK_NOW: chrono::DateTime<chrono::Utc> = chrono::DateTime::UNIX_EPOCH;
 
 /// Where PostgreSQL's server binaries are when `initdb` is not on PATH (Debian keeps them in
-/// /usr/lib/postgresql/*/bin); None when it is. For starting a private server (demo, tests).
+/// /usr/lib/postgresql/*/bin); None when it is. (`pgserver` starts private servers.)
 pub fn postgres_bin_dir() -> Option<std::path::PathBuf> {
-    if std::process::Command::new("initdb")
-        .arg("--version")
-        .output()
-        .is_ok()
-    {
-        return None;
-    }
-    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    dirs.sort();
-    dirs.pop()
+    let dir = crate::pgserver::server_bin_dir()?;
+    let on_path =
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d == dir));
+    (!on_path).then_some(dir)
 }
