@@ -414,9 +414,23 @@ fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow
             }
         }
         println!(
-            "sent {}, to retry {}, rejected {}, dead-lettered {}",
-            total.sent, total.retried, total.failed, total.dead
+            "sent {}, to retry {}, rejected {}, dead-lettered {}{}",
+            total.sent,
+            total.retried,
+            total.failed,
+            total.dead,
+            if total.unconfirmed > 0 {
+                format!(", sent without the relay's confirmation {}", total.unconfirmed)
+            } else {
+                String::new()
+            }
         );
+        if once && total.relay_down {
+            anyhow::bail!(
+                "the mail relay failed and mail waits; the log above says why, and `cpwatch health` \
+                 shows it until the relay accepts mail again"
+            );
+        }
         Ok(())
     })
 }

@@ -2,7 +2,7 @@
 //!
 //! The core (`calendar`, `policy`, `domain`, `evaluate`, `report`) is pure: no I/O, no clock.
 //! The adapters surround it: `store` (PostgreSQL, all SQL), `import` (case files in), `mail`
-//! (messages out), `holiday_refresh` (the GOV.UK feed), `jobs` (the pass, delivery, the report's
+//! (messages out, through `smtp`), `holiday_refresh` (the GOV.UK feed), `jobs` (the pass, delivery, the report's
 //! count), `schedule` (the cron wake-up), `daemon`, `demo` (with `pgserver`, a private PostgreSQL), `health`, `settings` and `cli`.
 //! Dependencies point inward; ARCHITECTURE.md has the map.
 
@@ -22,4 +22,5 @@ pub mod policy;
 pub mod report;
 pub mod schedule;
 pub mod settings;
+pub mod smtp;
 pub mod store;

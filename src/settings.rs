@@ -77,7 +77,11 @@ pub struct Smtp {
     /// A file holding the password (a systemd credential), read when the channel is built.
     pub password_file: Option<PathBuf>,
     pub from: Mailbox,
+    /// The deadline of one whole SMTP exchange, connect to the answer to the end of DATA.
     pub timeout: Duration,
+    /// Allow the password to cross the network unencrypted (`security = "plain"` to a relay
+    /// that is not on this machine). Off unless a deployment insists.
+    pub insecure_cleartext_password: bool,
 }
 
 #[derive(Debug)]
@@ -170,6 +174,8 @@ struct RawSmtp {
     password_file: Option<String>,
     from: String,
     timeout_seconds: u64,
+    #[serde(default)]
+    insecure_cleartext_password: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -401,7 +407,21 @@ fn parse_smtp(raw: RawSmtp, p: &mut Problems) -> Option<Smtp> {
             p.push(format!("smtp.password_file: {}: {e}", file.display()));
         }
     }
+    let has_password = password.is_some() || password_file.is_some();
+    if security == Some(Security::Plain)
+        && has_password
+        && !raw.insecure_cleartext_password
+        && !crate::smtp::is_loopback(&raw.host)
+    {
+        p.push(format!(
+            "smtp.security: \"plain\" would send the password unencrypted to {:?}, which is not \
+             this machine: use starttls or tls (or, if you must, set \
+             smtp.insecure_cleartext_password = true)",
+            raw.host
+        ));
+    }
     Some(Smtp {
+        insecure_cleartext_password: raw.insecure_cleartext_password,
         host: raw.host,
         port: raw.port,
         security: security?,

@@ -7,6 +7,7 @@ pub mod disputes;
 pub mod holidays;
 pub mod notices;
 pub mod payload;
+pub mod relay;
 pub mod schema;
 
 use diesel::pg::PgConnection;
