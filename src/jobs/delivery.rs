@@ -16,7 +16,7 @@ use crate::domain::Email;
 use crate::evaluate::{About, Kind, Notice, NoticeKey, Position, Recipient};
 use crate::mail::{self, Channel, MailError, Renderer};
 use crate::smtp::Verdict;
-use crate::store::deliveries::{self, Claimed};
+use crate::store::deliveries::{self, Claimed, NonUrgent};
 use crate::store::{notices, relay, DbError};
 use chrono::{DateTime, Duration, Utc};
 use diesel::pg::PgConnection;
@@ -44,7 +44,8 @@ pub struct Delivery<'a> {
     pub batch_size: i64,
     pub lease_seconds: i64,
     pub max_attempts: i32,
-    /// Hold non-urgent mail until its working-hours `send_after`.
+    /// Send non-urgent mail only inside working hours on working days of its own partnership
+    /// (and not before its `send_after`); urgent mail goes at any hour.
     pub working_hours_only: bool,
     pub control: Control,
 }
@@ -274,8 +275,16 @@ impl Delivery<'_> {
         } else {
             now + Duration::days(36_500)
         };
+        // Non-urgent mail only inside working hours on working days of its own partnership,
+        // whatever its send_after; urgent mail at any hour.
+        let open = self.working_hours_only.then(|| self.open_partnerships(now));
+        let non_urgent = match &open {
+            Some(open) => NonUrgent::Of(open),
+            None => NonUrgent::Any,
+        };
         let rows = db.call(|conn| {
-            deliveries::claim(conn, due_by, self.batch_size, self.lease_seconds, &c.worker)
+            let (limit, lease) = (self.batch_size, self.lease_seconds);
+            deliveries::claim(conn, due_by, non_urgent, limit, lease, &c.worker)
         })?;
         let mut report = DeliveryReport::default();
         for (i, row) in rows.iter().enumerate() {
@@ -294,6 +303,17 @@ impl Delivery<'_> {
             }
         }
         Ok(report)
+    }
+
+    /// The configured partnerships inside their working hours at `now` (a partnership that is
+    /// no longer configured has no calendar: its non-urgent mail waits).
+    fn open_partnerships(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.runtime
+            .partnerships
+            .iter()
+            .filter(|(_, p)| p.calendar.next_working_instant(now) == now)
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Whether a claimed row should be sent now: not if it went stale (cancelled), and only
