@@ -260,6 +260,17 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
     println!("policies: {}", ids.join(", "));
     let names: Vec<&str> = settings.partnerships.keys().map(String::as_str).collect();
     println!("partnerships: {}", names.join(", "));
+    let smtp = &settings.smtp;
+    if smtp.insecure_cleartext_password
+        && smtp.security == crate::settings::Security::Plain
+        && !crate::smtp::is_loopback(&smtp.host)
+    {
+        println!(
+            "WARNING: smtp.insecure_cleartext_password is set: the SMTP password crosses the \
+             network to {} unencrypted",
+            smtp.host
+        );
+    }
     Ok(())
 }
 

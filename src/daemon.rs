@@ -39,12 +39,14 @@ struct Shared {
 }
 
 async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
+    let url = settings.database.url.expose_secret();
+    crate::dburl::check(url).map_err(store::StoreError::BadUrl)?;
     let pool: DbPool = Pool::builder()
         .max_size(4)
         .connection_timeout(Duration::from_secs(10))
-        .build(ConnectionManager::new(
-            settings.database.url.expose_secret(),
-        ))
+        .error_handler(Box::new(store::ScrubbedLog(settings.database.url.clone())))
+        .build(ConnectionManager::new(url))
+        .map_err(|e| anyhow::anyhow!(crate::dburl::scrub(&e.to_string(), url)))
         .context("connecting to PostgreSQL (database.url)")?;
     let runtime = {
         let (pool, settings) = (pool.clone(), settings.clone());

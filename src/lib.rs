@@ -9,6 +9,7 @@
 pub mod calendar;
 pub mod cli;
 pub mod daemon;
+pub mod dburl;
 pub mod demo;
 pub mod domain;
 pub mod evaluate;

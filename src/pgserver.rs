@@ -37,6 +37,16 @@ impl PrivateServer {
     /// initdb into a new temporary directory and start the server; waits until it accepts
     /// connections. The superuser is `postgres`, trusted on loopback.
     pub fn start() -> Result<PrivateServer, ServerError> {
+        Self::start_with(None)
+    }
+
+    /// The same, but every connection must log in as `postgres` with `password`
+    /// (scram-sha-256): for testing how a password reaches cpwatch.
+    pub fn start_with_password(password: &str) -> Result<PrivateServer, ServerError> {
+        Self::start_with(Some(password))
+    }
+
+    fn start_with(password: Option<&str>) -> Result<PrivateServer, ServerError> {
         let bin = server_bin_dir().ok_or(ServerError::NoBinaries)?;
         let run_as = if is_root() {
             Some(unprivileged_user().ok_or(ServerError::NoUnprivilegedUser)?)
@@ -58,22 +68,22 @@ impl PrivateServer {
             run_as,
         };
         let data = server.data();
-        let out = server
-            .command("initdb")
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-N",
-                "-E",
-                "UTF8",
-                "--no-locale",
-            ])
-            .output()
-            .map_err(|e| failed("running initdb", e))?;
+        let mut initdb = server.command("initdb");
+        initdb.arg("-D").arg(&data);
+        initdb.args(["-U", "postgres", "-N", "-E", "UTF8", "--no-locale"]);
+        match password {
+            None => initdb.args(["-A", "trust"]),
+            Some(pw) => {
+                let file = server.dir.path().join("pwfile");
+                std::fs::write(&file, pw).map_err(|e| failed("writing the password file", e))?;
+                if let Some((uid, gid)) = run_as {
+                    std::os::unix::fs::chown(&file, Some(uid), Some(gid))
+                        .map_err(|e| failed("handing the password file to the server", e))?;
+                }
+                initdb.args(["-A", "scram-sha-256", "--pwfile"]).arg(file)
+            }
+        };
+        let out = initdb.output().map_err(|e| failed("running initdb", e))?;
         check("initdb", &out)?;
         // The free port may be taken by someone else before the server binds it: try another.
         for attempt in 1.. {
