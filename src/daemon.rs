@@ -287,12 +287,15 @@ async fn holiday_loop(shared: Shared) {
     } = shared;
     let every = Duration::from_secs(settings.calendar.holiday_refresh_hours.max(1) * 3600);
     loop {
-        match crate::holiday_refresh::refresh(
-            &settings.calendar.holiday_feed_url,
-            Duration::from_secs(30),
-        )
-        .await
-        {
+        // A slow feed must not hold up a stop.
+        let fetched = tokio::select! {
+            _ = stop.changed() => return,
+            f = crate::holiday_refresh::refresh(
+                &settings.calendar.holiday_feed_url,
+                Duration::from_secs(30),
+            ) => f,
+        };
+        match fetched {
             Ok(feed) => {
                 let stored = {
                     let (pool, feed) = (pool.clone(), feed.clone());
