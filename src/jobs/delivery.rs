@@ -402,7 +402,9 @@ impl Delivery<'_> {
         report: &mut DeliveryReport,
     ) -> anyhow::Result<()> {
         let c = &self.control;
-        let retry_at = Utc::now() + self.pause();
+        // Twice the worker's pause: when it resumes, other messages go first, so one message
+        // the relay chokes on cannot hold up the rest.
+        let retry_at = Utc::now() + self.pause() * 2;
         let msg = e.to_string();
         if db.call(|conn| deliveries::defer(conn, row.id, &c.worker, &msg, retry_at))? {
             report.deferred += 1;

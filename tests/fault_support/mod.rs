@@ -80,7 +80,7 @@ pub fn queue_load(cp: &Cpwatch, db_url: &str, tag: &str, n: usize) -> Vec<String
             "INSERT INTO deliveries (notice_id, recipient, position, send_after, urgent, message_id) \
              SELECT id, 'r' || split_part(key, '/', 3) || '@load.example.org', 'to', send_after, false, \
                     '<load-{tag}-' || split_part(key, '/', 3) || '@cpwatch.test>' \
-             FROM notices WHERE key LIKE 'load/{tag}/%'"
+             FROM notices WHERE key LIKE 'load/{tag}/%' ORDER BY id"
         ),
     );
     exec(
