@@ -1,7 +1,7 @@
 //! The hourly evaluation pass at scale, against the time PostgreSQL needs to read the same data.
 //!
 //! Run through `benches/run-pass-bench.sh` (release mode). It creates a fresh database (on
-//! `DATABASE_URL`'s server, or a private server started with pgtemp when `DATABASE_URL` is
+//! `DATABASE_URL`'s server, or a private server (`cpwatch::pgserver`) when `DATABASE_URL` is
 //! unset), bulk-loads `CPWATCH_BENCH_CASES` (default 100 000) synthetic open Knowsley cases with
 //! realistic histories in SQL, and measures in one run:
 //!
@@ -577,13 +577,13 @@ fn machine() -> String {
 }
 
 /// A database of its own: a new one on DATABASE_URL's server (dropped at the end), or a private
-/// server from the installed binaries (pgtemp) when DATABASE_URL is unset.
+/// server from the installed binaries (`cpwatch::pgserver`) when DATABASE_URL is unset.
 struct BenchDb {
     url: String,
     name: String,
     origin: &'static str,
     admin: Option<String>,
-    _temp: Option<pgtemp::PgTempDB>,
+    _temp: Option<cpwatch::pgserver::PrivateServer>,
 }
 
 impl BenchDb {
@@ -612,15 +612,11 @@ impl BenchDb {
                 })
             }
             _ => {
-                let mut builder = pgtemp::PgTempDB::builder();
-                if let Some(bin) = cpwatch::store::postgres_bin_dir() {
-                    builder = builder.with_bin_path(bin);
-                }
-                let db = builder.start();
+                let db = cpwatch::pgserver::PrivateServer::start()?;
                 Ok(BenchDb {
-                    url: db.connection_uri(),
-                    name: db.db_name().to_owned(),
-                    origin: "a private server started with pgtemp",
+                    url: db.url(),
+                    name: "postgres".to_owned(),
+                    origin: "a private server (cpwatch::pgserver)",
                     admin: None,
                     _temp: Some(db),
                 })

@@ -7,7 +7,7 @@
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres benches/run-pass-bench.sh
 #       # a new database on that server, dropped at the end
 #   benches/run-pass-bench.sh
-#       # no DATABASE_URL: a private PostgreSQL from the installed server binaries (pgtemp)
+#       # no DATABASE_URL: a private PostgreSQL from the installed server binaries (cpwatch::pgserver)
 #   CPWATCH_BENCH_CASES=1000000 benches/run-pass-bench.sh     # a regional deployment's size
 #
 # Output is also kept in target/pass-bench/output.txt.
@@ -26,6 +26,6 @@ fi
 out=target/pass-bench
 mkdir -p "$out"
 echo "== command: CPWATCH_BENCH_CASES=${CPWATCH_BENCH_CASES:-100000} cargo bench --bench pass" \
-     "(DATABASE_URL $([ -n "${DATABASE_URL:-}" ] && echo set || echo "unset: pgtemp"))"
+     "(DATABASE_URL $([ -n "${DATABASE_URL:-}" ] && echo set || echo "unset: a private server"))"
 echo "== commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
 cargo bench --bench pass 2>&1 | tee "$out/output.txt"

@@ -148,6 +148,15 @@ pub(crate) fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("{s:?} is not an RFC 3339 instant like 2026-03-20T09:00:00Z ({e})"))
 }
 
+/// Exit status of `evaluate` when another replica holds the evaluation lock and this pass was
+/// skipped (EX_TEMPFAIL: nothing is wrong, nothing was done; try again later).
+pub const EXIT_PASS_SKIPPED: u8 = 75;
+
+/// The pass was skipped because another replica is evaluating (exit `EXIT_PASS_SKIPPED`).
+#[derive(Debug, thiserror::Error)]
+#[error("skipped: another cpwatch is running an evaluation pass; nothing was written")]
+pub struct PassSkipped;
+
 /// An error the user can fix by changing their input (exit code 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -158,6 +167,7 @@ pub fn main() -> ExitCode {
     init_logging(&cli.log_level);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<PassSkipped>() => ExitCode::from(EXIT_PASS_SKIPPED),
         Err(e) => {
             eprintln!("cpwatch: {e:#}");
             if is_input_error(&e) {
@@ -288,6 +298,17 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
             );
         }
     }
+    let smtp = &settings.smtp;
+    if smtp.insecure_cleartext_password
+        && smtp.security == crate::settings::Security::Plain
+        && !crate::smtp::is_loopback(&smtp.host)
+    {
+        println!(
+            "WARNING: smtp.insecure_cleartext_password is set: the SMTP password crosses the \
+             network to {} unencrypted",
+            smtp.host
+        );
+    }
     Ok(())
 }
 
@@ -346,6 +367,16 @@ fn evaluate(
     let report = pass.run_with(&mut conn, &mut |n| print_notice(n, format), &mut |c| {
         print_stage_change(c, format)
     })?;
+    if report.skipped {
+        match format {
+            Format::Text => println!("{PassSkipped}"),
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({"kind": "pass_skipped", "reason": PassSkipped.to_string()})
+            ),
+        }
+        return Err(PassSkipped.into());
+    }
     if format == Format::Text {
         print_pass_summary(&report, now, dry_run);
     }
@@ -452,9 +483,23 @@ fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow
             }
         }
         println!(
-            "sent {}, to retry {}, rejected {}, dead-lettered {}",
-            total.sent, total.retried, total.failed, total.dead
+            "sent {}, to retry {}, rejected {}, dead-lettered {}{}",
+            total.sent,
+            total.retried,
+            total.failed,
+            total.dead,
+            if total.unconfirmed > 0 {
+                format!(", sent without the relay's confirmation {}", total.unconfirmed)
+            } else {
+                String::new()
+            }
         );
+        if once && total.relay_down {
+            anyhow::bail!(
+                "the mail relay failed and mail waits; the log above says why, and `cpwatch health` \
+                 shows it until the relay accepts mail again"
+            );
+        }
         Ok(())
     })
 }

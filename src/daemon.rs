@@ -39,12 +39,14 @@ struct Shared {
 }
 
 async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
+    let url = settings.database.url.expose_secret();
+    crate::dburl::check(url).map_err(store::StoreError::BadUrl)?;
     let pool: DbPool = Pool::builder()
         .max_size(4)
         .connection_timeout(Duration::from_secs(10))
-        .build(ConnectionManager::new(
-            settings.database.url.expose_secret(),
-        ))
+        .error_handler(Box::new(store::ScrubbedLog(settings.database.url.clone())))
+        .build(ConnectionManager::new(url))
+        .map_err(|e| anyhow::anyhow!(crate::dburl::scrub(&e.to_string(), url)))
         .context("connecting to PostgreSQL (database.url)")?;
     let runtime = {
         let (pool, settings) = (pool.clone(), settings.clone());
@@ -285,12 +287,15 @@ async fn holiday_loop(shared: Shared) {
     } = shared;
     let every = Duration::from_secs(settings.calendar.holiday_refresh_hours.max(1) * 3600);
     loop {
-        match crate::holiday_refresh::refresh(
-            &settings.calendar.holiday_feed_url,
-            Duration::from_secs(30),
-        )
-        .await
-        {
+        // A slow feed must not hold up a stop.
+        let fetched = tokio::select! {
+            _ = stop.changed() => return,
+            f = crate::holiday_refresh::refresh(
+                &settings.calendar.holiday_feed_url,
+                Duration::from_secs(30),
+            ) => f,
+        };
+        match fetched {
             Ok(feed) => {
                 let stored = {
                     let (pool, feed) = (pool.clone(), feed.clone());

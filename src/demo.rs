@@ -21,14 +21,11 @@ const START: &str = "2026-03-02T00:00:00Z";
 pub fn run(out: &Path, days: u32) -> anyhow::Result<()> {
     clear_old_mail(out)?;
     println!("starting a private PostgreSQL server (from the installed PostgreSQL binaries)...");
-    let mut builder = pgtemp::PgTempDB::builder();
-    if let Some(bin) = store::postgres_bin_dir() {
-        builder = builder.with_bin_path(bin);
-    }
-    let db = builder.start();
-    let mut settings = Settings::defaults_with_database(&db.connection_uri())?;
+    let db =
+        crate::pgserver::PrivateServer::start().context("cannot start a private PostgreSQL")?;
+    let mut settings = Settings::defaults_with_database(&db.url())?;
     settings.mail.admin_address = Some(Email::parse("cp-admin@lscp.example.org")?);
-    let mut conn = store::connect(&db.connection_uri())?;
+    let mut conn = store::connect(&db.url())?;
     store::migrate(&mut conn)?;
     let summary = import::import(
         &mut conn,
@@ -53,7 +50,7 @@ pub fn run(out: &Path, days: u32) -> anyhow::Result<()> {
     );
     print_summary(&mut conn, &runtime.tz_of("knowsley"))?;
     drop(conn);
-    db.shutdown();
+    drop(db);
     Ok(())
 }
 

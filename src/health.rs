@@ -66,8 +66,48 @@ pub fn checks(url: &str, limits: &Limits, now: DateTime<Utc>) -> Vec<Check> {
         ),
     ));
     out.push(backlog(&mut conn, limits, now));
+    out.push(relay(&mut conn, now));
     out.push(dead_letters(count(Status::Dead), limits));
     out
+}
+
+/// The mail relay as delivery last found it: failing (with why and what to fix) or working.
+fn relay(conn: &mut PgConnection, now: DateTime<Utc>) -> Check {
+    let unconfirmed = store::relay::unconfirmed_since(conn, now - chrono::Duration::days(1))
+        .map_or(String::new(), |n| {
+            if n > 0 {
+                format!(
+                    "; {n} message(s) in the last 24 h sent without the relay's confirmation \
+                     (outbox.last_error)"
+                )
+            } else {
+                String::new()
+            }
+        });
+    match store::relay::current(conn) {
+        Ok(None) => pass("relay", format!("no message tried yet{unconfirmed}")),
+        Ok(Some(r)) => match r.failing_since {
+            Some(since) => fail(
+                "relay",
+                format!(
+                    "mail waits since {}: {}; {}{unconfirmed}",
+                    crate::evaluate::rfc3339(since),
+                    r.last_failure.as_deref().unwrap_or("failed"),
+                    r.advice.as_deref().unwrap_or("check the [smtp] settings")
+                ),
+            ),
+            None => pass(
+                "relay",
+                format!(
+                    "{} accepted mail at {}{unconfirmed}",
+                    r.relay,
+                    r.last_success_at
+                        .map_or("-".into(), crate::evaluate::rfc3339)
+                ),
+            ),
+        },
+        Err(e) => fail("relay", e.to_string()),
+    }
 }
 
 fn schema(conn: &mut PgConnection) -> Check {

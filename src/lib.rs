@@ -3,13 +3,14 @@
 //! The core (`calendar`, `policy`, `policy_view`, `domain`, `records`, `evaluate`, `report`) is
 //! pure: no I/O, no clock.
 //! The adapters surround it: `store` (PostgreSQL, all SQL), `import` (case files in), `mail`
-//! (messages out), `holiday_refresh` (the GOV.UK feed), `jobs` (the pass, delivery, the report's
-//! count), `schedule` (the cron wake-up), `daemon`, `demo`, `health`, `settings` and `cli`.
+//! (messages out, through `smtp`), `holiday_refresh` (the GOV.UK feed), `jobs` (the pass, delivery, the report's
+//! count), `schedule` (the cron wake-up), `daemon`, `demo` (with `pgserver`, a private PostgreSQL), `health`, `settings` and `cli`.
 //! Dependencies point inward; ARCHITECTURE.md has the map.
 
 pub mod calendar;
 pub mod cli;
 pub mod daemon;
+pub mod dburl;
 pub mod demo;
 pub mod domain;
 pub mod evaluate;
@@ -18,10 +19,12 @@ pub mod holiday_refresh;
 pub mod import;
 pub mod jobs;
 pub mod mail;
+pub mod pgserver;
 pub mod policy;
 pub mod policy_view;
 pub mod records;
 pub mod report;
 pub mod schedule;
 pub mod settings;
+pub mod smtp;
 pub mod store;

@@ -1,15 +1,17 @@
 //! Turning a notice into a message for one recipient, and the channels that send it (an SMTP
-//! relay, or a folder of `.eml` files for the demo).
+//! relay, driven phase by phase by `smtp`, or a folder of `.eml` files for the demo).
 
 use crate::evaluate::{Kind, Notice};
 use crate::settings::{Security, Smtp};
+use crate::smtp::{self, Relay, Verdict};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::client::TlsParameters;
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::{context, Environment};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -38,35 +40,36 @@ pub enum MailError {
     Template(#[from] minijinja::Error),
     #[error("building the message: {0}")]
     Build(String),
-    #[error("SMTP: {0}")]
-    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("{0}")]
+    Smtp(#[from] smtp::Failure),
+    /// The relay's settings cannot be used (a TLS set-up that fails before connecting).
+    #[error("setting up the mail relay: {0}")]
+    Setup(String),
     #[error("writing the message file: {0}")]
     File(String),
 }
 
 impl MailError {
-    /// True when the relay could not be reached or talked to at all (refused or dropped
-    /// connection, timeout, TLS failure, `421 service not available`): the relay is down, which
-    /// says nothing about this message, so it should wait without using up its attempts.
-    pub fn is_unreachable(&self) -> bool {
+    /// What the failure means for the delivery: see `smtp::Verdict`.
+    pub fn verdict(&self) -> Verdict {
         match self {
-            MailError::Smtp(e) => match e.status() {
-                Some(code) => code.to_string() == "421",
-                None => !e.is_client() && !e.is_response(),
+            MailError::Smtp(f) => f.verdict(),
+            MailError::Setup(_) => Verdict::RelayFault,
+            // A template fault is ours, not the recipient's: retry, so a fixed build can send it.
+            MailError::Template(_) | MailError::File(_) => Verdict::Message { permanent: false },
+            MailError::Unreadable { permanent, .. } => Verdict::Message {
+                permanent: *permanent,
             },
-            _ => false,
+            // The recipient's address cannot be written into a message.
+            MailError::Build(_) => Verdict::Recipient { permanent: true },
         }
     }
 
-    /// True when trying again later cannot help (a 5xx for this recipient, a bad payload).
-    pub fn is_permanent(&self) -> bool {
+    /// What an operator should do when the relay or its configuration failed.
+    pub fn advice(&self) -> &'static str {
         match self {
-            MailError::Smtp(e) => e.is_permanent(),
-            MailError::File(_) => false,
-            // A template fault is ours, not the recipient's: retry, so a fixed build can send it.
-            MailError::Template(_) => false,
-            MailError::Unreadable { permanent, .. } => *permanent,
-            MailError::Build(_) => true,
+            MailError::Smtp(f) => f.advice(),
+            _ => "check the [smtp] settings",
         }
     }
 }
@@ -259,30 +262,35 @@ pub fn build_message(
 
 /// Where messages go: an SMTP relay, or a folder of `.eml` files (the demo).
 pub enum Channel {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Relay),
     Files(AsyncFileTransport<Tokio1Executor>),
 }
 
 impl Channel {
     /// The relay `[smtp]` names, with its password (from `password` or `password_file`).
     pub fn smtp(cfg: &Smtp, password: Option<SecretString>) -> Result<Self, MailError> {
-        let builder = match cfg.security {
-            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host)?,
-            Security::Plain => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host),
-            Security::StartTls => {
-                let params = TlsParameters::new(cfg.host.clone())?;
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
-                    .tls(Tls::Required(params))
-            }
+        let tls =
+            || TlsParameters::new(cfg.host.clone()).map_err(|e| MailError::Setup(e.to_string()));
+        let security = match cfg.security {
+            Security::Tls => smtp::Security::Tls(tls()?),
+            Security::StartTls => smtp::Security::StartTls(tls()?),
+            Security::Plain => smtp::Security::Plain,
         };
-        let mut builder = builder.port(cfg.port).timeout(Some(cfg.timeout));
-        if let Some(pw) = password {
-            builder = builder.credentials(Credentials::new(
+        let credentials = password.map(|pw| {
+            Credentials::new(
                 cfg.username.clone().unwrap_or_default(),
                 pw.expose_secret().to_owned(),
-            ));
-        }
-        Ok(Channel::Smtp(builder.build()))
+            )
+        });
+        Ok(Channel::Smtp(Relay {
+            host: cfg.host.clone(),
+            port: cfg.port,
+            security,
+            credentials,
+            timeout: cfg.timeout,
+            cleartext_auth: cfg.insecure_cleartext_password,
+            hello: ClientId::default(),
+        }))
     }
 
     /// The relay as configured, reading the password file if there is one.
@@ -297,10 +305,29 @@ impl Channel {
         Channel::Files(AsyncFileTransport::new(dir))
     }
 
-    pub async fn send(&self, message: Message) -> Result<(), MailError> {
+    /// `host:port` of the relay (None for files).
+    pub fn relay_name(&self) -> Option<String> {
         match self {
-            Channel::Smtp(t) => {
-                t.send(message).await?;
+            Channel::Smtp(r) => Some(r.name()),
+            Channel::Files(_) => None,
+        }
+    }
+
+    pub async fn send(&self, message: Message) -> Result<(), MailError> {
+        self.send_until(message, None).await
+    }
+
+    /// Send, giving up before the end of DATA if `stop` turns true (cpwatch is stopping).
+    pub async fn send_until(
+        &self,
+        message: Message,
+        stop: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Result<(), MailError> {
+        match self {
+            Channel::Smtp(relay) => {
+                relay
+                    .send(message.envelope(), &message.formatted(), stop)
+                    .await?;
             }
             Channel::Files(t) => {
                 t.send(message)

@@ -18,6 +18,18 @@ pub fn utc_offset(tz: Tz, t: DateTime<Utc>) -> i32 {
         .local_minus_utc()
 }
 
+/// Whether `run` will accept `expr` as its schedule: the same parser (tokio-cron-scheduler's),
+/// so `cpwatch check` refuses exactly what `cpwatch run` would.
+pub fn check(expr: &str, tz: Tz) -> Result<(), String> {
+    let (tick, _) = mpsc::channel(1);
+    local_job(expr, tz, tick).map(drop).map_err(|_| {
+        format!(
+            "{expr:?} is not a schedule cpwatch can run (sec min hour day month weekday, \
+             e.g. \"0 0 * * * *\" for every hour on the hour)"
+        )
+    })
+}
+
 fn local_job(expr: &str, tz: Tz, tick: mpsc::Sender<()>) -> Result<Job, JobSchedulerError> {
     Job::new_async_tz(expr, tz, move |_, _| {
         let tick = tick.clone();
@@ -76,6 +88,15 @@ pub async fn install(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_uses_runs_parser() {
+        let london = chrono_tz::Europe::London;
+        assert!(check("0 0 * * * *", london).is_ok());
+        assert!(check("*/2 * * * * *", london).is_ok());
+        assert!(check("0 0 99 * * bogus", london).is_err());
+        assert!(check("0 0 9 * * Mon-Fri", london).is_ok());
+    }
 
     #[test]
     fn london_offset_changes_at_01_00_utc_on_both_2026_change_days() {

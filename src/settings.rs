@@ -77,7 +77,11 @@ pub struct Smtp {
     /// A file holding the password (a systemd credential), read when the channel is built.
     pub password_file: Option<PathBuf>,
     pub from: Mailbox,
+    /// The deadline of one whole SMTP exchange, connect to the answer to the end of DATA.
     pub timeout: Duration,
+    /// Allow the password to cross the network unencrypted (`security = "plain"` to a relay
+    /// that is not on this machine). Off unless a deployment insists.
+    pub insecure_cleartext_password: bool,
 }
 
 #[derive(Debug)]
@@ -154,6 +158,8 @@ struct Raw {
 #[serde(deny_unknown_fields)]
 struct RawDatabase {
     url: SecretString,
+    #[serde(default)]
+    password_file: Option<String>,
     auto_migrate: bool,
     batch_size: usize,
 }
@@ -172,6 +178,8 @@ struct RawSmtp {
     password_file: Option<String>,
     from: String,
     timeout_seconds: u64,
+    #[serde(default)]
+    insecure_cleartext_password: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,6 +230,14 @@ struct RawPartnership {
     closure_days: Vec<String>,
 }
 
+/// The built-in defaults without their `[partnerships]` (a deployment's file names its own).
+fn defaults_without_partnerships() -> Result<String, ConfigError> {
+    let bad = |e: &dyn std::fmt::Display| ConfigError(vec![format!("built-in defaults: {e}")]);
+    let mut table: toml::Table = toml::from_str(DEFAULTS).map_err(|e| bad(&e))?;
+    table.remove("partnerships");
+    toml::to_string(&table).map_err(|e| bad(&e))
+}
+
 fn default_division() -> String {
     "england-and-wales".into()
 }
@@ -230,24 +246,39 @@ fn default_timezone() -> String {
 }
 
 impl Settings {
-    /// Load defaults, then `path` (required if given) or the system file (if present), then the environment.
+    /// Load defaults, then `path` (required if given) or the system file (if present), then the
+    /// environment. A file that defines partnerships says which exist: the built-in
+    /// `[partnerships.knowsley]` is then left out. Environment values stay text until a key's
+    /// type says otherwise (so `0123` stays `0123` for a password or a user name).
     pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
         use config::{Config, Environment, File, FileFormat};
-        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        builder = match path {
-            Some(p) => builder.add_source(
-                File::from(p.to_path_buf())
-                    .format(FileFormat::Toml)
-                    .required(true),
-            ),
-            None => builder.add_source(File::new(SYSTEM_PATH, FileFormat::Toml).required(false)),
+        let file = match path {
+            Some(p) => File::from(p.to_path_buf())
+                .format(FileFormat::Toml)
+                .required(true),
+            None => File::new(SYSTEM_PATH, FileFormat::Toml).required(false),
         };
-        builder = builder.add_source(
-            Environment::with_prefix("CPWATCH")
-                .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true),
-        );
+        let file_alone = Config::builder()
+            .add_source(file.clone())
+            .build()
+            .map_err(|e| ConfigError(vec![e.to_string()]))?;
+        let defaults = if file_alone
+            .get_table("partnerships")
+            .is_ok_and(|t| !t.is_empty())
+        {
+            defaults_without_partnerships()?
+        } else {
+            DEFAULTS.to_owned()
+        };
+        let builder = Config::builder()
+            .add_source(File::from_str(&defaults, FileFormat::Toml))
+            .add_source(file)
+            .add_source(
+                Environment::with_prefix("CPWATCH")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(false),
+            );
         Self::from_config(builder.build())
     }
 
@@ -266,15 +297,20 @@ impl Settings {
         cfg: Result<config::Config, config::ConfigError>,
     ) -> Result<Settings, ConfigError> {
         let cfg = cfg.map_err(|e| ConfigError(vec![e.to_string()]))?;
-        let raw: Raw = cfg
+        let tree: config::Value = cfg
             .try_deserialize()
             .map_err(|e| ConfigError(vec![e.to_string()]))?;
-        Self::parse(raw)
+        let mut p = Problems::default();
+        let tree = layers::sift(tree, &mut p)?;
+        let raw: Raw = tree
+            .try_deserialize()
+            .map_err(|e| ConfigError(p.0.iter().cloned().chain([e.to_string()]).collect()))?;
+        Self::parse(raw, p)
     }
 
-    /// Parse every raw value into its type, collecting every problem with its key.
-    fn parse(raw: Raw) -> Result<Settings, ConfigError> {
-        let mut p = Problems::default();
+    /// Parse every raw value into its type, collecting every problem with its key (after
+    /// those `p` already holds).
+    fn parse(raw: Raw, mut p: Problems) -> Result<Settings, ConfigError> {
         let database = parse_database(raw.database, &mut p);
         let smtp = parse_smtp(raw.smtp, &mut p);
         let mail = parse_mail(raw.mail, &mut p);
@@ -358,14 +394,19 @@ impl Problems {
 }
 
 fn parse_database(raw: RawDatabase, p: &mut Problems) -> Option<Database> {
-    if !raw.url.expose_secret().starts_with("postgres") {
-        p.push("database.url: must be a postgres:// or postgresql:// URL");
+    // The URL is never repeated in a message: it may hold a password.
+    if let Err(e) = crate::dburl::check(raw.url.expose_secret()) {
+        p.push(format!("database.url: {e}"));
     }
     if raw.batch_size == 0 {
         p.push("database.batch_size: must be at least 1");
     }
+    let url = match non_empty("database.password_file", raw.password_file, p) {
+        Some(file) => with_password_file(&raw.url, Path::new(&file), p)?,
+        None => raw.url,
+    };
     Some(Database {
-        url: raw.url,
+        url,
         auto_migrate: raw.auto_migrate,
         batch_size: raw.batch_size,
     })
@@ -405,7 +446,21 @@ fn parse_smtp(raw: RawSmtp, p: &mut Problems) -> Option<Smtp> {
             p.push(format!("smtp.password_file: {}: {e}", file.display()));
         }
     }
+    let has_password = password.is_some() || password_file.is_some();
+    if security == Some(Security::Plain)
+        && has_password
+        && !raw.insecure_cleartext_password
+        && !crate::smtp::is_loopback(&raw.host)
+    {
+        p.push(format!(
+            "smtp.security: \"plain\" would send the password unencrypted to {:?}, which is not \
+             this machine: use starttls or tls (or, if you must, set \
+             smtp.insecure_cleartext_password = true)",
+            raw.host
+        ));
+    }
     Some(Smtp {
+        insecure_cleartext_password: raw.insecure_cleartext_password,
         host: raw.host,
         port: raw.port,
         security: security?,
@@ -415,6 +470,31 @@ fn parse_smtp(raw: RawSmtp, p: &mut Problems) -> Option<Smtp> {
         from: from?,
         timeout: Duration::from_secs(raw.timeout_seconds),
     })
+}
+
+/// `url` with the password read from `file` (a systemd credential; trailing newline dropped).
+fn with_password_file(url: &SecretString, file: &Path, p: &mut Problems) -> Option<SecretString> {
+    let password = match std::fs::read_to_string(file) {
+        Ok(text) => SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned()),
+        Err(e) => {
+            p.push(format!("database.password_file: {}: {e}", file.display()));
+            return None;
+        }
+    };
+    if password.expose_secret().is_empty() {
+        p.push(format!(
+            "database.password_file: {} is empty",
+            file.display()
+        ));
+        return None;
+    }
+    match crate::dburl::with_password(url.expose_secret(), password.expose_secret()) {
+        Ok(u) => Some(SecretString::from(u)),
+        Err(e) => {
+            p.push(format!("database.url: {e}"));
+            None
+        }
+    }
 }
 
 /// An optional text setting; an empty value is a mistake (leave the key out instead).
@@ -470,6 +550,8 @@ fn check_delivery(d: &Delivery, smtp: Option<&Smtp>, p: &mut Problems) {
 fn parse_schedule(raw: RawSchedule, p: &mut Problems) -> Option<Schedule> {
     let timezone = parse_tz("schedule.timezone", &raw.timezone, p);
     if let Err(e) = cron_fields_ok(&raw.evaluate_cron) {
+        p.push(format!("schedule.evaluate_cron: {e}"));
+    } else if let Err(e) = crate::schedule::check(&raw.evaluate_cron, timezone.unwrap_or(Tz::UTC)) {
         p.push(format!("schedule.evaluate_cron: {e}"));
     }
     Some(Schedule {
@@ -601,5 +683,149 @@ fn cron_fields_ok(expr: &str) -> Result<(), String> {
         Err(format!(
             "{expr:?} has {n} fields; use sec min hour day month weekday"
         ))
+    }
+}
+
+/// Each key's own problem, before the typed parse: unknown keys and values of the wrong type,
+/// each found by reading that key alone over the built-in defaults with the section's own
+/// type, and then dropped, so that every such problem is listed (not only the first) and the
+/// rest is still checked.
+mod layers {
+    use super::*;
+    use config::{Map, Value, ValueKind};
+
+    fn table(map: Map<String, Value>) -> Value {
+        Value::new(None, ValueKind::Table(map))
+    }
+
+    fn sorted(map: Map<String, Value>) -> Vec<(String, Value)> {
+        let mut v: Vec<(String, Value)> = map.into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The built-in defaults, section by section.
+    fn baseline() -> Result<Map<String, Map<String, Value>>, ConfigError> {
+        use config::{Config, File, FileFormat};
+        let bad = |e: config::ConfigError| ConfigError(vec![format!("built-in defaults: {e}")]);
+        let top: Map<String, Value> = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(bad)?;
+        top.into_iter()
+            .map(|(k, v)| Ok((k, v.into_table().map_err(bad)?)))
+            .collect()
+    }
+
+    /// The merged layers with every unknown key and mistyped value reported and left out.
+    pub(super) fn sift(tree: Value, p: &mut Problems) -> Result<Value, ConfigError> {
+        let top = tree
+            .into_table()
+            .map_err(|e| ConfigError(vec![e.to_string()]))?;
+        let base = baseline()?;
+        let mut out = Map::new();
+        for (name, value) in sorted(top) {
+            let kept = match (name.as_str(), base.get(&name)) {
+                ("partnerships", _) => partnerships(value, p),
+                (section, Some(defaults)) => section_keys(section, value, defaults, p),
+                (section, None) => {
+                    p.push(format!("{section}: unknown section"));
+                    continue;
+                }
+            };
+            out.insert(name, kept);
+        }
+        Ok(table(out))
+    }
+
+    fn section_keys(
+        section: &str,
+        value: Value,
+        defaults: &Map<String, Value>,
+        p: &mut Problems,
+    ) -> Value {
+        let Ok(given) = value.into_table() else {
+            p.push(format!("{section}: must be a table of settings"));
+            return table(defaults.clone());
+        };
+        let mut kept = defaults.clone();
+        for (key, v) in sorted(given) {
+            let mut trial = defaults.clone();
+            trial.insert(key.clone(), v.clone());
+            match probe(section, trial) {
+                Ok(()) => {
+                    kept.insert(key, v);
+                }
+                Err(e) => p.push(format!("{section}.{key}: {e}")),
+            }
+        }
+        table(kept)
+    }
+
+    /// Read one section's table as its type.
+    fn probe(section: &str, t: Map<String, Value>) -> Result<(), String> {
+        let v = table(t);
+        let r = match section {
+            "database" => v.try_deserialize::<RawDatabase>().map(drop),
+            "smtp" => v.try_deserialize::<RawSmtp>().map(drop),
+            "mail" => v.try_deserialize::<RawMail>().map(drop),
+            "delivery" => v.try_deserialize::<Delivery>().map(drop),
+            "schedule" => v.try_deserialize::<RawSchedule>().map(drop),
+            "calendar" => v.try_deserialize::<RawCalendar>().map(drop),
+            "policies" => v.try_deserialize::<RawPolicies>().map(drop),
+            _ => Ok(()),
+        };
+        r.map_err(|e| tidy(&e.to_string()))
+    }
+
+    /// serde's wording, in the words of a configuration file.
+    fn tidy(e: &str) -> String {
+        let e = match e.find(" for key `") {
+            Some(i) => &e[..i],
+            None => e,
+        };
+        match e.strip_prefix("unknown field `") {
+            Some(rest) => match rest.split_once("`, expected one of ") {
+                Some((_, known)) => {
+                    format!("unknown key (the keys here are {})", known.replace('`', ""))
+                }
+                None => "unknown key".into(),
+            },
+            None => e.to_owned(),
+        }
+    }
+
+    /// Each partnership's keys, each tried alone (a partnership with no standards policy follows
+    /// the national baseline).
+    fn partnerships(value: Value, p: &mut Problems) -> Value {
+        let Ok(all) = value.into_table() else {
+            p.push("partnerships: must hold one table per partnership");
+            return table(Map::new());
+        };
+        let mut out = Map::new();
+        for (name, part) in sorted(all) {
+            let Ok(given) = part.into_table() else {
+                p.push(format!("partnerships.{name}: must be a table of settings"));
+                continue;
+            };
+            let base = Map::new();
+            let mut kept = Map::new();
+            for (key, v) in sorted(given) {
+                let mut trial = base.clone();
+                trial.insert(key.clone(), v.clone());
+                match table(trial).try_deserialize::<RawPartnership>() {
+                    Ok(_) => {
+                        kept.insert(key, v);
+                    }
+                    Err(e) => p.push(format!(
+                        "partnerships.{name}.{key}: {}",
+                        tidy(&e.to_string())
+                    )),
+                }
+            }
+            out.insert(name, table(kept));
+        }
+        table(out)
     }
 }

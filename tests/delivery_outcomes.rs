@@ -103,7 +103,18 @@ fn only_one_replica_evaluates_at_a_time() {
     // Another replica holds the pass lock (the key cpwatch uses: "cpwatch" in ASCII).
     let mut holder = connect(&db.url);
     exec(&mut holder, "SELECT pg_advisory_lock(27989680732791656)");
-    cp.ok(&["evaluate"]);
+    // The skipped pass says so on stdout and in its exit status (75, EX_TEMPFAIL).
+    let out = cp.run(&["evaluate"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(75), "{stdout}");
+    assert!(
+        stdout.contains("skipped: another cpwatch is running an evaluation pass"),
+        "{stdout}"
+    );
+    let json = cp.run(&["evaluate", "--format", "json"]);
+    assert_eq!(json.status.code(), Some(75));
+    let line: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON line");
+    assert_eq!(line["kind"], "pass_skipped");
     let passes = |db: &TestDb| {
         db.count("SELECT count(*) AS n FROM audit_log WHERE action = 'evaluation_pass'")
     };

@@ -3,8 +3,8 @@
 //!
 //! PostgreSQL: set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres); the test
 //! creates a uniquely named database, creates the `bank_holidays` table in it, and drops it at the
-//! end. Without DATABASE_URL it starts a throwaway server with pgtemp (which needs `initdb`; as
-//! root it also needs `sudo` and a `postgres` user).
+//! end. Without DATABASE_URL it starts a throwaway server (`cpwatch::pgserver`, which needs
+//! PostgreSQL's server binaries; as root it runs them as an unprivileged system user).
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use cpwatch::calendar::{BankHolidays, FeedError, DIVISIONS, SNAPSHOT_JSON};
@@ -263,27 +263,12 @@ fn with_database(url: &str, db: &str) -> String {
     format!("{}/{db}{query}", &base[..authority_end])
 }
 
-/// Finds a directory holding `initdb`: PATH first, then /usr/lib/postgresql/*/bin.
-fn initdb_dir() -> Option<std::path::PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).find(|d| d.join("initdb").is_file()));
-    on_path.or_else(|| {
-        let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-            .filter(|d| d.join("initdb").is_file())
-            .collect();
-        dirs.sort();
-        dirs.pop()
-    })
-}
-
-/// A uniquely named database, dropped (with the pgtemp server, if any) when this is dropped.
+/// A uniquely named database, dropped (with the private server, if any) when this is dropped.
 struct TestDb {
     admin_url: String,
     name: String,
     url: String,
-    _server: Option<pgtemp::PgTempDB>,
+    _server: Option<cpwatch::pgserver::PrivateServer>,
 }
 
 impl TestDb {
@@ -291,21 +276,13 @@ impl TestDb {
         let (admin_url, server) = match std::env::var("DATABASE_URL") {
             Ok(url) if !url.is_empty() => (url, None),
             _ => {
-                let started = std::panic::catch_unwind(|| {
-                    let mut builder = pgtemp::PgTempDB::builder();
-                    if let Some(dir) = initdb_dir() {
-                        builder = builder.with_bin_path(dir);
-                    }
-                    builder.start()
-                });
-                let server = started.unwrap_or_else(|_| {
+                let server = cpwatch::pgserver::PrivateServer::start().unwrap_or_else(|e| {
                     panic!(
-                        "DATABASE_URL is unset and pgtemp could not start PostgreSQL (it needs \
-                         initdb; as root also sudo and a postgres user). Set DATABASE_URL, e.g. \
-                         postgres://postgres@127.0.0.1:5432/postgres"
+                        "DATABASE_URL is unset and a private PostgreSQL could not start: {e}. Set \
+                         DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres"
                     )
                 });
-                (server.connection_uri(), Some(server))
+                (server.url(), Some(server))
             }
         };
         let nanos = std::time::SystemTime::now()

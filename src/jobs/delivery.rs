@@ -15,8 +15,9 @@ use super::Runtime;
 use crate::domain::Email;
 use crate::evaluate::{About, Kind, Notice, NoticeKey, Position, Recipient};
 use crate::mail::{self, Channel, MailError, Renderer};
-use crate::store::deliveries::{self, Claimed};
-use crate::store::{notices, DbError};
+use crate::smtp::Verdict;
+use crate::store::deliveries::{self, Claimed, NonUrgent};
+use crate::store::{notices, relay, DbError};
 use chrono::{DateTime, Duration, Utc};
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
@@ -43,7 +44,8 @@ pub struct Delivery<'a> {
     pub batch_size: i64,
     pub lease_seconds: i64,
     pub max_attempts: i32,
-    /// Hold non-urgent mail until its working-hours `send_after`.
+    /// Send non-urgent mail only inside working hours on working days of its own partnership
+    /// (and not before its `send_after`); urgent mail goes at any hour.
     pub working_hours_only: bool,
     pub control: Control,
 }
@@ -62,6 +64,11 @@ pub struct Control {
     abort_after_sends: Option<u64>,
     /// Consecutive rounds that found the relay unreachable.
     outage: Arc<AtomicU32>,
+    /// When this worker last recorded the relay's success (Unix seconds; 0: after a failure).
+    relay_ok_at: Arc<AtomicI64>,
+    /// After the relay failed: no round claims anything before this instant (Unix ms), so a
+    /// relay that is down or hung is tried again with backoff, not hammered.
+    paused_until: Arc<AtomicI64>,
 }
 
 impl Default for Control {
@@ -76,6 +83,8 @@ impl Default for Control {
                 .ok()
                 .and_then(|v| v.trim().parse().ok()),
             outage: Arc::default(),
+            relay_ok_at: Arc::default(),
+            paused_until: Arc::default(),
         }
     }
 }
@@ -127,6 +136,10 @@ pub struct DeliveryReport {
     pub deferred: usize,
     /// Rows another worker took over after our lease lapsed: left to it.
     pub lost_claims: usize,
+    /// Sent in full, but the relay did not answer the end of the message: not sent again.
+    pub unconfirmed: usize,
+    /// The relay (or our configuration of it) failed in this round: mail waits.
+    pub relay_down: bool,
 }
 
 impl DeliveryReport {
@@ -138,10 +151,12 @@ impl DeliveryReport {
         self.cancelled += other.cancelled;
         self.deferred += other.deferred;
         self.lost_claims += other.lost_claims;
+        self.unconfirmed += other.unconfirmed;
+        self.relay_down |= other.relay_down;
     }
     /// Rows dealt with for good or for now; deferred rows do not count (the loop should wait).
     pub fn handled(&self) -> usize {
-        self.sent + self.retried + self.failed + self.dead + self.cancelled
+        self.sent + self.retried + self.failed + self.dead + self.cancelled + self.unconfirmed
     }
 }
 
@@ -252,13 +267,24 @@ impl Delivery<'_> {
     ) -> anyhow::Result<DeliveryReport> {
         let c = &self.control;
         c.heartbeat.beat();
+        if c.paused_until.load(Ordering::Relaxed) > Utc::now().timestamp_millis() {
+            return Ok(DeliveryReport::default());
+        }
         let due_by = if self.working_hours_only {
             now
         } else {
             now + Duration::days(36_500)
         };
+        // Non-urgent mail only inside working hours on working days of its own partnership,
+        // whatever its send_after; urgent mail at any hour.
+        let open = self.working_hours_only.then(|| self.open_partnerships(now));
+        let non_urgent = match &open {
+            Some(open) => NonUrgent::Of(open),
+            None => NonUrgent::Any,
+        };
         let rows = db.call(|conn| {
-            deliveries::claim(conn, due_by, self.batch_size, self.lease_seconds, &c.worker)
+            let (limit, lease) = (self.batch_size, self.lease_seconds);
+            deliveries::claim(conn, due_by, non_urgent, limit, lease, &c.worker)
         })?;
         let mut report = DeliveryReport::default();
         for (i, row) in rows.iter().enumerate() {
@@ -277,6 +303,17 @@ impl Delivery<'_> {
             }
         }
         Ok(report)
+    }
+
+    /// The configured partnerships inside their working hours at `now` (a partnership that is
+    /// no longer configured has no calendar: its non-urgent mail waits).
+    fn open_partnerships(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.runtime
+            .partnerships
+            .iter()
+            .filter(|(_, p)| p.calendar.next_working_instant(now) == now)
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Whether a claimed row should be sent now: not if it went stale (cancelled), and only
@@ -316,34 +353,134 @@ impl Delivery<'_> {
         now: DateTime<Utc>,
         report: &mut DeliveryReport,
     ) -> anyhow::Result<Flow> {
-        let c = &self.control;
-        match sent {
+        let e = match sent {
             Ok(()) => {
-                c.outage.store(0, Ordering::Relaxed);
                 self.fault_after_send();
                 self.mark_sent(db, row).await?;
+                self.relay_succeeded(db);
                 report.sent += 1;
                 tracing::debug!(id = row.id, "sent");
+                return Ok(Flow::Next);
             }
-            Err(e) if e.is_unreachable() => {
-                let streak = c.outage.fetch_add(1, Ordering::Relaxed);
-                let retry_at = Utc::now() + self.backoff(streak as i32, row.id);
-                let msg = e.to_string();
-                if db.call(|conn| deliveries::defer(conn, row.id, &c.worker, &msg, retry_at))? {
-                    report.deferred += 1;
-                }
-                tracing::warn!(error = %e, "the mail relay is unreachable; mail waits");
+            Err(e) => e,
+        };
+        match e.verdict() {
+            Verdict::RelayFault => {
+                self.relay_down(db, row, &e, report)?;
+                report.relay_down = true;
                 return Ok(Flow::RelayDown);
             }
-            Err(e) if e.is_permanent() => {
-                if self.fail(db, row, &e.to_string(), now)? {
+            Verdict::Stopped => {
+                report.deferred += self.release(db, std::slice::from_ref(row));
+                return Ok(Flow::RelayDown);
+            }
+            Verdict::Unconfirmed => {
+                self.unconfirmed(db, row, &e, report);
+                report.relay_down = true;
+                return Ok(Flow::RelayDown);
+            }
+            Verdict::Recipient { permanent: true } | Verdict::Message { permanent: true } => {
+                if self.fail(db, row, &e, now)? {
                     report.failed += 1;
                 }
                 tracing::warn!(id = row.id, error = %e, "permanently rejected");
             }
-            Err(e) => self.retry(db, row, &e, report)?,
+            Verdict::Recipient { .. } | Verdict::Message { .. } => {
+                self.retry(db, row, &e, report)?
+            }
         }
         Ok(Flow::Next)
+    }
+
+    /// The relay or our configuration failed, not this message: it waits without using an
+    /// attempt, the relay's failure is recorded for `cpwatch health`, and the log says what to fix.
+    fn relay_down(
+        &self,
+        db: &mut Db<'_>,
+        row: &Claimed,
+        e: &MailError,
+        report: &mut DeliveryReport,
+    ) -> anyhow::Result<()> {
+        let c = &self.control;
+        // Twice the worker's pause: when it resumes, other messages go first, so one message
+        // the relay chokes on cannot hold up the rest.
+        let retry_at = Utc::now() + self.pause() * 2;
+        let msg = e.to_string();
+        if db.call(|conn| deliveries::defer(conn, row.id, &c.worker, &msg, retry_at))? {
+            report.deferred += 1;
+        }
+        self.record_relay_failure(db, &msg, e.advice());
+        tracing::error!(error = %e, "mail waits: {}", e.advice());
+        Ok(())
+    }
+
+    /// The whole message went out and the relay did not answer its end. Sending it again could
+    /// deliver it twice, so it is recorded as sent, flagged unconfirmed, and the operator told.
+    fn unconfirmed(
+        &self,
+        db: &mut Db<'_>,
+        row: &Claimed,
+        e: &MailError,
+        report: &mut DeliveryReport,
+    ) {
+        let note = format!("unconfirmed: {e}");
+        match db.call(|conn| relay::mark_sent_unconfirmed(conn, row.id, &note)) {
+            Ok(()) => report.unconfirmed += 1,
+            // Left leased: it comes back when the lease ends, and is sent again.
+            Err(db_error) => {
+                tracing::error!(id = row.id, error = %format!("{db_error:#}"), "cannot record an unconfirmed message")
+            }
+        }
+        self.pause();
+        self.record_relay_failure(db, &e.to_string(), e.advice());
+        tracing::error!(
+            id = row.id,
+            message_id = %row.message_id,
+            error = %e,
+            "sent without confirmation, not sent again: {}",
+            e.advice()
+        );
+    }
+
+    /// Another failure of the relay in a row: this worker waits before its next round, longer
+    /// each time (`delivery.retry_*`). Returns the wait.
+    fn pause(&self) -> Duration {
+        let c = &self.control;
+        let streak = c.outage.fetch_add(1, Ordering::Relaxed);
+        c.relay_ok_at.store(0, Ordering::Relaxed);
+        let wait = self.backoff(streak as i32, i64::from(streak));
+        let until = Utc::now() + wait;
+        c.paused_until
+            .store(until.timestamp_millis(), Ordering::Relaxed);
+        wait
+    }
+
+    fn record_relay_failure(&self, db: &mut Db<'_>, failure: &str, advice: &str) {
+        let Some(name) = self.channel.relay_name() else {
+            return;
+        };
+        if let Err(e) = db.call(|conn| relay::record_failure(conn, &name, failure, advice)) {
+            tracing::warn!(error = %format!("{e:#}"), "could not record the relay's failure for health");
+        }
+    }
+
+    /// Tell health the relay works: after a failure at once, otherwise at most once a minute.
+    fn relay_succeeded(&self, db: &mut Db<'_>) {
+        let c = &self.control;
+        c.outage.store(0, Ordering::Relaxed);
+        let Some(name) = self.channel.relay_name() else {
+            return;
+        };
+        let now = Utc::now().timestamp();
+        if now - c.relay_ok_at.load(Ordering::Relaxed) < 60 {
+            return;
+        }
+        match db.call(|conn| relay::record_success(conn, &name)) {
+            Ok(()) => c.relay_ok_at.store(now, Ordering::Relaxed),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "could not record the relay's success for health")
+            }
+        }
     }
 
     /// A temporary refusal: try again later, or dead-letter it after the last attempt.
@@ -421,17 +558,19 @@ impl Delivery<'_> {
         &self,
         db: &mut Db<'_>,
         row: &Claimed,
-        error: &str,
+        e: &MailError,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let worker = &self.control.worker;
         let domain = &self.runtime.message_id_domain;
+        let error = e.to_string();
+        let about_message = matches!(e.verdict(), Verdict::Message { .. });
         db.call(|conn| {
             conn.transaction(|conn| {
-                if !deliveries::mark_failed(conn, row.id, worker, error)? {
+                if !deliveries::mark_failed(conn, row.id, worker, &error)? {
                     return Ok(false);
                 }
-                match self.undeliverable_notice(conn, row, error, now)? {
+                match self.undeliverable_notice(conn, row, (&error, about_message), now)? {
                     Some(n) => {
                         notices::enqueue(conn, &[n], domain)?;
                     }
@@ -451,7 +590,7 @@ impl Delivery<'_> {
         &self,
         conn: &mut PgConnection,
         row: &Claimed,
-        error: &str,
+        (error, about_message): (&str, bool),
         now: DateTime<Utc>,
     ) -> Result<Option<Notice>, DbError> {
         let Ok(original) = &row.notice else {
@@ -479,12 +618,22 @@ impl Delivery<'_> {
             rule: "data-quality".into(),
             standard: None,
             title: crate::evaluate::UNDELIVERABLE_TITLE.into(),
-            action: format!(
-                "The mail server permanently refused the {} notice (rule {}) for {rejected}: {error}. \
-                 Check the e-mail address the case system holds for this person, and pass the notice on.",
-                original.kind.as_str().replace('_', " "),
-                original.rule
-            ),
+            action: if about_message {
+                format!(
+                    "The mail server permanently refused the {} notice (rule {}) for {rejected}: the \
+                     message itself, not the address: {error}. Pass the notice on, and ask IT to \
+                     check the mail relay's filters.",
+                    original.kind.as_str().replace('_', " "),
+                    original.rule
+                )
+            } else {
+                format!(
+                    "The mail server permanently refused the {} notice (rule {}) for {rejected}: {error}. \
+                     Check the e-mail address the case system holds for this person, and pass the notice on.",
+                    original.kind.as_str().replace('_', " "),
+                    original.rule
+                )
+            },
             partnership: original.partnership.clone(),
             case: original.case.clone(),
             dispute: original.dispute.clone(),
@@ -552,7 +701,9 @@ impl Delivery<'_> {
         let copied = row.position == Position::Cc;
         let rendered = self.renderer.render(n, &row.recipient, copied, now, tz)?;
         let message = mail::build_message(&row.recipient, &row.message_id, self.from, &rendered)?;
-        self.channel.send(message).await
+        self.channel
+            .send_until(message, self.control.stop.clone())
+            .await
     }
 }
 

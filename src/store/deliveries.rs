@@ -76,22 +76,39 @@ struct ClaimedRow {
     notice: NoticeRow,
 }
 
+/// Which non-urgent mail a claim may take (urgent mail goes at any hour).
+#[derive(Debug, Clone, Copy)]
+pub enum NonUrgent<'a> {
+    /// Any partnership's, whatever the hour.
+    Any,
+    /// Only these partnerships' (those inside their working hours now).
+    Of(&'a [String]),
+}
+
 /// Claim up to `limit` deliveries due by `due_by` for `worker`, leasing them for
-/// `lease_seconds`. Each claim counts as an attempt; a delivery whose lease ran out (its worker
-/// died) is claimable again. Returned in id order.
+/// `lease_seconds`; non-urgent ones only as `non_urgent` allows. Each claim counts as an
+/// attempt; a delivery whose lease ran out (its worker died) is claimable again. Returned in id
+/// order.
 pub fn claim(
     conn: &mut PgConnection,
     due_by: DateTime<Utc>,
+    non_urgent: NonUrgent<'_>,
     limit: i64,
     lease_seconds: i64,
     worker: &str,
 ) -> Result<Vec<Claimed>, DbError> {
+    let (any, open): (bool, &[String]) = match non_urgent {
+        NonUrgent::Any => (true, &[]),
+        NonUrgent::Of(p) => (false, p),
+    };
     let rows: Vec<ClaimedRow> = diesel::sql_query(
         "WITH c AS ( \
            UPDATE deliveries SET locked_until = now() + make_interval(secs => $3), \
                   attempts = attempts + 1, claimed_by = $4 \
            WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND send_after <= $1 \
                         AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now()) \
+                        AND (urgent OR $5 OR EXISTS (SELECT 1 FROM notices o WHERE o.id = deliveries.notice_id \
+                                                     AND o.partnership_id = ANY($6))) \
                         ORDER BY urgent DESC, send_after, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
            RETURNING id, notice_id, recipient, position, attempts, message_id) \
          SELECT c.id, c.recipient, c.position, c.attempts, c.message_id, n.key, n.partnership_id, \
@@ -103,6 +120,8 @@ pub fn claim(
     .bind::<Int8, _>(limit)
     .bind::<Double, _>(lease_seconds as f64)
     .bind::<Text, _>(worker)
+    .bind::<diesel::sql_types::Bool, _>(any)
+    .bind::<diesel::sql_types::Array<Text>, _>(open)
     .load(conn)?;
     Ok(rows
         .into_iter()

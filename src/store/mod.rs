@@ -8,6 +8,7 @@ pub mod holidays;
 pub mod import;
 pub mod notices;
 pub mod payload;
+pub mod relay;
 pub mod schema;
 
 use diesel::pg::PgConnection;
@@ -25,6 +26,9 @@ pub enum StoreError {
     Connect(diesel::ConnectionError),
     #[error("database error: {0}")]
     Query(diesel::result::Error),
+    /// `database.url` cannot be parsed; the message never holds the URL.
+    #[error("database.url {0}")]
+    BadUrl(crate::dburl::UrlProblem),
     #[error("migrations: {0}")]
     Migration(String),
     #[error("the database schema is behind this cpwatch ({0} pending migration(s)); run `cpwatch migrate`")]
@@ -43,8 +47,34 @@ impl From<diesel::result::Error> for StoreError {
     }
 }
 
+/// Connect to `url`, checked first (libpq repeats a URL it cannot parse, password and all),
+/// with any secret of the URL scrubbed from the error.
 pub fn connect(url: &str) -> Result<PgConnection, StoreError> {
-    Ok(PgConnection::establish(url)?)
+    crate::dburl::check(url).map_err(StoreError::BadUrl)?;
+    PgConnection::establish(url).map_err(|e| StoreError::Connect(scrub_connection_error(e, url)))
+}
+
+/// The connection pool's error log, with the URL's secrets taken out of each message.
+#[derive(Debug)]
+pub struct ScrubbedLog(pub secrecy::SecretString);
+
+impl diesel::r2d2::HandleError<diesel::r2d2::Error> for ScrubbedLog {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        use secrecy::ExposeSecret as _;
+        let message = crate::dburl::scrub(&error.to_string(), self.0.expose_secret());
+        tracing::error!(error = %message, "PostgreSQL connection failed");
+    }
+}
+
+/// A connection error with `url`'s secrets taken out of its message.
+pub fn scrub_connection_error(e: diesel::ConnectionError, url: &str) -> diesel::ConnectionError {
+    use crate::dburl::scrub;
+    use diesel::ConnectionError as E;
+    match e {
+        E::BadConnection(m) => E::BadConnection(scrub(&m, url)),
+        E::InvalidConnectionUrl(m) => E::InvalidConnectionUrl(scrub(&m, url)),
+        other => other,
+    }
 }
 
 /// Names of migrations not yet applied.
@@ -138,20 +168,10 @@ pub fn pass_unlock(conn: &mut PgConnection) -> Result<(), DbError> {
 pub const CHECK_NOW: chrono::DateTime<chrono::Utc> = chrono::DateTime::UNIX_EPOCH;
 
 /// Where PostgreSQL's server binaries are when `initdb` is not on PATH (Debian keeps them in
-/// /usr/lib/postgresql/*/bin); None when it is. For starting a private server (demo, tests).
+/// /usr/lib/postgresql/*/bin); None when it is. (`pgserver` starts private servers.)
 pub fn postgres_bin_dir() -> Option<std::path::PathBuf> {
-    if std::process::Command::new("initdb")
-        .arg("--version")
-        .output()
-        .is_ok()
-    {
-        return None;
-    }
-    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    dirs.sort();
-    dirs.pop()
+    let dir = crate::pgserver::server_bin_dir()?;
+    let on_path =
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d == dir));
+    (!on_path).then_some(dir)
 }

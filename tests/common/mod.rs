@@ -1,6 +1,7 @@
 //! Test harness: a real PostgreSQL database per test and a real SMTP server on loopback.
 //! With DATABASE_URL set, each test gets its own database on that server; without it, each test
-//! starts a temporary PostgreSQL from the installed binaries (pgtemp).
+//! starts a private PostgreSQL from the installed binaries (`cpwatch::pgserver`; as root it runs as
+//! an unprivileged system user, no sudo needed).
 #![allow(dead_code)]
 
 use diesel::prelude::*;
@@ -14,7 +15,7 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 pub struct TestDb {
     pub url: String,
     admin: Option<(String, String)>,
-    _temp: Option<pgtemp::PgTempDB>,
+    _temp: Option<cpwatch::pgserver::PrivateServer>,
 }
 
 impl TestDb {
@@ -45,13 +46,10 @@ impl TestDb {
                 }
             }
             _ => {
-                let mut builder = pgtemp::PgTempDB::builder();
-                if let Some(bin) = cpwatch::store::postgres_bin_dir() {
-                    builder = builder.with_bin_path(bin);
-                }
-                let db = builder.start();
+                let db = cpwatch::pgserver::PrivateServer::start()
+                    .unwrap_or_else(|e| panic!("DATABASE_URL is unset and {e}"));
                 TestDb {
-                    url: db.connection_uri(),
+                    url: db.url(),
                     admin: None,
                     _temp: Some(db),
                 }

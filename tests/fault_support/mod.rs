@@ -5,7 +5,6 @@
 use crate::common::*;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -81,7 +80,7 @@ pub fn queue_load(cp: &Cpwatch, db_url: &str, tag: &str, n: usize) -> Vec<String
             "INSERT INTO deliveries (notice_id, recipient, position, send_after, urgent, message_id) \
              SELECT id, 'r' || split_part(key, '/', 3) || '@load.example.org', 'to', send_after, false, \
                     '<load-{tag}-' || split_part(key, '/', 3) || '@cpwatch.test>' \
-             FROM notices WHERE key LIKE 'load/{tag}/%'"
+             FROM notices WHERE key LIKE 'load/{tag}/%' ORDER BY id"
         ),
     );
     exec(
@@ -206,159 +205,33 @@ impl Drop for Running {
     }
 }
 
-/// A PostgreSQL server of this test's own (initdb + pg_ctl in a temporary directory), so that
-/// restarting it disturbs no other test. As root it runs as `postgres` through `sudo`.
+/// A PostgreSQL server of this test's own (`cpwatch::pgserver`: initdb + pg_ctl in a temporary
+/// directory; as root it runs as an unprivileged system user), so that restarting it disturbs no
+/// other test.
 pub struct PrivatePg {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
+    server: cpwatch::pgserver::PrivateServer,
     pub port: u16,
 }
 
 impl PrivatePg {
     pub fn start() -> PrivatePg {
-        let bin = postgres_bin();
-        let dir = tempfile::tempdir().unwrap();
-        if is_root() {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres"])
-                .arg(dir.path())
-                .status()
-                .unwrap();
-            assert!(ok.success());
+        let server = cpwatch::pgserver::PrivateServer::start().unwrap_or_else(|e| panic!("{e}"));
+        PrivatePg {
+            port: server.port(),
+            server,
         }
-        let pg = PrivatePg {
-            port: free_port(),
-            bin,
-            dir,
-        };
-        let out = pg
-            .as_postgres(&pg.bin.join("initdb"))
-            .args([
-                "-D",
-                pg.data().to_str().unwrap(),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-N",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        pg.pg_ctl_start();
-        pg
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn as_postgres(&self, program: &std::path::Path) -> Command {
-        if is_root() {
-            let mut c = Command::new("sudo");
-            c.args(["-u", "postgres"]).arg(program);
-            c
-        } else {
-            Command::new(program)
-        }
-    }
-
-    fn pg_ctl_start(&self) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
-            self.port,
-            self.dir.path().display()
-        );
-        let out = self
-            .as_postgres(&self.bin.join("pg_ctl"))
-            .args([
-                "-D",
-                self.data().to_str().unwrap(),
-                "-w",
-                "-t",
-                "30",
-                "-o",
-                &options,
-            ])
-            .args(["-l", self.dir.path().join("log").to_str().unwrap(), "start"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.server.url()
     }
 
     /// Stop the server (`fast`: connections are cut, as in a restart by an administrator).
     pub fn stop(&self, mode: &str) {
-        let out = self
-            .as_postgres(&self.bin.join("pg_ctl"))
-            .args([
-                "-D",
-                self.data().to_str().unwrap(),
-                "-w",
-                "-m",
-                mode,
-                "stop",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl stop: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.server.stop(mode).unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn start_again(&self) {
-        self.pg_ctl_start();
+        self.server.start_again().unwrap_or_else(|e| panic!("{e}"));
     }
-}
-
-impl Drop for PrivatePg {
-    fn drop(&mut self) {
-        let _ = self
-            .as_postgres(&self.bin.join("pg_ctl"))
-            .args([
-                "-D",
-                self.data().to_str().unwrap(),
-                "-m",
-                "immediate",
-                "stop",
-            ])
-            .output();
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-fn postgres_bin() -> PathBuf {
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if p.join("initdb").exists() {
-            return p;
-        }
-    }
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL server binaries")
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    dirs.sort();
-    dirs.pop().expect("initdb under /usr/lib/postgresql/*/bin")
 }
