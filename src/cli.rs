@@ -269,8 +269,7 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 fn import_file(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| InputError(format!("cannot read {}: {e}", file.display())))?;
+    let text = read_case_file(file)?;
     let mut conn = connect(settings)?;
     store::ensure_schema(&mut conn, false)?;
     let names: Vec<String> = settings.partnerships.keys().cloned().collect();
@@ -286,6 +285,37 @@ fn import_file(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()
         s.partnership, s.agencies, s.people, s.cases, s.new_events, s.disputes, s.new_dispute_events
     );
     Ok(())
+}
+
+/// A case file's text, read up to the documented size limit (a larger file, or an endless one
+/// like /dev/zero, is refused before it fills memory).
+fn read_case_file(file: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let limit = crate::import::limits::MAX_CASE_FILE_BYTES;
+    let cannot = |e: std::io::Error| InputError(format!("cannot read {}: {e}", file.display()));
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .map_err(cannot)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > limit {
+        return Err(InputError(format!(
+            "{}: larger than the {} MB a case file may be; split it into several files, \
+             or use --format cin-census or direct writes for a whole authority's data",
+            file.display(),
+            limit / (1024 * 1024)
+        ))
+        .into());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        InputError(format!(
+            "{}: not UTF-8 text (byte {} is not valid UTF-8)",
+            file.display(),
+            e.utf8_error().valid_up_to()
+        ))
+        .into()
+    })
 }
 
 fn evaluate(

@@ -16,6 +16,7 @@ pub mod health;
 pub mod holiday_refresh;
 pub mod import;
 pub mod jobs;
+pub mod listen;
 pub mod mail;
 pub mod policy;
 pub mod records;

@@ -76,8 +76,9 @@ fn a_row_queued_by_the_previous_version_still_delivers() {
 
     let cp = Cpwatch::new(&db, Some(&smtp));
     let out = cp.ok(&["migrate"]);
+    // The notices migration, and any that came after it.
     assert!(
-        out.contains("applied 1 migration(s): 20261201000100"),
+        out.starts_with("applied ") && out.contains(": 20261201000100"),
         "{out}"
     );
     // The two rows are one notice with two deliveries now.
@@ -148,7 +149,8 @@ fn the_migration_reverts_to_one_outbox_row_per_recipient() {
         "cc",
         "<old-sw1@cpwatch.invalid>",
     );
-    conn.run_pending_migrations(MIGRATIONS).unwrap();
+    // The notices migration alone (later ones are reverted on their own).
+    conn.run_next_migration(MIGRATIONS).unwrap();
     conn.revert_last_migration(MIGRATIONS).unwrap();
     assert_eq!(
         db.count(

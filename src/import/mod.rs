@@ -5,6 +5,7 @@
 //! the whole file is valid. Importing the same file twice changes nothing.
 
 pub mod json;
+pub mod limits;
 pub mod validate;
 
 pub use crate::records::ImportSummary;
@@ -58,8 +59,9 @@ pub fn import_with(
         })?;
         let partnership = validate::partnership(&doc).map_err(invalid)?;
         let known = store::import::known(conn, &partnership)?;
-        let batch =
+        let mut batch =
             validate::validate(&doc, partnerships_configured, ladders, &known).map_err(invalid)?;
+        batch.provenance.file = file.into();
         Ok(store::import::write(conn, &batch)?)
     })
 }
