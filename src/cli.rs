@@ -20,6 +20,8 @@ use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod census;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "cpwatch",
@@ -50,10 +52,23 @@ pub enum Command {
     Migrate,
     /// Validate the configuration and every policy file; exit 2 with every problem found.
     Check,
-    /// Load a case file (JSON: partnership, agencies, people, cases, events, disputes) in one transaction.
+    /// Load a case file (JSON: partnership, agencies, people, cases, events, disputes) or a
+    /// children-in-need census extract (XML), in one transaction: all of it or, listing every
+    /// problem with its place, nothing.
     Import {
-        /// The case file.
+        /// The case file, or the census extract.
         file: PathBuf,
+        /// json (cpwatch's case file) or cin-census (the DfE children-in-need census XML, read
+        /// as a stream: its Header/Source/LEA names the partnership, see la_codes).
+        #[arg(long, value_enum, default_value = "json")]
+        format: ImportFormat,
+        /// cin-census: import into this partnership whatever the extract's local authority code.
+        #[arg(long, value_name = "NAME")]
+        partnership: Option<String>,
+        /// cin-census: who holds each role on the census cases, a CSV `child,role,person`
+        /// (child = LAchildID, or * for every child; person = a person id cpwatch holds).
+        #[arg(long, value_name = "CSV")]
+        roles: Option<PathBuf>,
     },
     /// Run one evaluation pass as if the clock read --at.
     Evaluate {
@@ -127,6 +142,12 @@ pub enum Format {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportFormat {
+    Json,
+    CinCensus,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReportFormat {
     Text,
     Csv,
@@ -189,7 +210,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Check => check(&settings),
         Command::Migrate => migrate(&settings),
-        Command::Import { file } => import_file(&settings, &file),
+        Command::Import {
+            file,
+            format: ImportFormat::Json,
+            ..
+        } => import_file(&settings, &file),
+        Command::Import {
+            file,
+            format: ImportFormat::CinCensus,
+            partnership,
+            roles,
+        } => census::import(&settings, &file, partnership.as_deref(), roles.as_deref()),
         Command::Evaluate {
             at,
             dry_run,

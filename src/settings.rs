@@ -124,6 +124,8 @@ pub struct Partnership {
     pub division: String,
     pub timezone: Tz,
     pub closure_days: Vec<NaiveDate>,
+    /// The local authority codes (three digits, the census `LEA`) whose extracts are its.
+    pub la_codes: Vec<String>,
 }
 
 /// A configuration that cannot be used; lists every problem with its key.
@@ -216,6 +218,8 @@ struct RawPartnership {
     timezone: String,
     #[serde(default)]
     closure_days: Vec<String>,
+    #[serde(default)]
+    la_codes: Vec<String>,
 }
 
 fn default_division() -> String {
@@ -527,6 +531,13 @@ fn parse_partnerships(
                 )),
             }
         }
+        for code in &part.la_codes {
+            if code.len() != 3 || !code.chars().all(|c| c.is_ascii_digit()) {
+                p.push(format!(
+                    "partnerships.{name}.la_codes: {code:?} is not a three-digit local authority code"
+                ));
+            }
+        }
         if let Some(timezone) = timezone {
             let parsed = Partnership {
                 standards_policy: part.standards_policy,
@@ -534,6 +545,7 @@ fn parse_partnerships(
                 division: part.division,
                 timezone,
                 closure_days,
+                la_codes: part.la_codes,
             };
             out.insert(name, parsed);
         }

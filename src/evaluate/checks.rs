@@ -78,7 +78,7 @@ fn census(case: &Case, known: &[&Event], cal: &Calendar, problems: &mut Vec<Prob
         let ours = icpc_deadline(cal, e.at);
         if ours != target {
             problems.push(Problem {
-                code: format!("census-icpc-target-{}", e.at.format("%Y-%m-%d")),
+                code: format!("census-icpc-target-{}", cal.local_date(e.at)),
                 message: format!(
                     "Case {}: the census gives {target} as the initial conference target for the \
                      section 47 enquiry that started on {}, but cpwatch's 15 working days end on \

@@ -806,30 +806,7 @@ impl Checker<'_> {
         let subject = self
             .line(&d.subject, at, "subject", false, limits::MAX_TEXT_CHARS)
             .unwrap_or_default();
-        let (mut events, mut retracted) = (Vec::new(), Vec::new());
-        let mut ids = HashSet::new();
-        let list = self.list(&d.events, at, "events");
-        if let Err(why) = limits::events(list.len()) {
-            self.err(at, why);
-        } else {
-            for (j, e) in list.iter().enumerate() {
-                let eat = event_place(at, j, e, |e| &e.kind);
-                let parsed = self.dispute_event(e, &eat, stages, opened_at);
-                let id = match &parsed {
-                    Some(Sent::Event(e)) => e.id.clone(),
-                    Some(Sent::Retraction(id)) => Some(id.clone()),
-                    None => None,
-                };
-                if id.is_some_and(|id| !ids.insert(id)) {
-                    self.err(&eat, "its id appears twice in this dispute's events");
-                }
-                match parsed {
-                    Some(Sent::Event(e)) => events.push(e),
-                    Some(Sent::Retraction(id)) => retracted.push(id),
-                    None => {}
-                }
-            }
-        }
+        let (events, retracted) = self.dispute_events(&d.events, at, stages, opened_at);
         Some(DisputeRecord {
             reference: reference?,
             case,
@@ -844,6 +821,41 @@ impl Checker<'_> {
             events,
             retracted,
         })
+    }
+
+    /// A dispute's events and retractions.
+    fn dispute_events(
+        &mut self,
+        v: &Lenient<Vec<Lenient<json::DisputeEvent>>>,
+        at: &str,
+        stages: u32,
+        opened_at: Option<DateTime<Utc>>,
+    ) -> (Vec<DisputeEventRecord>, Vec<String>) {
+        let (mut events, mut retracted) = (Vec::new(), Vec::new());
+        let mut ids = HashSet::new();
+        let list = self.list(v, at, "events");
+        if let Err(why) = limits::events(list.len()) {
+            self.err(at, why);
+            return (events, retracted);
+        }
+        for (j, e) in list.iter().enumerate() {
+            let eat = event_place(at, j, e, |e| &e.kind);
+            let parsed = self.dispute_event(e, &eat, stages, opened_at);
+            let id = match &parsed {
+                Some(Sent::Event(e)) => e.id.clone(),
+                Some(Sent::Retraction(id)) => Some(id.clone()),
+                None => None,
+            };
+            if id.is_some_and(|id| !ids.insert(id)) {
+                self.err(&eat, "its id appears twice in this dispute's events");
+            }
+            match parsed {
+                Some(Sent::Event(e)) => events.push(e),
+                Some(Sent::Retraction(id)) => retracted.push(id),
+                None => {}
+            }
+        }
+        (events, retracted)
     }
 
     /// The case a dispute is about: in this file (before it) or already stored.

@@ -363,65 +363,8 @@ pub fn write_dispute_events(
     id: i64,
     d: &DisputeRecord,
 ) -> Result<EventCounts, DbError> {
-    let plain: Vec<_> = d
-        .events
-        .iter()
-        .filter(|e| e.id.is_none())
-        .map(|e| {
-            let s = stored_dispute_event(e);
-            (
-                dispute_events::dispute_id.eq(id),
-                dispute_events::kind.eq(s.kind),
-                dispute_events::at.eq(s.at),
-                dispute_events::stage.eq(stage(&s.extra)),
-                dispute_events::data.eq(s.data),
-                dispute_events::source.eq(prov.source.as_str()),
-            )
-        })
-        .collect();
-    let mut added_plain = 0;
-    for chunk in plain.chunks(ROWS_PER_STATEMENT) {
-        added_plain += diesel::insert_into(dispute_events::table)
-            .values(chunk)
-            .on_conflict_do_nothing()
-            .execute(conn)?;
-    }
-    type Row = (
-        i64,
-        Option<String>,
-        String,
-        DateTime<Utc>,
-        Option<i32>,
-        Value,
-    );
-    let rows: Vec<Row> = dispute_events::table
-        .filter(dispute_events::dispute_id.eq(id))
-        .filter(dispute_events::source.eq(&prov.source))
-        .filter(dispute_events::source_id.is_not_null())
-        .select((
-            dispute_events::id,
-            dispute_events::source_id,
-            dispute_events::kind,
-            dispute_events::at,
-            dispute_events::stage,
-            dispute_events::data,
-        ))
-        .load(conn)?;
-    let stored: HashMap<String, Stored> = rows
-        .into_iter()
-        .filter_map(|(row, sid, kind, at, st, data)| {
-            Some((
-                sid?,
-                Stored {
-                    row,
-                    kind,
-                    at,
-                    extra: json!(st),
-                    data,
-                },
-            ))
-        })
-        .collect();
+    let added_plain = add_dispute_events_without_id(conn, prov, id, d)?;
+    let stored = stored_dispute_events(conn, prov, id)?;
     let given = d
         .events
         .iter()
@@ -444,6 +387,83 @@ pub fn write_dispute_events(
             .execute(conn)?;
     }
     Ok(counts)
+}
+
+/// Add a dispute's events without an id not stored yet; how many were new.
+fn add_dispute_events_without_id(
+    conn: &mut PgConnection,
+    prov: &Provenance,
+    id: i64,
+    d: &DisputeRecord,
+) -> Result<usize, DbError> {
+    let plain: Vec<_> = d
+        .events
+        .iter()
+        .filter(|e| e.id.is_none())
+        .map(|e| {
+            let s = stored_dispute_event(e);
+            (
+                dispute_events::dispute_id.eq(id),
+                dispute_events::kind.eq(s.kind),
+                dispute_events::at.eq(s.at),
+                dispute_events::stage.eq(stage(&s.extra)),
+                dispute_events::data.eq(s.data),
+                dispute_events::source.eq(prov.source.as_str()),
+            )
+        })
+        .collect();
+    let mut added = 0;
+    for chunk in plain.chunks(ROWS_PER_STATEMENT) {
+        added += diesel::insert_into(dispute_events::table)
+            .values(chunk)
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+    }
+    Ok(added)
+}
+
+/// A dispute's stored events with ids of this source, by id.
+fn stored_dispute_events(
+    conn: &mut PgConnection,
+    prov: &Provenance,
+    id: i64,
+) -> Result<HashMap<String, Stored>, DbError> {
+    type Row = (
+        i64,
+        Option<String>,
+        String,
+        DateTime<Utc>,
+        Option<i32>,
+        Value,
+    );
+    let rows: Vec<Row> = dispute_events::table
+        .filter(dispute_events::dispute_id.eq(id))
+        .filter(dispute_events::source.eq(&prov.source))
+        .filter(dispute_events::source_id.is_not_null())
+        .select((
+            dispute_events::id,
+            dispute_events::source_id,
+            dispute_events::kind,
+            dispute_events::at,
+            dispute_events::stage,
+            dispute_events::data,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(row, sid, kind, at, st, data)| {
+            Some((
+                sid?,
+                Stored {
+                    row,
+                    kind,
+                    at,
+                    extra: json!(st),
+                    data,
+                },
+            ))
+        })
+        .collect())
 }
 
 fn stage(extra: &Value) -> Option<i32> {
