@@ -1,9 +1,10 @@
 //! cpwatch: keeps child-protection timescales and professional-disagreement ladders on time.
 //!
 //! The core (`calendar`, `policy`, `domain`, `records`, `evaluate`, `report`) is pure: no I/O, no clock.
-//! The adapters surround it: `store` (PostgreSQL, all SQL), `import` (case files in), `mail`
+//! The adapters surround it: `store` (PostgreSQL, all SQL), `import` (case files and census extracts in), `mail`
 //! (messages out), `holiday_refresh` (the GOV.UK feed), `jobs` (the pass, delivery, the report's
-//! count), `schedule` (the cron wake-up), `daemon`, `demo`, `health`, `settings` and `cli`.
+//! count), `schedule` (the cron wake-up), `listen` (direct writes wake the pass), `daemon`, `demo`,
+//! `health`, `settings` and `cli`.
 //! Dependencies point inward; ARCHITECTURE.md has the map.
 
 pub mod calendar;

@@ -160,6 +160,14 @@ pub fn map_child(
         let Some(case) = m.episode(&id, &episode, born, expected.is_some(), &mut out) else {
             continue;
         };
+        if out.cases.iter().any(|c| c.reference == case.reference) {
+            let first = episode.first().map_or(0, |l| l.line);
+            m.problems.push(format!(
+                "line {first}, Child {id}: two CINdetails episodes have the same CINreferralDate ({})",
+                case.reference.as_str().trim_start_matches(&format!("{id}-"))
+            ));
+            continue;
+        }
         if !child_roles.iter().any(|(r, _)| r == "team_manager") {
             out.unmanaged += 1;
         }

@@ -165,8 +165,9 @@ fn write_roles(conn: &mut PgConnection, p: &str, batch: &ImportBatch) -> Result<
     Ok(())
 }
 
-/// Upsert the cases and make the batch's roles theirs (with `keep_unmapped_roles`, only for
-/// cases the batch gives roles); each case's id, by reference.
+/// Upsert the cases and make the batch's roles theirs (with `keep_unmapped_roles`, a census
+/// batch: only for cases the batch gives roles, and the stored visiting interval is kept); each
+/// case's id, by reference.
 fn write_cases(
     conn: &mut PgConnection,
     p: &str,
@@ -184,16 +185,25 @@ fn write_cases(
                 cases::visit_interval_days.eq(case.visit_interval_days.map(to_int4).transpose()?),
             ));
         }
-        let written: Vec<(i64, String)> = diesel::insert_into(cases::table)
+        let upsert = diesel::insert_into(cases::table)
             .values(&rows)
             .on_conflict((cases::partnership_id, cases::reference))
-            .do_update()
-            .set((
-                cases::unborn.eq(excluded(cases::unborn)),
-                cases::visit_interval_days.eq(excluded(cases::visit_interval_days)),
-            ))
-            .returning((cases::id, cases::reference))
-            .get_results(conn)?;
+            .do_update();
+        // The census knows nothing of a visiting interval: one set otherwise is kept.
+        let written: Vec<(i64, String)> = if keep_unmapped_roles {
+            upsert
+                .set(cases::unborn.eq(excluded(cases::unborn)))
+                .returning((cases::id, cases::reference))
+                .get_results(conn)?
+        } else {
+            upsert
+                .set((
+                    cases::unborn.eq(excluded(cases::unborn)),
+                    cases::visit_interval_days.eq(excluded(cases::visit_interval_days)),
+                ))
+                .returning((cases::id, cases::reference))
+                .get_results(conn)?
+        };
         ids.extend(written.into_iter().map(|(id, r)| (r, id)));
     }
     // The batch's roles are the cases' roles now.
