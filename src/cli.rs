@@ -211,6 +211,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check => check(&settings),
         Command::Migrate => migrate(&settings),
         Command::Import {
+            format: ImportFormat::Json,
+            partnership: Some(_),
+            ..
+        }
+        | Command::Import {
+            format: ImportFormat::Json,
+            roles: Some(_),
+            ..
+        } => Err(InputError(
+            "--partnership and --roles are for --format cin-census; a case file names its partnership \
+             and its roles itself"
+                .into(),
+        )
+        .into()),
+        Command::Import {
             file,
             format: ImportFormat::Json,
             ..

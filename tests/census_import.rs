@@ -378,6 +378,10 @@ fn an_extract_for_another_authority_is_refused_unless_the_partnership_is_named()
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(s.db.count("SELECT count(*) AS n FROM cases"), 8);
+    // The census options mean nothing to a JSON case file: said, not ignored.
+    let out = s.cp.run(&["import", "--partnership", "knowsley", &path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("are for --format cin-census"));
 }
 
 #[test]
