@@ -460,8 +460,8 @@ fn load(conn: &mut PgConnection, n: i64, now: DateTime<Utc>) -> anyhow::Result<(
                              + (abs(hashint8extended(id, 2)) % 7) * interval '1 hour' AS s
                   FROM cases) x
         )
-        INSERT INTO case_events (case_id, kind, at, recorded_at, data)
-        SELECT b.id, e.kind, e.at, e.recorded_at, e.data
+        INSERT INTO case_events (case_id, kind, at, recorded_at, data, source)
+        SELECT b.id, e.kind, e.at, e.recorded_at, e.data, 'case-file'
         FROM b CROSS JOIN LATERAL (VALUES
             ('strategy_discussion_held', b.s, NULL::timestamptz, '{"s47_initiated": true}'::jsonb, true),
             ('strategy_decisions_recorded', b.s + interval '20 hours', NULL, '{}', bench_pct(b.id, 3) < 97),

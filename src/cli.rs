@@ -21,6 +21,8 @@ use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod census;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "cpwatch",
@@ -51,10 +53,23 @@ pub enum Command {
     Migrate,
     /// Validate the configuration and every policy file; exit 2 with every problem found.
     Check,
-    /// Load a case file (JSON: partnership, agencies, people, cases, events, disputes) in one transaction.
+    /// Load a case file (JSON: partnership, agencies, people, cases, events, disputes) or a
+    /// children-in-need census extract (XML), in one transaction: all of it or, listing every
+    /// problem with its place, nothing.
     Import {
-        /// The case file.
+        /// The case file, or the census extract.
         file: PathBuf,
+        /// json (cpwatch's case file) or cin-census (the DfE children-in-need census XML, read
+        /// as a stream: its Header/Source/LEA names the partnership, see la_codes).
+        #[arg(long, value_enum, default_value = "json")]
+        format: ImportFormat,
+        /// cin-census: import into this partnership whatever the extract's local authority code.
+        #[arg(long, value_name = "NAME")]
+        partnership: Option<String>,
+        /// cin-census: who holds each role on the census cases, a CSV `child,role,person`
+        /// (child = LAchildID, or * for every child; person = a person id cpwatch holds).
+        #[arg(long, value_name = "CSV")]
+        roles: Option<PathBuf>,
     },
     /// Run one evaluation pass as if the clock read --at.
     Evaluate {
@@ -142,6 +157,12 @@ pub enum Format {
     Json,
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportFormat {
+    Json,
+    CinCensus,
+}
+
 pub(crate) fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
@@ -209,7 +230,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Check => check(&settings),
         Command::Migrate => migrate(&settings),
-        Command::Import { file } => import_file(&settings, &file),
+        Command::Import {
+            format: ImportFormat::Json,
+            partnership: Some(_),
+            ..
+        }
+        | Command::Import {
+            format: ImportFormat::Json,
+            roles: Some(_),
+            ..
+        } => Err(InputError(
+            "--partnership and --roles are for --format cin-census; a case file names its partnership \
+             and its roles itself"
+                .into(),
+        )
+        .into()),
+        Command::Import {
+            file,
+            format: ImportFormat::Json,
+            ..
+        } => import_file(&settings, &file),
+        Command::Import {
+            file,
+            format: ImportFormat::CinCensus,
+            partnership,
+            roles,
+        } => census::import(&settings, &file, partnership.as_deref(), roles.as_deref()),
         Command::Evaluate {
             at,
             dry_run,
@@ -328,8 +374,7 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 fn import_file(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| InputError(format!("cannot read {}: {e}", file.display())))?;
+    let text = read_case_file(file)?;
     let mut conn = connect(settings)?;
     store::ensure_schema(&mut conn, false)?;
     let names: Vec<String> = settings.partnerships.keys().cloned().collect();
@@ -345,6 +390,37 @@ fn import_file(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()
         s.partnership, s.agencies, s.people, s.cases, s.new_events, s.disputes, s.new_dispute_events
     );
     Ok(())
+}
+
+/// A case file's text, read up to the documented size limit (a larger file, or an endless one
+/// like /dev/zero, is refused before it fills memory).
+fn read_case_file(file: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let limit = crate::import::limits::MAX_CASE_FILE_BYTES;
+    let cannot = |e: std::io::Error| InputError(format!("cannot read {}: {e}", file.display()));
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .map_err(cannot)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > limit {
+        return Err(InputError(format!(
+            "{}: larger than the {} MB a case file may be; split it into several files, \
+             or use --format cin-census or direct writes for a whole authority's data",
+            file.display(),
+            limit / (1024 * 1024)
+        ))
+        .into());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        InputError(format!(
+            "{}: not UTF-8 text (byte {} is not valid UTF-8)",
+            file.display(),
+            e.utf8_error().valid_up_to()
+        ))
+        .into()
+    })
 }
 
 fn evaluate(

@@ -76,7 +76,13 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     .await?;
     scheduler.start().await?;
     let _ = wake_tx.try_send(()); // one pass at start-up
-    let tasks = spawn_loops(&shared, wake_rx);
+    let mut tasks = spawn_loops(&shared, wake_rx);
+    // Rows a case system writes are evaluated within seconds, not at the next tick.
+    tasks.push(tokio::spawn(crate::listen::run(
+        settings.database.url.expose_secret().to_owned(),
+        wake_tx.clone(),
+        shared.stop.clone(),
+    )));
 
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tracing::info!("cpwatch is running");

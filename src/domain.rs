@@ -157,6 +157,7 @@ event_kinds! {
     NfaLetterSent => "nfa_letter_sent",
     AssessmentDecision => "assessment_decision",
     AssessmentDecisionRecorded => "assessment_decision_recorded",
+    AssessmentStarted => "assessment_started",
     AssessmentCompleted => "assessment_completed",
     AssessmentFeedbackSent => "assessment_feedback_sent",
     StrategyDiscussionDecided => "strategy_discussion_decided",
@@ -214,7 +215,63 @@ pub struct Event {
     pub recorded_at: Option<DateTime<Utc>>,
     /// Kind-specific fields (`s47_initiated`, `meeting`, `agency`, `outcome`, …).
     pub data: serde_json::Map<String, serde_json::Value>,
+    /// Where it came from, and so which rules it may start.
+    #[serde(default)]
+    pub origin: Origin,
 }
+
+/// Where an event came from. A source that records only some kinds of event (the children-in-need
+/// census) can start only the rules whose completion it can also record: a census strategy
+/// discussion starts the 15-working-day conference clock, but not "minutes circulated", which no
+/// census will ever tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// The case system, through a case file or direct writes: any kind of event.
+    #[default]
+    CaseSystem,
+    /// The children-in-need census extract.
+    Census,
+}
+
+impl Origin {
+    /// The kinds of event the census extract can record.
+    pub const CENSUS_KINDS: &'static [EventKind] = &[
+        EventKind::ReferralReceived,
+        EventKind::ReferralNfa,
+        EventKind::AssessmentStarted,
+        EventKind::AssessmentCompleted,
+        EventKind::StrategyDiscussionHeld,
+        EventKind::S47Completed,
+        EventKind::IcpcHeld,
+        EventKind::RcpcHeld,
+        EventKind::CpPlanEnded,
+        EventKind::CinPlanStarted,
+        EventKind::CinPlanEnded,
+        EventKind::Birth,
+        EventKind::CaseClosed,
+    ];
+
+    /// Whether this source ever records events of `kind`.
+    pub fn records(self, kind: EventKind) -> bool {
+        match self {
+            Origin::CaseSystem => true,
+            Origin::Census => Self::CENSUS_KINDS.contains(&kind),
+        }
+    }
+
+    /// The `source` column's value this origin is stored under (`cin-census`), else any other.
+    pub fn of_source(source: &str) -> Origin {
+        if source == CENSUS_SOURCE {
+            Origin::Census
+        } else {
+            Origin::CaseSystem
+        }
+    }
+}
+
+/// The `source` of events imported from a children-in-need census extract.
+pub const CENSUS_SOURCE: &str = "cin-census";
 
 impl Event {
     pub fn text(&self, name: &str) -> Option<&str> {

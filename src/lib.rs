@@ -2,9 +2,11 @@
 //!
 //! The core (`calendar`, `policy`, `policy_view`, `domain`, `records`, `evaluate`, `report`) is
 //! pure: no I/O, no clock.
-//! The adapters surround it: `store` (PostgreSQL, all SQL), `import` (case files in), `mail`
-//! (messages out, through `smtp`), `holiday_refresh` (the GOV.UK feed), `jobs` (the pass, delivery, the report's
-//! count), `schedule` (the cron wake-up), `daemon`, `demo` (with `pgserver`, a private PostgreSQL), `health`, `settings` and `cli`.
+//! The adapters surround it: `store` (PostgreSQL, all SQL), `import` (case files and census
+//! extracts in), `mail` (messages out, through `smtp`), `holiday_refresh` (the GOV.UK feed),
+//! `jobs` (the pass, delivery, the report's counts), `schedule` (the cron wake-up), `listen`
+//! (direct writes wake the pass), `daemon`, `demo` (with `pgserver`, a private PostgreSQL),
+//! `health`, `settings` and `cli`.
 //! Dependencies point inward; ARCHITECTURE.md has the map.
 
 pub mod calendar;
@@ -18,6 +20,7 @@ pub mod health;
 pub mod holiday_refresh;
 pub mod import;
 pub mod jobs;
+pub mod listen;
 pub mod mail;
 pub mod pgserver;
 pub mod policy;

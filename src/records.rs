@@ -20,10 +20,36 @@ pub struct Known {
     pub cases: HashSet<String>,
 }
 
+/// Where a batch's events come from: the `source` they are stored under (`case-file`,
+/// `cin-census`), the file, and whether the batch holds each of its cases' events from that
+/// source completely (a census extract does: an event of a case it names but no longer
+/// carries is gone; a case file may be partial, so only an explicit retraction removes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    pub source: String,
+    pub file: String,
+    pub complete: bool,
+}
+
+impl Provenance {
+    /// A JSON case file.
+    pub fn case_file(file: &str) -> Provenance {
+        Provenance {
+            source: CASE_FILE_SOURCE.into(),
+            file: file.into(),
+            complete: false,
+        }
+    }
+}
+
+/// The `source` of events imported from a JSON case file.
+pub const CASE_FILE_SOURCE: &str = "case-file";
+
 /// Everything one valid import writes, for one partnership.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportBatch {
     pub partnership: PartnershipId,
+    pub provenance: Provenance,
     pub agencies: Vec<AgencyRecord>,
     pub people: Vec<Person>,
     /// role → person (`partnership_chair`, …).
@@ -50,12 +76,17 @@ pub struct CaseRecord {
     /// role → person; a role held by several people appears once per person.
     pub roles: Vec<(String, PersonId)>,
     pub events: Vec<CaseEventRecord>,
+    /// The sender's ids of events to remove.
+    pub retracted: Vec<String>,
 }
 
-/// One case event as imported. An event already stored (same kind, instant and data) is not
-/// added again.
+/// One case event as imported. With the sender's `id`, it replaces the stored event of that
+/// id (if it differs); without one, an event already stored (same kind, instant and data) is
+/// not added again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseEventRecord {
+    /// The sender's own id for the event.
+    pub id: Option<String>,
     pub kind: EventKind,
     pub at: DateTime<Utc>,
     /// For scheduling events: when the meeting was booked.
@@ -81,11 +112,14 @@ pub struct DisputeRecord {
     pub opened_at: DateTime<Utc>,
     pub disagreement_at: Option<DateTime<Utc>>,
     pub events: Vec<DisputeEventRecord>,
+    /// The sender's ids of events to remove.
+    pub retracted: Vec<String>,
 }
 
-/// One dispute event as imported.
+/// One dispute event as imported (with the sender's `id`: replaces the stored one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisputeEventRecord {
+    pub id: Option<String>,
     pub kind: DisputeEventKind,
     pub at: DateTime<Utc>,
     /// For `escalated`: the stage asked for (within the ladder's stages).
@@ -104,4 +138,8 @@ pub struct ImportSummary {
     pub new_events: usize,
     pub disputes: usize,
     pub new_dispute_events: usize,
+    /// Events (of cases and disputes) that replaced a stored one of the same id.
+    pub corrected_events: usize,
+    /// Events removed: retracted by id, or no longer in a complete extract.
+    pub removed_events: usize,
 }

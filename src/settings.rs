@@ -130,6 +130,8 @@ pub struct Partnership {
     pub division: String,
     pub timezone: Tz,
     pub closure_days: Vec<NaiveDate>,
+    /// The local authority codes (three digits, the census `LEA`) whose extracts are its.
+    pub la_codes: Vec<String>,
 }
 
 /// A configuration that cannot be used; lists every problem with its key.
@@ -228,6 +230,8 @@ struct RawPartnership {
     timezone: String,
     #[serde(default)]
     closure_days: Vec<String>,
+    #[serde(default)]
+    la_codes: Vec<String>,
 }
 
 /// The built-in defaults without their `[partnerships]` (a deployment's file names its own).
@@ -618,6 +622,13 @@ fn parse_partnerships(
                 )),
             }
         }
+        for code in &part.la_codes {
+            if code.len() != 3 || !code.chars().all(|c| c.is_ascii_digit()) {
+                p.push(format!(
+                    "partnerships.{name}.la_codes: {code:?} is not a three-digit local authority code"
+                ));
+            }
+        }
         if let Some(timezone) = timezone {
             let parsed = Partnership {
                 standards_policy,
@@ -626,6 +637,7 @@ fn parse_partnerships(
                 division: part.division,
                 timezone,
                 closure_days,
+                la_codes: part.la_codes,
             };
             out.insert(name, parsed);
         }

@@ -400,6 +400,21 @@ fn bad_files() -> Vec<(&'static str, String)> {
             ]),
         ),
         (
+            // Issue 11: these were merged silently (the second dispute's immediate risk won).
+            "duplicates: agencies and disputes given twice",
+            patched(&[
+                (
+                    "agencies/2",
+                    json!({"id": "health", "name": "Health (twice)"}),
+                ),
+                (
+                    "disputes/1",
+                    json!({"id": "D-1", "policy": "pan-cheshire-escalation", "raised_by": "p-chair", "respondent": "p-sm1",
+                           "opened_at": "2026-03-09T10:00:00Z", "subject": "twice", "immediate_risk": true}),
+                ),
+            ]),
+        ),
+        (
             "duplicate keys: the last one counts",
             raw(
                 r#"{"partnership": "a b", "partnership": "knowsley", "people": [{"id": "p-1", "id": "a b", "name": "x"}]}"#,
@@ -417,7 +432,7 @@ fn good_files() -> Vec<(&'static str, String)> {
             "good: only references to what the database holds",
             json!({
                 "partnership": "knowsley",
-                "agencies": [{"id": "health", "name": "Health (renamed)", "roles": {"safeguarding_lead": "p-hv1"}}, {"id": "health", "name": "Health (twice)"}],
+                "agencies": [{"id": "health", "name": "Health (renamed)", "roles": {"safeguarding_lead": "p-hv1"}}],
                 "partnership_roles": {"partnership_chair": "p-sw1", "business_manager": "p-chair"},
                 "cases": [
                     {"ref": "KN-0001", "unborn": true, "roles": {"social_worker": "p-tm1"}, "events": [
@@ -435,8 +450,6 @@ fn good_files() -> Vec<(&'static str, String)> {
                      "opened_at": "2026-03-09T10:00:00Z", "events": [
                         {"kind": "outcome_confirmed", "at": "2026-03-10T10:00:00Z", "by": "p-sm1"}
                     ]},
-                    {"id": "D-2", "policy": "pan-cheshire-escalation", "raised_by": "p-chair", "respondent": "p-sm1",
-                     "opened_at": "2026-03-09T10:00:00Z", "subject": "twice", "events": []},
                     {"id": "D-3", "case": "KN-0002", "policy": "richmond-kingston-6-step", "raised_by": "p-sw1", "respondent": "p-hv1",
                      "opened_at": "2026-03-09T10:00:00Z", "events": [{"kind": "escalated", "at": "2026-03-10T10:00:00Z", "stage": 6}]}
                 ]

@@ -241,7 +241,7 @@ fn wrong_types_and_unknown_fields_are_all_reported_at_once() {
             "case KN-0001, field unborn: must be true or false",
             "case KN-0001, field visit_interval_days: must be a whole number of days from 1 to 366",
             "case KN-0001, field roles.janitor: unknown role (expected one of: social_worker, team_manager, assistant_team_manager, conference_chair, senior_manager, head_of_service_safeguarding, legal, core_group_member, mash_team_manager)",
-            "case KN-0001, event 0 (icpc_held), field venue: unknown field (expected one of: kind, at, recorded_at, outcome, meeting)",
+            "case KN-0001, event 0 (icpc_held), field venue: unknown field (expected one of: kind, at, recorded_at, id, retracted, outcome, meeting, enquiry)",
             "case KN-0001, event 0 (icpc_held), field outcome: must be one of plan, no_plan",
             "dispute D-1, event 0 (escalated), field stage: must be a stage number from 1 to 4",
             "dispute D-1, event 0 (escalated), field stage: is required for an escalation",

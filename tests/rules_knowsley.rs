@@ -763,6 +763,7 @@ fn pure_inputs(file: &Value) -> (Vec<Case>, Directory) {
                         at,
                         recorded_at,
                         data,
+                        origin: Default::default(),
                     }
                 })
                 .collect();

@@ -2,6 +2,7 @@
 //! Pure: no clock, no database, no files. Evaluating twice at one instant gives the same result.
 
 mod checks;
+pub use checks::icpc_deadline;
 pub mod dispute;
 mod notice;
 mod plan;
@@ -41,7 +42,7 @@ pub fn evaluate_case(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> Ca
         return CaseOutcome::default();
     }
     let plan = plan::PlanPeriods::of(&known);
-    checks::check(case, &known, &plan, &mut out.problems);
+    checks::check(case, &known, &plan, ctx.calendar, &mut out.problems);
     let state = rule::CaseState {
         case,
         known: &known,

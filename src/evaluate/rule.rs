@@ -7,7 +7,7 @@ use super::plan::PlanPeriods;
 use super::{reminder_time, rfc3339, wording, Context, Kind, Notice, NoticeKey, Outcome};
 use super::{Recipient, Resolver};
 use crate::calendar::Timescale;
-use crate::domain::{AgencyId, Case, Event, EventKind};
+use crate::domain::{AgencyId, Case, Event, EventKind, Origin};
 use crate::policy::{DoneSince, EventMatch, Letter, Pick, Requirement, RoleRef, Rule, SameField};
 use chrono::{DateTime, Utc};
 
@@ -61,10 +61,30 @@ fn occurrences<'a>(
     out
 }
 
+/// Whether an event from `origin` may start this rule: only if that source can also record
+/// what completes it (its done-by events, or the event its guard watches for).
+fn startable_from(rule: &Rule, origin: Origin) -> bool {
+    let watched: Vec<EventKind> = rule
+        .done_by
+        .iter()
+        .map(|m| m.event)
+        .chain(rule.guard.iter().map(|g| g.forbidden.event))
+        .collect();
+    origin == Origin::CaseSystem
+        || (!watched.is_empty() && watched.into_iter().all(|k| origin.records(k)))
+}
+
+/// The section 47 enquiry an event names (`enquiry`), if any: an enquiry's start, its
+/// conference and its "no conference needed" are paired by it.
+fn enquiry(e: &Event) -> Option<&str> {
+    e.text("enquiry")
+}
+
 /// The events that start this rule's clocks.
 fn anchors<'a>(rule: &Rule, st: &CaseState<'a>) -> Vec<&'a Event> {
     let found = st.known.iter().copied().filter(|e| {
         rule.anchors.iter().any(|m| m.matches(e))
+            && startable_from(rule, e.origin)
             && rule.requires.iter().all(|r| match r {
                 Requirement::PlanOpen => st.plan.open_at(e.at),
                 Requirement::Unborn => st.case.unborn,
@@ -86,7 +106,18 @@ fn anchors<'a>(rule: &Rule, st: &CaseState<'a>) -> Vec<&'a Event> {
     }
     match rule.pick {
         Pick::Each => unique,
-        Pick::First => unique.into_iter().take(1).collect(),
+        // The first of each enquiry (events naming none are one enquiry together).
+        Pick::First => {
+            let mut seen: Vec<Option<&str>> = Vec::new();
+            unique
+                .into_iter()
+                .filter(|e| {
+                    let first = !seen.contains(&enquiry(e));
+                    seen.push(enquiry(e));
+                    first
+                })
+                .collect()
+        }
         Pick::Last => unique.into_iter().last().into_iter().collect(),
     }
 }
@@ -147,6 +178,8 @@ impl<'a> Occurrence<'a> {
         self.st.known.iter().copied().find(|e| {
             !std::ptr::eq(*e, self.anchor)
                 && e.at >= from
+                // Another enquiry's conference does not count for this one.
+                && !matches!((enquiry(e), enquiry(self.anchor)), (Some(a), Some(b)) if a != b)
                 && until.is_none_or(|u| e.at <= u)
                 && matches.iter().any(|m| {
                     m.matches(e)

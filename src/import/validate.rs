@@ -5,14 +5,14 @@
 //! References may point forwards within the file. Also the table of kind-specific event fields.
 
 use super::json::{self, Document, Lenient};
-use super::Ladders;
+use super::{limits, Ladders};
 use crate::domain::{
     AgencyId, CaseRef, DisputeEventKind, DisputeRef, Email, EventKind, InvalidValue, PartnershipId,
     Person, PersonId, AGENCY_ROLES, CASE_ROLES, PARTNERSHIP_ROLES,
 };
 use crate::records::{
     AgencyRecord, CaseEventRecord, CaseRecord, DisputeEventRecord, DisputeRecord, ImportBatch,
-    Known,
+    Known, Provenance,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -55,6 +55,7 @@ pub fn validate(
     c.declare(file);
     let batch = ImportBatch {
         partnership,
+        provenance: Provenance::case_file(""),
         agencies: c.agencies(file),
         people: c.people(file),
         partnership_roles: c.roles(
@@ -125,6 +126,25 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// A text field shown as one line in mail (a name, a subject), within `max` characters.
+    fn line(
+        &mut self,
+        v: &Lenient<String>,
+        at: &str,
+        field: &str,
+        required: bool,
+        max: usize,
+    ) -> Option<String> {
+        let s = self.text(v, at, field, required)?;
+        match limits::one_line(&s, max) {
+            Ok(()) => Some(s),
+            Err(why) => {
+                self.err(&format!("{at}, field {field}"), why);
+                None
+            }
+        }
+    }
+
     fn flag(&mut self, v: &Lenient<bool>, at: &str, field: &str) -> Option<bool> {
         match v {
             Lenient::Good(b) => Some(*b),
@@ -145,7 +165,16 @@ impl<'a> Checker<'a> {
     ) -> Option<DateTime<Utc>> {
         let s = self.text(v, at, field, required)?;
         match DateTime::parse_from_rfc3339(&s) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
+            Ok(t) => {
+                let t = t.with_timezone(&Utc);
+                match limits::instant(t) {
+                    Ok(()) => Some(t),
+                    Err(why) => {
+                        self.err(&format!("{at}, field {field}"), format!("{s:?} {why}"));
+                        None
+                    }
+                }
+            }
             Err(e) => {
                 self.err(
                     &format!("{at}, field {field}"),
@@ -287,6 +316,10 @@ impl<'a> Checker<'a> {
                     }
                 }
                 Value::Array(list) if multi.contains(&role.as_str()) => {
+                    if let Err(why) = limits::members(list.len()) {
+                        self.err(&here, why);
+                        continue;
+                    }
                     for w in list {
                         match w.as_str() {
                             Some(s) => {
@@ -381,6 +414,7 @@ impl Checker<'_> {
 
     fn agencies(&mut self, file: &json::CaseFile) -> Vec<AgencyRecord> {
         let mut out = Vec::new();
+        let mut seen = HashSet::new();
         for (i, item) in self
             .list(&file.agencies, "the file", "agencies")
             .iter()
@@ -392,9 +426,14 @@ impl Checker<'_> {
             };
             self.unknown_fields(a.unknown.keys(), &["id", "name", "roles"], &at);
             let id = self.id(&a.id, &at, "id", AgencyId::parse);
-            let name = self.text(&a.name, &at, "name", true).unwrap_or_default();
+            let name = self
+                .line(&a.name, &at, "name", true, limits::MAX_NAME_CHARS)
+                .unwrap_or_default();
             let roles = self.roles(&a.roles, &at, "roles", AGENCY_ROLES, &[]);
             if let Some(id) = id {
+                if !seen.insert(id.clone()) {
+                    self.err(&at, "appears twice in agencies");
+                }
                 out.push(AgencyRecord { id, name, roles });
             }
         }
@@ -416,7 +455,9 @@ impl Checker<'_> {
             let fields = ["id", "name", "email", "agency", "manager"];
             self.unknown_fields(p.unknown.keys(), &fields, &at);
             let id = self.id(&p.id, &at, "id", PersonId::parse);
-            let name = self.text(&p.name, &at, "name", true).unwrap_or_default();
+            let name = self
+                .line(&p.name, &at, "name", true, limits::MAX_NAME_CHARS)
+                .unwrap_or_default();
             let email = self.text(&p.email, &at, "email", false).and_then(|e| {
                 Email::parse(&e)
                     .map_err(|e| self.err(&format!("{at}, field email"), e.message))
@@ -487,10 +528,29 @@ impl Checker<'_> {
             }
         };
         let roles = self.roles(&c.roles, at, "roles", CASE_ROLES, &["core_group_member"]);
-        let mut events = Vec::new();
-        for (j, e) in self.list(&c.events, at, "events").iter().enumerate() {
-            let eat = event_place(at, j, e, |e| &e.kind);
-            events.extend(self.case_event(e, &eat));
+        let (mut events, mut retracted) = (Vec::new(), Vec::new());
+        let mut ids = HashSet::new();
+        let list = self.list(&c.events, at, "events");
+        if let Err(why) = limits::events(list.len()) {
+            self.err(at, why);
+        } else {
+            for (j, e) in list.iter().enumerate() {
+                let eat = event_place(at, j, e, |e| &e.kind);
+                let parsed = self.case_event(e, &eat);
+                let id = match &parsed {
+                    Some(Sent::Event(e)) => e.id.clone(),
+                    Some(Sent::Retraction(id)) => Some(id.clone()),
+                    None => None,
+                };
+                if id.is_some_and(|id| !ids.insert(id)) {
+                    self.err(&eat, "its id appears twice in this case's events");
+                }
+                match parsed {
+                    Some(Sent::Event(e)) => events.push(e),
+                    Some(Sent::Retraction(id)) => retracted.push(id),
+                    None => {}
+                }
+            }
         }
         Some(CaseRecord {
             reference: reference?,
@@ -498,11 +558,65 @@ impl Checker<'_> {
             visit_interval_days,
             roles,
             events,
+            retracted,
         })
     }
 
-    fn case_event(&mut self, item: &Lenient<json::CaseEvent>, at: &str) -> Option<CaseEventRecord> {
+    /// The sender's id of an event (`id`), and whether the event is a retraction of that id
+    /// (`"retracted": true`).
+    fn event_id(
+        &mut self,
+        id: Option<&Value>,
+        retracted: Option<&Value>,
+        at: &str,
+    ) -> (Option<String>, bool) {
+        let id = match id {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => match limits::one_line(s, limits::MAX_ID_CHARS) {
+                Ok(()) if !s.trim().is_empty() => Some(s.clone()),
+                Ok(()) => {
+                    self.err(&format!("{at}, field id"), "must not be empty");
+                    None
+                }
+                Err(why) => {
+                    self.err(&format!("{at}, field id"), why);
+                    None
+                }
+            },
+            Some(_) => {
+                self.err(&format!("{at}, field id"), "must be a string");
+                None
+            }
+        };
+        let retracted = match retracted {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(_) => {
+                self.err(&format!("{at}, field retracted"), "must be true or false");
+                false
+            }
+        };
+        if retracted && id.is_none() {
+            self.err(
+                &format!("{at}, field id"),
+                "is required to retract an event",
+            );
+        }
+        (id, retracted)
+    }
+
+    fn case_event(
+        &mut self,
+        item: &Lenient<json::CaseEvent>,
+        at: &str,
+    ) -> Option<Sent<CaseEventRecord>> {
         let e = self.object(item, at)?;
+        let (id, retracted) = self.event_id(e.fields.get("id"), e.fields.get("retracted"), at);
+        if retracted {
+            let allowed = ["kind", "at", "recorded_at", "id", "retracted"];
+            self.unknown_fields(e.fields.keys(), &allowed, at);
+            return id.map(Sent::Retraction);
+        }
         let kind = self.text(&e.kind, at, "kind", true);
         let when = self.instant(&e.at, at, "at", true);
         let recorded_at = self.instant(&e.recorded_at, at, "recorded_at", false);
@@ -515,16 +629,17 @@ impl Checker<'_> {
             return None;
         };
         let spec = event_fields(kind);
-        let mut allowed: Vec<&str> = vec!["kind", "at", "recorded_at"];
+        let mut allowed: Vec<&str> = vec!["kind", "at", "recorded_at", "id", "retracted"];
         allowed.extend(spec.iter().map(|s| s.0));
         self.unknown_fields(e.fields.keys(), &allowed, at);
         let data = self.event_data(&e.fields, spec, at);
-        Some(CaseEventRecord {
+        Some(Sent::Event(CaseEventRecord {
+            id,
             kind,
             at: when?,
             recorded_at,
             data,
-        })
+        }))
     }
 
     /// The kind-specific fields `spec` names, checked; what the event stores of them.
@@ -557,7 +672,21 @@ impl Checker<'_> {
     fn event_field(&mut self, v: &Value, ty: FieldType, here: &str) -> bool {
         use FieldType::*;
         match (v, ty) {
-            (Value::Bool(_), Bool) | (Value::String(_), Text) => {}
+            (Value::Bool(_), Bool) => {}
+            (Value::String(s), Text) => {
+                if let Err(why) = limits::one_line(s, limits::MAX_ID_CHARS) {
+                    self.err(here, why);
+                    return false;
+                }
+            }
+            (Value::Array(list), Agencies) if limits::members(list.len()).is_err() => {
+                self.err(here, limits::members(list.len()).unwrap_err());
+                return false;
+            }
+            (Value::Object(map), Invitees) if limits::members(map.len()).is_err() => {
+                self.err(here, limits::members(map.len()).unwrap_err());
+                return false;
+            }
             (Value::String(s), Person) => {
                 self.person_ref(s, here);
             }
@@ -615,14 +744,20 @@ impl Checker<'_> {
 // Disputes and their events.
 impl Checker<'_> {
     fn disputes(&mut self, file: &json::CaseFile, ladders: &Ladders) -> Vec<DisputeRecord> {
-        let mut out = Vec::new();
+        let mut out: Vec<DisputeRecord> = Vec::new();
+        let mut seen = HashSet::new();
         for (i, item) in self
             .list(&file.disputes, "the file", "disputes")
             .iter()
             .enumerate()
         {
             let at = place("dispute", item, |d| &d.id, i);
-            out.extend(self.dispute(item, &at, ladders));
+            if let Some(d) = self.dispute(item, &at, ladders) {
+                if !seen.insert(d.reference.clone()) {
+                    self.err(&at, "appears twice in disputes");
+                }
+                out.push(d);
+            }
         }
         out
     }
@@ -669,13 +804,9 @@ impl Checker<'_> {
             .flag(&d.immediate_risk, at, "immediate_risk")
             .unwrap_or(false);
         let subject = self
-            .text(&d.subject, at, "subject", false)
+            .line(&d.subject, at, "subject", false, limits::MAX_TEXT_CHARS)
             .unwrap_or_default();
-        let mut events = Vec::new();
-        for (j, e) in self.list(&d.events, at, "events").iter().enumerate() {
-            let eat = event_place(at, j, e, |e| &e.kind);
-            events.extend(self.dispute_event(e, &eat, stages, opened_at));
-        }
+        let (events, retracted) = self.dispute_events(&d.events, at, stages, opened_at);
         Some(DisputeRecord {
             reference: reference?,
             case,
@@ -688,7 +819,43 @@ impl Checker<'_> {
             opened_at: opened_at?,
             disagreement_at,
             events,
+            retracted,
         })
+    }
+
+    /// A dispute's events and retractions.
+    fn dispute_events(
+        &mut self,
+        v: &Lenient<Vec<Lenient<json::DisputeEvent>>>,
+        at: &str,
+        stages: u32,
+        opened_at: Option<DateTime<Utc>>,
+    ) -> (Vec<DisputeEventRecord>, Vec<String>) {
+        let (mut events, mut retracted) = (Vec::new(), Vec::new());
+        let mut ids = HashSet::new();
+        let list = self.list(v, at, "events");
+        if let Err(why) = limits::events(list.len()) {
+            self.err(at, why);
+            return (events, retracted);
+        }
+        for (j, e) in list.iter().enumerate() {
+            let eat = event_place(at, j, e, |e| &e.kind);
+            let parsed = self.dispute_event(e, &eat, stages, opened_at);
+            let id = match &parsed {
+                Some(Sent::Event(e)) => e.id.clone(),
+                Some(Sent::Retraction(id)) => Some(id.clone()),
+                None => None,
+            };
+            if id.is_some_and(|id| !ids.insert(id)) {
+                self.err(&eat, "its id appears twice in this dispute's events");
+            }
+            match parsed {
+                Some(Sent::Event(e)) => events.push(e),
+                Some(Sent::Retraction(id)) => retracted.push(id),
+                None => {}
+            }
+        }
+        (events, retracted)
     }
 
     /// The case a dispute is about: in this file (before it) or already stored.
@@ -725,10 +892,14 @@ impl Checker<'_> {
         at: &str,
         stages: u32,
         opened_at: Option<DateTime<Utc>>,
-    ) -> Option<DisputeEventRecord> {
+    ) -> Option<Sent<DisputeEventRecord>> {
         let e = self.object(item, at)?;
-        let fields = ["kind", "at", "stage", "outcome", "by"];
+        let fields = ["kind", "at", "stage", "outcome", "by", "id", "retracted"];
         self.unknown_fields(e.unknown.keys(), &fields, at);
+        let (id, retracted) = self.event_id(e.unknown.get("id"), e.unknown.get("retracted"), at);
+        if retracted {
+            return id.map(Sent::Retraction);
+        }
         let kind = self.text(&e.kind, at, "kind", true);
         let when = self.instant(&e.at, at, "at", true);
         let parsed = kind.as_deref().map(|k| (k, DisputeEventKind::parse(k)));
@@ -746,7 +917,7 @@ impl Checker<'_> {
                 "is required for an escalation",
             );
         }
-        let outcome = self.text(&e.outcome, at, "outcome", false);
+        let outcome = self.line(&e.outcome, at, "outcome", false, limits::MAX_TEXT_CHARS);
         let by = self.person(&e.by, at, "by", false);
         if let (Some(t), Some(open)) = (when, opened_at) {
             if t < open {
@@ -760,13 +931,14 @@ impl Checker<'_> {
                 );
             }
         }
-        Some(DisputeEventRecord {
+        Some(Sent::Event(DisputeEventRecord {
+            id,
             kind: kind?,
             at: when?,
             stage,
             by,
             outcome,
-        })
+        }))
     }
 
     fn stage(&mut self, v: &Lenient<u64>, at: &str, stages: u32) -> Option<u32> {
@@ -782,6 +954,12 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// An event as sent: the event itself, or the retraction of the sender's id for one.
+enum Sent<T> {
+    Event(T),
+    Retraction(String),
 }
 
 /// What a kind-specific event field must hold.
@@ -802,14 +980,16 @@ fn event_fields(kind: EventKind) -> &'static [(&'static str, FieldType, bool)] {
     use EventKind::*;
     use FieldType::*;
     match kind {
+        // `enquiry` pairs a section 47 enquiry's start with its own conference (or with the
+        // finding that none is needed) when a case has more than one enquiry.
+        StrategyDiscussionHeld => &[("s47_initiated", Bool, false), ("enquiry", Text, false)],
+        S47Completed => &[("icpc_required", Bool, false), ("enquiry", Text, false)],
         ReferralReceived => &[
             ("referrer", Person, false),
             ("verbal", Bool, false),
             ("professional", Bool, false),
         ],
         MedicalExamination => &[("examining_doctor", Person, true)],
-        StrategyDiscussionHeld => &[("s47_initiated", Bool, false)],
-        S47Completed => &[("icpc_required", Bool, false)],
         IcpcScheduled | RcpcScheduled => &[
             ("meeting", Text, true),
             ("invited_agencies", Agencies, false),
@@ -823,6 +1003,7 @@ fn event_fields(kind: EventKind) -> &'static [(&'static str, FieldType, bool)] {
         IcpcHeld => &[
             ("outcome", OneOf(&["plan", "no_plan"]), true),
             ("meeting", Text, false),
+            ("enquiry", Text, false),
         ],
         RcpcHeld => &[
             ("outcome", OneOf(&["continue", "end"]), true),

@@ -109,6 +109,10 @@ impl EvaluationPass<'_> {
         obs: &mut Observers,
     ) -> anyhow::Result<PassReport> {
         let mut report = PassReport::default();
+        if self.mode == Mode::Write {
+            // What case systems changed since the last pass is due now.
+            store::changes::take_requests(conn)?;
+        }
         for partnership in cases::partnerships(conn)? {
             let Some(rt) = self.runtime.partnerships.get(&partnership) else {
                 tracing::warn!(

@@ -392,6 +392,7 @@ mod tests {
             at: date(day).and_hms_opt(10, 0, 0).unwrap().and_utc(),
             recorded_at: None,
             data: data.as_object().cloned().unwrap_or_default(),
+            origin: Default::default(),
         }
     }
 

@@ -197,6 +197,7 @@ fn load_events(
         DateTime<Utc>,
         Option<DateTime<Utc>>,
         serde_json::Value,
+        String,
     );
     let rows: Vec<EventRow> = case_events::table
         .filter(case_events::case_id.eq_any(ids))
@@ -206,11 +207,12 @@ fn load_events(
             case_events::at,
             case_events::recorded_at,
             case_events::data,
+            case_events::source,
         ))
         .order((case_events::case_id, case_events::at, case_events::id))
         .load(conn)?;
     let mut events: HashMap<i64, Vec<Event>> = HashMap::new();
-    for (id, kind, at, recorded_at, data) in rows {
+    for (id, kind, at, recorded_at, data, source) in rows {
         let Some(kind) = EventKind::parse(&kind) else {
             bad.push(BadRow {
                 case_id: id,
@@ -222,14 +224,35 @@ fn load_events(
             serde_json::Value::Object(m) => m,
             _ => serde_json::Map::new(),
         };
-        events.entry(id).or_default().push(Event {
+        let event = Event {
             kind,
             at,
             recorded_at,
             data,
-        });
+            origin: crate::domain::Origin::of_source(&source),
+        };
+        push_unique(events.entry(id).or_default(), event);
     }
     Ok(events)
+}
+
+/// Add an event to a case's list (sorted by time) unless the same event, sent by another
+/// source, is there already; the case system's copy wins over the census's (it may start
+/// every rule).
+fn push_unique(list: &mut Vec<Event>, e: Event) {
+    let same = list
+        .iter_mut()
+        .rev()
+        .take_while(|x| x.at == e.at)
+        .find(|x| x.kind == e.kind && x.recorded_at == e.recorded_at && x.data == e.data);
+    match same {
+        Some(x) => {
+            if e.origin == crate::domain::Origin::CaseSystem {
+                x.origin = e.origin;
+            }
+        }
+        None => list.push(e),
+    }
 }
 
 /// Write each case's next-check instant (None = nothing pending) in one statement.

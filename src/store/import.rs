@@ -1,21 +1,21 @@
 //! Import's two trips to the database: the ids a partnership already holds ([`known`]), and
 //! the write of a validated [`ImportBatch`] ([`write`]). Call both inside one transaction.
 //! Writing upserts agencies, people, roles, cases and disputes; a case's roles become the
-//! batch's; events already stored are left alone, and a case or dispute that gained one is
-//! marked to be looked at on the next pass. People, cases, case roles and case events are
-//! written a few thousand rows a statement.
+//! batch's (a census case without mapped roles keeps its own); events go through
+//! `store::events` (added once, corrected and retracted by the sender's id), and a case or
+//! dispute whose events changed is marked to be looked at on the next pass. People, cases, case
+//! roles and events are written a few thousand rows a statement.
 
 use super::schema::{
-    agencies, agency_roles, case_events, case_roles, cases, dispute_events, disputes,
-    partnership_roles, partnerships, people,
+    agencies, agency_roles, case_roles, cases, disputes, partnership_roles, partnerships, people,
 };
-use super::{DbError, CHECK_NOW};
+use super::DbError;
+use crate::domain::CENSUS_SOURCE;
 use crate::domain::{PartnershipId, Person};
 use crate::records::{AgencyRecord, CaseRecord, DisputeRecord, ImportBatch, ImportSummary, Known};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
-use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 /// The people, agencies and case references a partnership already holds.
@@ -61,11 +61,23 @@ pub fn write(conn: &mut PgConnection, batch: &ImportBatch) -> Result<ImportSumma
     write_people(conn, p, &batch.people)?;
     summary.people = batch.people.len();
     write_roles(conn, p, batch)?;
-    let case_ids = write_cases(conn, p, &batch.cases)?;
-    summary.new_events = write_case_events(conn, &batch.cases, &case_ids)?;
+    let keep_unmapped_roles = batch.provenance.source == CENSUS_SOURCE;
+    let case_ids = write_cases(conn, p, &batch.cases, keep_unmapped_roles)?;
+    let mut with_ids = Vec::with_capacity(batch.cases.len());
+    for case in &batch.cases {
+        with_ids.push((id_of(&case_ids, case)?, case));
+    }
+    let counts = super::events::write_case_events(conn, p, &batch.provenance, &with_ids)?;
+    summary.new_events = counts.added;
+    summary.corrected_events = counts.corrected;
+    summary.removed_events = counts.removed;
     summary.cases = batch.cases.len();
     for d in &batch.disputes {
-        summary.new_dispute_events += write_dispute(conn, p, d, &case_ids)?;
+        let id = write_dispute(conn, p, d, &case_ids)?;
+        let counts = super::events::write_dispute_events(conn, p, &batch.provenance, id, d)?;
+        summary.new_dispute_events += counts.added;
+        summary.corrected_events += counts.corrected;
+        summary.removed_events += counts.removed;
     }
     summary.disputes = batch.disputes.len();
     Ok(summary)
@@ -153,11 +165,14 @@ fn write_roles(conn: &mut PgConnection, p: &str, batch: &ImportBatch) -> Result<
     Ok(())
 }
 
-/// Upsert the cases and make the batch's roles theirs; each case's id, by reference.
+/// Upsert the cases and make the batch's roles theirs (with `keep_unmapped_roles`, a census
+/// batch: only for cases the batch gives roles, and the stored visiting interval is kept); each
+/// case's id, by reference.
 fn write_cases(
     conn: &mut PgConnection,
     p: &str,
     list: &[CaseRecord],
+    keep_unmapped_roles: bool,
 ) -> Result<HashMap<String, i64>, DbError> {
     let mut ids = HashMap::with_capacity(list.len());
     for chunk in list.chunks(ROWS_PER_STATEMENT) {
@@ -170,21 +185,38 @@ fn write_cases(
                 cases::visit_interval_days.eq(case.visit_interval_days.map(to_int4).transpose()?),
             ));
         }
-        let written: Vec<(i64, String)> = diesel::insert_into(cases::table)
+        let upsert = diesel::insert_into(cases::table)
             .values(&rows)
             .on_conflict((cases::partnership_id, cases::reference))
-            .do_update()
-            .set((
-                cases::unborn.eq(excluded(cases::unborn)),
-                cases::visit_interval_days.eq(excluded(cases::visit_interval_days)),
-            ))
-            .returning((cases::id, cases::reference))
-            .get_results(conn)?;
+            .do_update();
+        // The census knows nothing of a visiting interval: one set otherwise is kept.
+        let written: Vec<(i64, String)> = if keep_unmapped_roles {
+            upsert
+                .set(cases::unborn.eq(excluded(cases::unborn)))
+                .returning((cases::id, cases::reference))
+                .get_results(conn)?
+        } else {
+            upsert
+                .set((
+                    cases::unborn.eq(excluded(cases::unborn)),
+                    cases::visit_interval_days.eq(excluded(cases::visit_interval_days)),
+                ))
+                .returning((cases::id, cases::reference))
+                .get_results(conn)?
+        };
         ids.extend(written.into_iter().map(|(id, r)| (r, id)));
     }
     // The batch's roles are the cases' roles now.
-    let all: Vec<i64> = ids.values().copied().collect();
-    diesel::delete(case_roles::table.filter(case_roles::case_id.eq_any(&all))).execute(conn)?;
+    let mut all = Vec::with_capacity(list.len());
+    for case in list {
+        if !(keep_unmapped_roles && case.roles.is_empty()) {
+            all.push(id_of(&ids, case)?);
+        }
+    }
+    for chunk in all.chunks(ROWS_PER_STATEMENT) {
+        diesel::delete(case_roles::table.filter(case_roles::case_id.eq_any(chunk)))
+            .execute(conn)?;
+    }
     let mut roles = Vec::new();
     for case in list {
         let id = id_of(&ids, case)?;
@@ -205,70 +237,19 @@ fn write_cases(
     Ok(ids)
 }
 
-/// Add the cases' events not stored yet, and mark the cases that gained one to be looked at
-/// on the next pass; how many events were new.
-fn write_case_events(
-    conn: &mut PgConnection,
-    list: &[CaseRecord],
-    ids: &HashMap<String, i64>,
-) -> Result<usize, DbError> {
-    let mut cases = Vec::with_capacity(list.len());
-    for case in list {
-        cases.push((id_of(ids, case)?, case));
-    }
-    let mut events = cases.into_iter().flat_map(|(id, case)| {
-        case.events.iter().map(move |e| {
-            (
-                case_events::case_id.eq(id),
-                case_events::kind.eq(e.kind.as_str()),
-                case_events::at.eq(e.at),
-                case_events::recorded_at.eq(e.recorded_at),
-                case_events::data.eq(Value::Object(e.data.clone())),
-            )
-        })
-    });
-    let mut changed: Vec<i64> = Vec::new();
-    loop {
-        // A statement's worth at a time, so that only that many copies of event data are held.
-        let chunk: Vec<_> = events.by_ref().take(ROWS_PER_STATEMENT).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        let added: Vec<i64> = diesel::insert_into(case_events::table)
-            .values(&chunk)
-            .on_conflict_do_nothing()
-            .returning(case_events::case_id)
-            .get_results(conn)?;
-        changed.extend(added);
-    }
-    let new_events = changed.len();
-    changed.sort_unstable();
-    changed.dedup();
-    if !changed.is_empty() {
-        diesel::update(cases::table.filter(cases::id.eq_any(&changed)))
-            .set((
-                cases::next_check_at.eq(CHECK_NOW),
-                cases::updated_at.eq(diesel::dsl::now),
-            ))
-            .execute(conn)?;
-    }
-    Ok(new_events)
-}
-
 fn id_of(ids: &HashMap<String, i64>, case: &CaseRecord) -> Result<i64, DbError> {
     ids.get(case.reference.as_str())
         .copied()
         .ok_or(DbError::NotFound)
 }
 
-/// Upsert a dispute (about a case of the batch, or one stored) and add its new events; how
-/// many events were new.
+/// Upsert a dispute (about a case of the batch, or one stored); its id.
 fn write_dispute(
     conn: &mut PgConnection,
     p: &str,
     d: &DisputeRecord,
     case_ids: &HashMap<String, i64>,
-) -> Result<usize, DbError> {
+) -> Result<i64, DbError> {
     let case_id: Option<i64> = match &d.case {
         None => None,
         Some(r) => match case_ids.get(r.as_str()) {
@@ -305,33 +286,7 @@ fn write_dispute(
         ))
         .returning(disputes::id)
         .get_result(conn)?;
-    let mut events = Vec::with_capacity(d.events.len());
-    for e in &d.events {
-        let mut data = Map::new();
-        if let Some(outcome) = &e.outcome {
-            data.insert("outcome".into(), Value::String(outcome.clone()));
-        }
-        if let Some(by) = &e.by {
-            data.insert("by".into(), Value::String(by.to_string()));
-        }
-        events.push((
-            dispute_events::dispute_id.eq(id),
-            dispute_events::kind.eq(e.kind.as_str()),
-            dispute_events::at.eq(e.at),
-            dispute_events::stage.eq(e.stage.map(to_int4).transpose()?),
-            dispute_events::data.eq(Value::Object(data)),
-        ));
-    }
-    let new = diesel::insert_into(dispute_events::table)
-        .values(&events)
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    if new > 0 {
-        diesel::update(disputes::table.find(id))
-            .set(disputes::next_check_at.eq(CHECK_NOW))
-            .execute(conn)?;
-    }
-    Ok(new)
+    Ok(id)
 }
 
 /// A count for an `INT4` column (days, stages); one too large for it is refused, not wrapped.

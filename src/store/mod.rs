@@ -2,8 +2,10 @@
 //! here: queries fetch state, the evaluator decides.
 
 pub mod cases;
+pub mod changes;
 pub mod deliveries;
 pub mod disputes;
+pub mod events;
 pub mod holidays;
 pub mod import;
 pub mod notices;

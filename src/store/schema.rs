@@ -76,6 +76,8 @@ diesel::table! {
         recorded_at -> Nullable<Timestamptz>,
         data -> Jsonb,
         created_at -> Timestamptz,
+        source -> Text,
+        source_id -> Nullable<Text>,
     }
 }
 
@@ -110,6 +112,16 @@ diesel::table! {
         at -> Timestamptz,
         stage -> Nullable<Int4>,
         data -> Jsonb,
+        source -> Text,
+        source_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    check_requests (kind, id) {
+        kind -> Text,
+        id -> Int8,
+        requested_at -> Timestamptz,
     }
 }
 

@@ -1,0 +1,65 @@
+//! Changes written by a case system (directly or through an import): the database's triggers
+//! leave a check request per changed case or dispute and `NOTIFY cpwatch_changes`. A pass takes
+//! the requests first ([`take_requests`]), marking those cases and disputes due now; the daemon
+//! listens on its own connection ([`Listener`]) and runs a pass within seconds of a change.
+
+use super::DbError;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+
+/// The channel the triggers notify.
+pub const CHANNEL: &str = "cpwatch_changes";
+
+#[derive(QueryableByName)]
+struct Taken {
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    n: i64,
+}
+
+/// Take every pending check request: its case or dispute is due now. How many were taken.
+/// A request written after this (even for a case this pass then reads) stays for the next pass.
+pub fn take_requests(conn: &mut PgConnection) -> Result<usize, DbError> {
+    let taken: Taken = diesel::sql_query(
+        "WITH r AS (DELETE FROM check_requests RETURNING kind, id), \
+              c AS (UPDATE cases SET next_check_at = '-infinity' \
+                    WHERE id IN (SELECT id FROM r WHERE kind = 'case') RETURNING 1), \
+              d AS (UPDATE disputes SET next_check_at = '-infinity' \
+                    WHERE id IN (SELECT id FROM r WHERE kind = 'dispute') RETURNING 1) \
+         SELECT (SELECT count(*) FROM r) AS n",
+    )
+    .get_result(conn)?;
+    // (Data-modifying WITH parts run whether or not the SELECT reads them.)
+    Ok(usize::try_from(taken.n).unwrap_or(0))
+}
+
+/// A connection that listens for changes.
+pub struct Listener {
+    conn: PgConnection,
+}
+
+impl Listener {
+    /// Connect and `LISTEN cpwatch_changes`.
+    pub fn connect(url: &str) -> Result<Listener, super::StoreError> {
+        let mut conn = super::connect(url)?;
+        diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn)?;
+        Ok(Listener { conn })
+    }
+
+    /// How many notifications arrived since the last call (without waiting for any). An error
+    /// means the connection is gone.
+    pub fn arrived(&mut self) -> Result<usize, DbError> {
+        let mut n = 0;
+        for note in self.conn.notifications_iter() {
+            note?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Whether the server still answers (a notification-less connection is otherwise never
+    /// asked anything).
+    pub fn ping(&mut self) -> Result<(), DbError> {
+        diesel::sql_query("SELECT 1").execute(&mut self.conn)?;
+        Ok(())
+    }
+}
