@@ -78,6 +78,8 @@ struct DisputeRec {
     immediate_risk: bool,
     opened_at: DateTime<Utc>,
     disagreement_at: Option<DateTime<Utc>>,
+    /// The canonical phrase of the dispute's protective timescale.
+    protective: Option<String>,
     events: Vec<EventRec>,
 }
 
@@ -306,7 +308,7 @@ fn event_fields(kind: EventKind) -> &'static [(&'static str, Field, bool)] {
             ("outcome", OneOf(&["continue", "end"]), true),
             ("meeting", Text, false),
         ],
-        CoreGroupHeld | SingleAssessmentSent | SingleAssessmentShared => {
+        CoreGroupHeld | SingleAssessmentSent | SingleAssessmentShared | ChairMetFamily => {
             &[("meeting", Text, false)]
         }
         _ => &[],
@@ -660,6 +662,7 @@ pub fn parse(
                 "opened_at",
                 "disagreement_at",
                 "immediate_risk",
+                "protective_timescale",
                 "subject",
                 "events",
             ],
@@ -705,6 +708,9 @@ pub fn parse(
         let opened_at = c.instant(o, "opened_at", &at, true);
         let disagreement_at = c.instant(o, "disagreement_at", &at, false);
         let immediate_risk = c.boolean(o, "immediate_risk", &at).unwrap_or(false);
+        let protective = c
+            .string(o, "protective_timescale", &at, false)
+            .and_then(|p| protective_timescale(&mut c, &p, &at));
         let subject = c.string(o, "subject", &at, false).unwrap_or_default();
         let mut events = Vec::new();
         for (j, e) in c.array(o, "events", &at).iter().enumerate() {
@@ -791,6 +797,7 @@ pub fn parse(
                 immediate_risk,
                 opened_at,
                 disagreement_at,
+                protective,
                 events,
             });
         }
@@ -807,6 +814,28 @@ pub fn parse(
         cases: cases_out,
         disputes: disputes_out,
     })
+}
+
+/// A dispute's protective timescale: a phrase counting forwards from a stage's start.
+fn protective_timescale(c: &mut Checker, phrase: &str, at: &str) -> Option<String> {
+    use crate::calendar::Timescale;
+    let here = format!("{at}, field protective_timescale");
+    match phrase.parse::<Timescale>() {
+        Ok(
+            Timescale::WorkingDaysBefore(_) | Timescale::HoursBefore(_) | Timescale::DaysBefore(_),
+        ) => {
+            c.err(
+                &here,
+                format!("{phrase:?} counts back; give a timescale from each stage's start, such as \"1 working day\" or \"4 hours\""),
+            );
+            None
+        }
+        Ok(t) => Some(t.to_string()),
+        Err(e) => {
+            c.err(&here, e);
+            None
+        }
+    }
 }
 
 /// Validate and write a case file in one transaction, against the built-in escalation ladders.
@@ -999,12 +1028,14 @@ fn write(conn: &mut PgConnection, f: &CaseFile) -> Result<ImportSummary, diesel:
                 disputes::opened_at.eq(d.opened_at),
                 disputes::disagreement_at.eq(d.disagreement_at),
                 disputes::stage_started_at.eq(d.opened_at),
+                disputes::protective_timescale.eq(d.protective.as_deref()),
             ))
             .on_conflict((disputes::partnership_id, disputes::reference))
             .do_update()
             .set((
                 disputes::subject.eq(&d.subject),
                 disputes::immediate_risk.eq(d.immediate_risk),
+                disputes::protective_timescale.eq(d.protective.as_deref()),
             ))
             .returning(disputes::id)
             .get_result(conn)?;

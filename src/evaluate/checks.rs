@@ -20,6 +20,7 @@ pub fn check(case: &Case, known: &[&Event], plan: &PlanPeriods, problems: &mut V
                     case.reference,
                     day(icpc)
                 ),
+                since: Some(icpc.known_from().max(icpc.at)),
             });
         }
     }
@@ -41,6 +42,7 @@ pub fn check(case: &Case, known: &[&Event], plan: &PlanPeriods, problems: &mut V
                 e.kind,
                 day(e)
             ),
+            since: Some(e.at),
         });
     }
 }

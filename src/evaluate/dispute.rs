@@ -134,6 +134,8 @@ struct Ladder<'a> {
     notifications: Vec<Notice>,
     records: Vec<DisputeRecord>,
     problems: Vec<Problem>,
+    /// Problems up to here are dated (with the trigger of the notice that needed them).
+    dated: usize,
     next_check: Option<DateTime<Utc>>,
 }
 
@@ -160,6 +162,7 @@ impl<'a> Ladder<'a> {
             notifications: Vec::new(),
             records: Vec::new(),
             problems: Vec::new(),
+            dated: 0,
             next_check: None,
         }
     }
@@ -366,21 +369,36 @@ impl<'a> Ladder<'a> {
         let Some(stage) = self.policy.stage(n) else {
             return at;
         };
-        let deadline = if self.d.immediate_risk
+        let anchor = match stage.from {
+            DeadlineFrom::StageStart => at,
+            DeadlineFrom::Opened => self.d.opened_at,
+            DeadlineFrom::Disagreement => self.d.disagreement(),
+            DeadlineFrom::StartOfStage(k) => {
+                entries.iter().find(|e| e.stage == k).map_or(at, |e| e.at)
+            }
+        };
+        // The window the stage's deadline closes.
+        let window_end = if self.d.immediate_risk
             && self.policy.immediate_risk.deadlines == RiskDeadlines::SameWorkingDay
         {
-            self.cal.deadline(Timescale::SameWorkingDay, at)
-        } else {
-            let anchor = match stage.from {
-                DeadlineFrom::StageStart => at,
-                DeadlineFrom::Opened => self.d.opened_at,
-                DeadlineFrom::Disagreement => self.d.disagreement(),
-                DeadlineFrom::StartOfStage(k) => {
-                    entries.iter().find(|e| e.stage == k).map_or(at, |e| e.at)
-                }
+            // Every stage on the same working day as its start; one counted from an earlier
+            // stage's start shares that stage's day (Liverpool: stages 2 and 3 together).
+            let from = match stage.from {
+                DeadlineFrom::StartOfStage(_) => anchor,
+                _ => at,
             };
+            self.cal.deadline(Timescale::SameWorkingDay, from)
+        } else {
             self.cal.deadline(stage.deadline, anchor)
         };
+        // A stage sharing its window with the next has its part of it.
+        let mut deadline = match stage.share {
+            Some(share) => self.cal.share_of_working_time(at, window_end, share),
+            None => window_end,
+        };
+        if let (true, Some(protective)) = (stage.protective, self.d.protective) {
+            deadline = deadline.min(self.cal.deadline(protective, at));
+        }
         if at >= deadline {
             // Entered at or after its own deadline: its people get a working day.
             self.cal.deadline(Timescale::WorkingDays(1), at)
@@ -726,6 +744,9 @@ impl<'a> Ladder<'a> {
 
     /// Add a notice about stage `stage`, titled with stage `titled`'s name.
     fn push_titled(&mut self, stage: u32, titled: u32, action: String, d: Draft) {
+        // Problems met resolving this notice's people were first met when it fell due.
+        super::stamp(&mut self.problems[self.dated..], d.trigger);
+        self.dated = self.problems.len();
         let (to, cc) = merge_people(d.to, d.cc);
         if to.is_empty() {
             return;

@@ -101,12 +101,33 @@ pub(crate) fn reminder_time(
     }
 }
 
+/// A step of an occurrence that is not due yet: when it falls due and whom it will reach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upcoming {
+    pub rule: String,
+    pub occurrence: String,
+    pub kind: Kind,
+    pub step: String,
+    pub at: DateTime<Utc>,
+    pub to: Vec<Recipient>,
+    pub cc: Vec<Recipient>,
+}
+
+/// Give the problems not yet dated the instant they were met.
+pub(crate) fn stamp(problems: &mut [Problem], at: DateTime<Utc>) {
+    for p in problems.iter_mut() {
+        p.since = Some(p.since.map_or(at, |s| s.min(at)));
+    }
+}
+
 /// Accumulates one case's decisions.
 pub(crate) struct Outcome<'a> {
     ctx: &'a Context<'a>,
     case: &'a Case,
     pub(crate) notifications: Vec<Notice>,
     pub(crate) problems: Vec<Problem>,
+    /// Steps not due yet (for `cpwatch case`).
+    pub(crate) upcoming: Vec<Upcoming>,
     next_check: Option<DateTime<Utc>>,
 }
 
@@ -117,6 +138,7 @@ impl<'a> Outcome<'a> {
             case,
             notifications: Vec::new(),
             problems: Vec::new(),
+            upcoming: Vec::new(),
             next_check: None,
         }
     }
@@ -162,8 +184,9 @@ pub(crate) struct DataQualityAbout<'a> {
     pub title: &'static str,
 }
 
-/// One data-quality notice per distinct problem, to `to`, due now and sent in working hours.
-/// Its key names the problem, so a problem seen on every pass is one notice.
+/// One data-quality notice per distinct problem, to `to`, sent in working hours. Its key names
+/// the problem, so a problem seen on every pass is one notice; its `due` is the instant the
+/// problem was first met (the same on every pass), else `now`.
 pub(crate) fn data_quality_notices(
     mut problems: Vec<Problem>,
     about: &DataQualityAbout,
@@ -171,11 +194,15 @@ pub(crate) fn data_quality_notices(
     cal: &Calendar,
     now: DateTime<Utc>,
 ) -> Vec<Notice> {
-    problems.sort_by(|a, b| a.code.cmp(&b.code));
+    for p in &mut problems {
+        p.since = Some(p.since.unwrap_or(now).min(now));
+    }
+    problems.sort_by(|a, b| (&a.code, a.since).cmp(&(&b.code, b.since)));
     problems.dedup_by(|a, b| a.code == b.code);
     problems
         .into_iter()
-        .map(|p| Notice {
+        .map(|p| (p.since.unwrap_or(now), p))
+        .map(|(since, p)| Notice {
             key: NoticeKey::data_quality(about.partnership, &about.about, &p.code),
             kind: Kind::DataQuality,
             rule: "data-quality".into(),
@@ -187,9 +214,9 @@ pub(crate) fn data_quality_notices(
             dispute: about.dispute.cloned(),
             occurrence: "-".into(),
             step: p.code,
-            due: now,
-            trigger_at: now,
-            send_after: cal.next_working_instant(now),
+            due: since,
+            trigger_at: since,
+            send_after: cal.next_working_instant(since),
             urgent: false,
             to: vec![to.clone()],
             cc: vec![],

@@ -227,6 +227,13 @@ pub struct Stage {
     pub same_person: Vec<LadderRole>,
     /// Who confirms the outcome in writing when the dispute is resolved at this stage.
     pub outcome_confirmed_by: Vec<LadderRole>,
+    /// This stage's part (0–1) of the working time to its deadline, when it shares that window
+    /// with the next stage (Liverpool: stages 2 and 3 together within one working week).
+    pub share: Option<f64>,
+    /// A dispute's own protective timescale, when shorter, is this stage's deadline
+    /// (Knowsley stages 1–3: "or a timescale that protects the child from harm (whichever is
+    /// less)").
+    pub protective: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -394,6 +401,10 @@ struct RawStage {
     same_person: Vec<String>,
     #[serde(default)]
     outcome_confirmed_by: Vec<String>,
+    #[serde(default)]
+    share: Option<f64>,
+    #[serde(default)]
+    protective: bool,
 }
 
 fn stage_start() -> String {
@@ -564,6 +575,20 @@ impl Validator {
                 "set outcome.confirm_within to say when the confirmation is due".into(),
             );
         }
+        if let Some(share) = s.share {
+            if !(share > 0.0 && share < 1.0) {
+                self.problem(
+                    "share",
+                    format!("{share}: a stage's share of its window is between 0 and 1"),
+                );
+            }
+            if expected == n_stages {
+                self.problem(
+                    "share",
+                    "the last stage has no next stage to share its window with".into(),
+                );
+            }
+        }
         Some(Stage {
             number: expected,
             name: s.name.clone(),
@@ -576,6 +601,8 @@ impl Validator {
             records,
             same_person,
             outcome_confirmed_by,
+            share: s.share,
+            protective: s.protective,
         })
     }
 

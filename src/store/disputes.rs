@@ -37,6 +37,7 @@ struct DisputeRow {
     disagreement_at: Option<DateTime<Utc>>,
     stage: i32,
     stage_started_at: DateTime<Utc>,
+    protective_timescale: Option<String>,
 }
 
 /// The next batch of disputes with id > `after` whose check has come (or every one still open
@@ -77,6 +78,7 @@ pub fn load_batch(
             disputes::disagreement_at,
             disputes::stage,
             disputes::stage_started_at,
+            disputes::protective_timescale,
         ))
         .load(conn)?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -139,6 +141,18 @@ fn dispute_of(row: DisputeRow, partnership: &str, parts: DisputeParts) -> Result
         .map(AgencyId::parse)
         .transpose()
         .map_err(|_| bad())?;
+    let protective = row
+        .protective_timescale
+        .as_deref()
+        .map(str::parse::<crate::calendar::Timescale>)
+        .transpose()
+        .map_err(|e| BadRow {
+            case_id: row.id,
+            message: format!(
+                "dispute row {} ({:?}): protective_timescale: {e}",
+                row.id, row.reference
+            ),
+        })?;
     Ok(Dispute {
         partnership,
         reference,
@@ -152,6 +166,7 @@ fn dispute_of(row: DisputeRow, partnership: &str, parts: DisputeParts) -> Result
         immediate_risk: row.immediate_risk,
         opened_at: row.opened_at,
         disagreement_at: row.disagreement_at,
+        protective,
         stage: u32::try_from(row.stage).unwrap_or(1).max(1),
         stage_started_at: row.stage_started_at,
         events: parts.events,
