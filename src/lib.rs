@@ -7,6 +7,7 @@
 //! Dependencies point inward; ARCHITECTURE.md has the map.
 
 pub mod calendar;
+pub mod case_view;
 pub mod cli;
 pub mod daemon;
 pub mod demo;
@@ -17,6 +18,7 @@ pub mod holiday_refresh;
 pub mod import;
 pub mod jobs;
 pub mod mail;
+pub mod pass_output;
 pub mod policy;
 pub mod report;
 pub mod schedule;

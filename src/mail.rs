@@ -145,6 +145,7 @@ impl Renderer {
         .then(|| human_duration(late));
         let opening = opening(n);
         let ctx = context! {
+            kind => n.kind.as_str(),
             kind_label => kind_label(n.kind),
             title => n.title,
             case => n.case.as_ref().map(|c| c.to_string()),
@@ -188,6 +189,7 @@ fn kind_label(kind: Kind) -> &'static str {
         Kind::EscalationStage => "Professional disagreement",
         Kind::EscalationOutcome => "Disagreement outcome",
         Kind::DataQuality => "Case data to check",
+        Kind::GoLiveSummary => "Already overdue when cpwatch started",
     }
 }
 

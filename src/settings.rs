@@ -124,6 +124,9 @@ pub struct Partnership {
     pub division: String,
     pub timezone: Tz,
     pub closure_days: Vec<NaiveDate>,
+    /// When the partnership went live with cpwatch: deadlines that lapsed before it are not
+    /// mailed one by one but summarised once per team manager (`go_live`, RFC 3339).
+    pub go_live: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A configuration that cannot be used; lists every problem with its key.
@@ -216,6 +219,8 @@ struct RawPartnership {
     timezone: String,
     #[serde(default)]
     closure_days: Vec<String>,
+    #[serde(default)]
+    go_live: Option<String>,
 }
 
 fn default_division() -> String {
@@ -527,6 +532,16 @@ fn parse_partnerships(
                 )),
             }
         }
+        let go_live = part.go_live.as_deref().and_then(|g| {
+            chrono::DateTime::parse_from_rfc3339(g)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| {
+                    p.push(format!(
+                        "partnerships.{name}.go_live: {g:?} is not an RFC 3339 instant like 2026-06-01T09:00:00+01:00"
+                    ))
+                })
+                .ok()
+        });
         if let Some(timezone) = timezone {
             let parsed = Partnership {
                 standards_policy: part.standards_policy,
@@ -534,6 +549,7 @@ fn parse_partnerships(
                 division: part.division,
                 timezone,
                 closure_days,
+                go_live,
             };
             out.insert(name, parsed);
         }

@@ -125,6 +125,22 @@ pub fn evaluate_dispute(policy: &LadderPolicy, dispute: &Dispute, ctx: &Context)
     Ladder::new(policy, dispute, ctx).run()
 }
 
+/// `evaluate_dispute` for a partnership that went live at `go_live`: what happened before it is
+/// history, not mail. A stage whose timescale lapsed before go-live did not move by itself (no one
+/// was watching): the dispute continues from that stage, which gets until close of the working
+/// day after go-live; the stages it had passed are not replayed, and no notice whose moment came
+/// before go-live is sent. Escalations and resolutions recorded before go-live still count.
+pub fn evaluate_dispute_from(
+    policy: &LadderPolicy,
+    dispute: &Dispute,
+    ctx: &Context,
+    go_live: Option<DateTime<Utc>>,
+) -> DisputeOutcome {
+    let mut ladder = Ladder::new(policy, dispute, ctx);
+    ladder.go_live = go_live;
+    ladder.run()
+}
+
 struct Ladder<'a> {
     policy: &'a LadderPolicy,
     d: &'a Dispute,
@@ -136,6 +152,8 @@ struct Ladder<'a> {
     problems: Vec<Problem>,
     /// Problems up to here are dated (with the trigger of the notice that needed them).
     dated: usize,
+    /// When the partnership went live with cpwatch, if that matters here.
+    go_live: Option<DateTime<Utc>>,
     next_check: Option<DateTime<Utc>>,
 }
 
@@ -163,6 +181,7 @@ impl<'a> Ladder<'a> {
             records: Vec::new(),
             problems: Vec::new(),
             dated: 0,
+            go_live: None,
             next_check: None,
         }
     }
@@ -304,6 +323,13 @@ impl<'a> Ladder<'a> {
                 }
                 continue;
             }
+            if let Some(resumed) = self.resumed_at_go_live(&cur) {
+                // Lapsed before anyone watched: it continues from this stage.
+                if let Some(e) = entries.last_mut() {
+                    e.deadline = resumed;
+                }
+                continue;
+            }
             if cur.deadline <= self.now && cur.stage < last {
                 self.enter(
                     &mut entries,
@@ -317,6 +343,15 @@ impl<'a> Ladder<'a> {
             break;
         }
         (entries, None)
+    }
+
+    /// For a stage whose timescale lapsed before go-live: its new deadline, close of the working
+    /// day after go-live. None when go-live does not change it.
+    fn resumed_at_go_live(&self, cur: &Entered) -> Option<DateTime<Utc>> {
+        let go_live = self.go_live?;
+        let last = self.policy.last_stage().max(1);
+        (cur.deadline < go_live && cur.stage < last)
+            .then(|| self.cal.deadline(Timescale::WorkingDays(1), go_live))
     }
 
     /// Enter stage `n` at `at` (or the first stage after it whose people are not one person, under
@@ -747,6 +782,9 @@ impl<'a> Ladder<'a> {
         // Problems met resolving this notice's people were first met when it fell due.
         super::stamp(&mut self.problems[self.dated..], d.trigger);
         self.dated = self.problems.len();
+        if self.go_live.is_some_and(|g| d.trigger < g) {
+            return; // its moment came before cpwatch was watching
+        }
         let (to, cc) = merge_people(d.to, d.cc);
         if to.is_empty() {
             return;

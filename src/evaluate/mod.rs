@@ -3,6 +3,7 @@
 
 mod checks;
 pub mod dispute;
+pub mod go_live;
 mod notice;
 mod plan;
 mod recipients;
@@ -13,6 +14,7 @@ pub use notice::{
     merge_people, rfc3339, About, CaseOutcome, Kind, Notice, NoticeKey, Position, Recipient,
 };
 pub use rule::{OccurrenceFact, Timeliness};
+
 pub use wording::UNDELIVERABLE_TITLE;
 
 use crate::calendar::{Calendar, Timescale};
@@ -30,6 +32,48 @@ pub struct Context<'a> {
 
 /// Evaluate every rule of `policy` on `case` at `ctx.now`.
 pub fn evaluate_case(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> CaseOutcome {
+    evaluate_with_upcoming(policy, case, ctx).0
+}
+
+/// One occurrence of a rule as `cpwatch case` shows it: how it stands, and its next step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OccurrenceView {
+    pub fact: OccurrenceFact,
+    pub standard: String,
+    pub title: String,
+    /// The next step not yet due (None when nothing more will be sent).
+    pub next: Option<Upcoming>,
+}
+
+/// Every started occurrence of every rule on `case` at `ctx.now` (closed cases too), with the
+/// next step of each still open.
+pub fn occurrences(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> Vec<OccurrenceView> {
+    let (_, upcoming) = evaluate_with_upcoming(policy, case, ctx);
+    timeliness(policy, case, ctx)
+        .into_iter()
+        .map(|fact| {
+            let rule = policy.rules.iter().find(|r| r.id == fact.rule);
+            let next = upcoming
+                .iter()
+                .filter(|u| u.rule == fact.rule && u.occurrence == fact.occurrence)
+                .min_by_key(|u| u.at)
+                .cloned();
+            OccurrenceView {
+                standard: rule.map(|r| r.standard.clone()).unwrap_or_default(),
+                title: rule.map(|r| r.title.clone()).unwrap_or_default(),
+                fact,
+                next,
+            }
+        })
+        .collect()
+}
+
+/// `evaluate_case`, and the steps not yet due.
+fn evaluate_with_upcoming(
+    policy: &StandardsPolicy,
+    case: &Case,
+    ctx: &Context,
+) -> (CaseOutcome, Vec<Upcoming>) {
     let mut out = Outcome::new(ctx, case);
     let known = known_at(case, ctx.now);
     for e in &case.events {
@@ -38,7 +82,7 @@ pub fn evaluate_case(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> Ca
         }
     }
     if known.iter().any(|e| e.kind == EventKind::CaseClosed) {
-        return CaseOutcome::default();
+        return (CaseOutcome::default(), Vec::new());
     }
     let plan = plan::PlanPeriods::of(&known);
     checks::check(case, &known, &plan, &mut out.problems);
@@ -51,7 +95,8 @@ pub fn evaluate_case(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> Ca
     for r in &policy.rules {
         rule::evaluate(r, &state, ctx, &mut out);
     }
-    out.finish()
+    let upcoming = std::mem::take(&mut out.upcoming);
+    (out.finish(), upcoming)
 }
 
 /// How every started occurrence of every rule stands on `case` at `ctx.now`, closed cases

@@ -200,6 +200,7 @@ impl<'a> Occurrence<'a> {
             // A trigger made moot before it fired never started.
             return Clock::Cancelled {
                 at: c.at,
+                by: c.kind,
                 deadline: None,
             };
         }
@@ -212,6 +213,7 @@ impl<'a> Occurrence<'a> {
                 // An agreed exception excuses the guard whenever it was recorded.
                 return Clock::Cancelled {
                     at: c.at,
+                    by: c.kind,
                     deadline: Some(window_end),
                 };
             }
@@ -260,6 +262,7 @@ impl<'a> Occurrence<'a> {
             // Made moot before it was done: cancelled (a missed deadline before that stays missed).
             (d, Some(c)) if d.is_none_or(|d| c.at < d.at) => Clock::Cancelled {
                 at: c.at,
+                by: c.kind,
                 deadline: Some(deadline),
             },
             (done, _) => Clock::Deadline {
@@ -326,33 +329,37 @@ impl<'a> Occurrence<'a> {
     fn fact(&self) -> Option<OccurrenceFact> {
         let now = self.ctx.now;
         let closed = self.st.closed_at;
+        let closure = |c: DateTime<Utc>| Some((c, EventKind::CaseClosed));
         let open_outcome = |deadline: DateTime<Utc>| match closed {
-            Some(c) if c < deadline => Timeliness::Cancelled,
-            _ if now >= deadline => Timeliness::Overdue,
-            Some(_) => Timeliness::Cancelled,
-            None => Timeliness::Pending,
+            Some(c) if c < deadline => (Timeliness::Cancelled, closure(c)),
+            _ if now >= deadline => (Timeliness::Overdue, None),
+            Some(c) => (Timeliness::Cancelled, closure(c)),
+            None => (Timeliness::Pending, None),
         };
-        let (deadline, done_at, status) = match self.clock() {
+        let (deadline, done_at, (status, cancelled)) = match self.clock() {
             Clock::NotStarted(_) => return None,
             Clock::Cancelled { deadline: None, .. } => return None,
             // Missed before it was made moot: still missed.
             Clock::Cancelled {
                 at,
+                by,
                 deadline: Some(d),
-            } if d <= at => (d, None, Timeliness::Overdue),
+            } if d <= at => (d, None, (Timeliness::Overdue, Some((at, by)))),
             Clock::Cancelled {
-                deadline: Some(d), ..
-            } => (d, None, Timeliness::Cancelled),
+                at,
+                by,
+                deadline: Some(d),
+            } => (d, None, (Timeliness::Cancelled, Some((at, by)))),
             Clock::Guard {
                 window_end,
                 breach: Some(b),
                 ..
-            } => (window_end, Some(b.at), Timeliness::Overdue),
+            } => (window_end, Some(b.at), (Timeliness::Overdue, None)),
             Clock::Guard {
                 window_end,
                 breach: None,
                 ..
-            } if now >= window_end => (window_end, None, Timeliness::OnTime),
+            } if now >= window_end => (window_end, None, (Timeliness::OnTime, None)),
             Clock::Guard {
                 window_end,
                 breach: None,
@@ -366,9 +373,9 @@ impl<'a> Occurrence<'a> {
                 deadline,
                 Some(e.at),
                 if e.at <= deadline {
-                    Timeliness::OnTime
+                    (Timeliness::OnTime, None)
                 } else {
-                    Timeliness::Late
+                    (Timeliness::Late, None)
                 },
             ),
             Clock::Deadline {
@@ -380,9 +387,12 @@ impl<'a> Occurrence<'a> {
         Some(OccurrenceFact {
             rule: self.rule.id.clone(),
             occurrence: self.id.clone(),
+            anchor: self.anchor.kind,
+            anchor_at: self.anchor.at,
             deadline,
             done_at,
             status,
+            cancelled,
         })
     }
 }
@@ -393,6 +403,7 @@ enum Clock<'e> {
     /// that never fired.
     Cancelled {
         at: DateTime<Utc>,
+        by: EventKind,
         deadline: Option<DateTime<Utc>>,
     },
     /// A trigger whose clock starts at this instant, later than now.
@@ -430,10 +441,16 @@ pub enum Timeliness {
 pub struct OccurrenceFact {
     pub rule: String,
     pub occurrence: String,
+    /// The event that started the clock, and when it happened (a meeting: its date).
+    pub anchor: EventKind,
+    pub anchor_at: DateTime<Utc>,
     /// The deadline (a guard's window end).
     pub deadline: DateTime<Utc>,
     pub done_at: Option<DateTime<Utc>>,
     pub status: Timeliness,
+    /// What made it moot, and when (`case_closed` for a closure): set for `Cancelled`, and for
+    /// an `Overdue` missed before it was made moot.
+    pub cancelled: Option<(DateTime<Utc>, EventKind)>,
 }
 
 /// The notices of one occurrence, each emitted only inside its window.

@@ -1,9 +1,11 @@
 //! PostgreSQL: connections, migrations, and every query cpwatch runs. No business decisions
 //! here: queries fetch state, the evaluator decides.
 
+pub mod case_notices;
 pub mod cases;
 pub mod deliveries;
 pub mod disputes;
+pub mod go_live;
 pub mod holidays;
 pub mod notices;
 pub mod payload;

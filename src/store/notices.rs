@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Insertable)]
 #[diesel(table_name = notices)]
@@ -61,8 +61,33 @@ pub fn enqueue(
     notices: &[Notice],
     domain: &str,
 ) -> Result<usize, DbError> {
+    Ok(enqueue_new(conn, notices, domain)?.deliveries)
+}
+
+/// What queueing a set of notices added.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    /// Deliveries that were new.
+    pub deliveries: usize,
+    /// Keys of the notices that gained a delivery: the ones this call newly queued.
+    pub new: HashSet<String>,
+}
+
+impl Enqueued {
+    pub fn add(&mut self, other: Enqueued) {
+        self.deliveries += other.deliveries;
+        self.new.extend(other.new);
+    }
+}
+
+/// `enqueue`, saying which notices were newly queued.
+pub fn enqueue_new(
+    conn: &mut PgConnection,
+    notices: &[Notice],
+    domain: &str,
+) -> Result<Enqueued, DbError> {
     if notices.is_empty() {
-        return Ok(0);
+        return Ok(Enqueued::default());
     }
     let ids = notice_ids(conn, notices)?;
     let mut rows = Vec::new();
@@ -81,15 +106,61 @@ pub fn enqueue(
             });
         }
     }
-    let mut inserted = 0;
+    let mut out = Enqueued::default();
+    let mut gained = HashSet::new();
     for chunk in rows.chunks(DELIVERY_CHUNK) {
-        inserted += diesel::insert_into(deliveries::table)
+        let new: Vec<i64> = diesel::insert_into(deliveries::table)
             .values(chunk)
             .on_conflict((deliveries::notice_id, deliveries::recipient))
             .do_nothing()
-            .execute(conn)?;
+            .returning(deliveries::notice_id)
+            .get_results(conn)?;
+        out.deliveries += new.len();
+        gained.extend(new);
     }
-    Ok(inserted)
+    out.new = ids
+        .into_iter()
+        .filter(|(_, id)| gained.contains(id))
+        .map(|(key, _)| key)
+        .collect();
+    Ok(out)
+}
+
+/// The keys of these notices that are queued already: a notice row with a delivery for each of
+/// its recipients (whatever has become of them since). What a dry run would not queue again.
+pub fn queued_keys(
+    conn: &mut PgConnection,
+    notices: &[Notice],
+) -> Result<HashSet<String>, DbError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        key: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        recipient: String,
+    }
+    let mut stored: HashMap<String, HashSet<String>> = HashMap::new();
+    let keys: Vec<&str> = notices.iter().map(|n| n.key.as_str()).collect();
+    for chunk in keys.chunks(NOTICE_CHUNK) {
+        let rows: Vec<Row> = diesel::sql_query(
+            "SELECT n.key, d.recipient FROM notices n JOIN deliveries d ON d.notice_id = n.id \
+             WHERE n.key = ANY($1)",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(chunk)
+        .load(conn)?;
+        for r in rows {
+            stored.entry(r.key).or_default().insert(r.recipient);
+        }
+    }
+    Ok(notices
+        .iter()
+        .filter(|n| {
+            stored
+                .get(n.key.as_str())
+                .is_some_and(|have| n.recipients().all(|(r, _)| have.contains(r.email.as_str())))
+        })
+        .map(|n| n.key.to_string())
+        .collect())
 }
 
 /// Insert the notices that are new and return the id of every one, new or not, by key.
