@@ -191,6 +191,9 @@ impl<'a> Ladder<'a> {
     }
 
     fn run(mut self) -> DisputeOutcome {
+        if self.now < self.d.opened_at {
+            return self.not_yet_opened();
+        }
         let (entries, resolution) = self.replay();
         let now = self.now;
         let d = self.d;
@@ -260,6 +263,24 @@ impl<'a> Ladder<'a> {
                 resolved_stage: resolution.as_ref().map(|r| r.stage),
             },
             records: self.records,
+        }
+    }
+
+    /// A dispute recorded with an opening still ahead: nothing happens before it.
+    fn not_yet_opened(self) -> DisputeOutcome {
+        let opened = self.d.opened_at;
+        DisputeOutcome {
+            notifications: Vec::new(),
+            stage_changes: Vec::new(),
+            next_check: Some(opened),
+            state: DisputeState {
+                stage: self.d.stage,
+                stage_started_at: self.d.stage_started_at,
+                stage_deadline: opened,
+                resolved_at: None,
+                resolved_stage: None,
+            },
+            records: Vec::new(),
         }
     }
 

@@ -99,10 +99,10 @@ pub fn no_cause_for_concern_recipient(agency: &str, rule: &str) -> String {
     )
 }
 
-/// The go-live summary's title: how much was already overdue.
+/// The go-live summary's title (after "Already overdue when cpwatch started: "): how much.
 pub fn go_live_title(timescales: usize, cases: usize) -> String {
     let s = if timescales == 1 { "" } else { "s" };
-    format!("{timescales} timescale{s} on {cases} of your cases had already lapsed when cpwatch started")
+    format!("{timescales} timescale{s} on {cases} of your cases")
 }
 
 /// One lapsed timescale of the go-live summary.
