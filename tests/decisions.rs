@@ -430,3 +430,68 @@ fn a_dispute_with_a_protective_timescale_moves_on_that_timescale() {
         1
     );
 }
+
+#[test]
+fn a_cases_timescales_say_how_each_stands_and_what_comes_next() {
+    // What `cpwatch case` shows, from the evaluator: KN-0001 with a school report outstanding.
+    let c = case(ROLES, school_invited(json!({})));
+    let cal = calendar();
+    let d = directory(&[]);
+    let ctx = Context {
+        calendar: &cal,
+        directory: &d,
+        now: t("2026-02-16T12:00:00Z"),
+    };
+    let views = cpwatch::evaluate::occurrences(&standards(), &c, &ctx);
+    let view = |rule: &str| {
+        views
+            .iter()
+            .find(|v| v.fact.rule == rule)
+            .unwrap_or_else(|| panic!("{rule}"))
+    };
+    let icpc = view("icpc-within-15wd");
+    assert_eq!(icpc.fact.status, cpwatch::evaluate::Timeliness::Pending);
+    assert_eq!(icpc.fact.anchor, EventKind::StrategyDiscussionHeld);
+    assert_eq!(icpc.fact.deadline, t("2026-02-23T17:00:00Z"));
+    assert_eq!(icpc.standard, "S10");
+    let next = icpc.next.as_ref().expect("a reminder to come");
+    assert_eq!(
+        (next.step.as_str(), next.at),
+        ("reminder-1", t("2026-02-18T09:00:00Z"))
+    );
+    assert_eq!(emails_roles(&next.to)[0].0, "tm1@ksc.example.org");
+    // The school's report: the reminder went this morning; next comes "due today".
+    let report = view("icpc-agency-report");
+    assert_eq!(report.fact.occurrence, "icpc-1:school");
+    let next = report.next.as_ref().unwrap();
+    assert_eq!(
+        (next.step.as_str(), next.at),
+        ("due", t("2026-02-18T09:00:00Z"))
+    );
+    // Once overdue, the next step is the chair's letter, and it says to whom.
+    let ctx = Context {
+        now: t("2026-02-18T12:00:00Z"),
+        ..ctx
+    };
+    let views = cpwatch::evaluate::occurrences(&standards(), &c, &ctx);
+    let report = views
+        .iter()
+        .find(|v| v.fact.rule == "icpc-agency-report")
+        .unwrap();
+    let next = report.next.as_ref().unwrap();
+    assert_eq!(next.step, "overdue");
+    let ctx = Context {
+        now: t("2026-02-18T17:00:00Z"),
+        ..ctx
+    };
+    let views = cpwatch::evaluate::occurrences(&standards(), &c, &ctx);
+    let report = views
+        .iter()
+        .find(|v| v.fact.rule == "icpc-agency-report")
+        .unwrap();
+    assert_eq!(report.fact.status, cpwatch::evaluate::Timeliness::Overdue);
+    assert!(
+        report.next.is_none(),
+        "the letter has gone: nothing further"
+    );
+}
