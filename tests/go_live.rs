@@ -507,3 +507,33 @@ fn write(text: &str) -> String {
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
 }
+
+#[test]
+fn the_go_live_instant_can_be_configured_and_a_bad_one_is_refused() {
+    let db = TestDb::new();
+    let cp = Cpwatch::new(&db, None).with("CPWATCH_PARTNERSHIPS__KNOWSLEY__GO_LIVE", GO_LIVE);
+    cp.ok(&["migrate"]);
+    assert!(cp.import_text(&year_file()).status.success());
+    // Before go-live nothing is evaluated for the partnership.
+    let before = cp.ok(&["evaluate", "--at", "2026-05-29T12:00:00Z"]);
+    assert!(before.contains("0 case(s) evaluated"), "{before}");
+    assert_eq!(db.count("SELECT count(*) AS n FROM notices"), 0);
+    let lines = json_lines(&cp.ok(&["evaluate", "--at", GO_LIVE, "--format", "json"]));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["kind"] == "go_live_summary")
+            .count(),
+        3
+    );
+    let bad =
+        Cpwatch::new(&db, None).with("CPWATCH_PARTNERSHIPS__KNOWSLEY__GO_LIVE", "next Monday");
+    let out = bad.run(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("partnerships.knowsley.go_live: \"next Monday\" is not an RFC 3339 instant"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
