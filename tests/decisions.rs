@@ -495,3 +495,24 @@ fn a_cases_timescales_say_how_each_stands_and_what_comes_next() {
         "the letter has gone: nothing further"
     );
 }
+
+#[test]
+fn a_scottish_deadline_across_the_world_cup_holiday_is_a_day_later() {
+    // Strategy decisions are due 1 working day after Friday 12 June 2026: Monday 15 June is a
+    // bank holiday in Scotland (not in England and Wales), so Tuesday 16 June at close.
+    let events = json!([
+        {"kind": "strategy_discussion_held", "at": "2026-06-12T10:00:00Z", "s47_initiated": true}
+    ]);
+    let due_of = |division: &str| -> String {
+        let db = TestDb::new();
+        let cp = Cpwatch::new(&db, None).with("CPWATCH_PARTNERSHIPS__KNOWSLEY__DIVISION", division);
+        cp.setup(&case_file(events.clone()));
+        cp.dry_run("2026-06-20T12:00:00Z")
+            .iter()
+            .find(|n| n["rule"] == "strategy-decisions-recorded" && n["step"] == "overdue")
+            .map(|n| n["due"].as_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(due_of("scotland"), "2026-06-16T16:00:00Z");
+    assert_eq!(due_of("england-and-wales"), "2026-06-15T16:00:00Z");
+}
