@@ -179,7 +179,7 @@ fn main() -> anyhow::Result<()> {
     // Where the time of a writing pass goes: the pass's steps replayed one by one with a clock
     // around each (same calls, same batches, one transaction per batch), on the state the full
     // pass started from (outbox emptied, every case due again). Not part of the figures above.
-    diesel::sql_query("TRUNCATE notices CASCADE").execute(&mut conn)?;
+    diesel::sql_query("TRUNCATE deliveries, notices").execute(&mut conn)?;
     diesel::sql_query("UPDATE cases SET next_check_at = '-infinity'").execute(&mut conn)?;
     diesel::sql_query("VACUUM (ANALYZE) cases").execute(&mut conn)?;
     let prof = profile(&mut conn, &runtime, now, batch_size)?;
@@ -339,7 +339,7 @@ fn profile(
         let keys: Vec<String> = notifications.iter().map(|n| n.key.to_string()).collect();
         lap(&mut eval_s);
         diesel::sql_query("BEGIN").execute(conn)?;
-        notices::enqueue(conn, &notifications, &runtime.message_id_domain)?;
+        notices::enqueue_new(conn, &notifications, &runtime.message_id_domain)?;
         lap(&mut enqueue_s);
         notices::cancel_superseded(conn, PARTNERSHIP, &refs, &keys, now)?;
         lap(&mut cancel_s);
@@ -356,7 +356,7 @@ fn profile(
             ("load_directory", dir_s),
             ("load_batch (read cases, roles, events)", load_s),
             ("evaluate_case", eval_s),
-            ("notices::enqueue", enqueue_s),
+            ("notices::enqueue_new", enqueue_s),
             ("notices::cancel_superseded", cancel_s),
             ("cases::set_next_checks", next_s),
             ("commit", commit_s),

@@ -3,11 +3,10 @@
 
 mod report;
 
-use crate::evaluate::dispute::StageChange;
-use crate::evaluate::{rfc3339, Notice};
+use crate::evaluate::rfc3339;
 use crate::import::{self, ImportError};
 use crate::jobs::delivery::{Control, Delivery, DeliveryReport};
-use crate::jobs::evaluation::{EvaluationPass, Mode, PassReport};
+use crate::jobs::evaluation::{EvaluationPass, Mode, Narrow};
 use crate::jobs::Runtime;
 use crate::mail::{Channel, Renderer};
 use crate::policy::PolicyError;
@@ -70,8 +69,14 @@ pub enum Command {
         /// (child = LAchildID, or * for every child; person = a person id cpwatch holds).
         #[arg(long, value_name = "CSV")]
         roles: Option<PathBuf>,
+        /// Record when the partnership goes live with cpwatch (RFC 3339): deadlines that lapsed
+        /// before it are not mailed one by one; each team manager gets one summary of them
+        /// instead, and open disagreements continue from their current stage.
+        #[arg(long, value_parser = parse_instant, value_name = "RFC3339")]
+        go_live: Option<DateTime<Utc>>,
     },
-    /// Run one evaluation pass as if the clock read --at.
+    /// Run one evaluation pass as if the clock read --at, and print what it newly queued and
+    /// the stage changes it made (a dry run: what a writing pass would newly queue and make).
     Evaluate {
         /// The instant to evaluate at (RFC 3339, e.g. 2026-03-20T09:00:00Z); default now.
         #[arg(long, value_parser = parse_instant)]
@@ -79,12 +84,37 @@ pub enum Command {
         /// Decide and print, but write nothing.
         #[arg(long)]
         dry_run: bool,
-        /// text (a line per notification) or json (a JSON object per line).
+        /// text (a line per notice, in words) or json (a JSON object per line).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
         /// Look at every open case, not only those whose next check has come.
         #[arg(long)]
         full: bool,
+        /// List every notice due at that instant, already queued or not, each saying which
+        /// ("queued": true|false); looks at every open case.
+        #[arg(long)]
+        list_due: bool,
+        /// Only this case (by reference) and its disagreements.
+        #[arg(long, value_name = "REF")]
+        case: Option<String>,
+        /// Treat every partnership as going live at this instant, for this pass (RFC 3339).
+        #[arg(long, value_parser = parse_instant, value_name = "RFC3339")]
+        go_live: Option<DateTime<Utc>>,
+    },
+    /// One case on one screen: its events, every timescale (deadline, status, next step and who it
+    /// will reach), its disagreements, and every notice queued, sent, failed or withdrawn about it.
+    Case {
+        /// The case reference.
+        reference: String,
+        /// Show the case as at this instant (RFC 3339; default now).
+        #[arg(long, value_parser = parse_instant)]
+        at: Option<DateTime<Utc>>,
+        /// text (for people) or json (one document).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// The partnership, when several hold a case with this reference.
+        #[arg(long)]
+        partnership: Option<String>,
     },
     /// Send what is queued in the outbox.
     Deliver {
@@ -248,25 +278,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import {
             file,
             format: ImportFormat::Json,
+            go_live,
             ..
-        } => import_file(&settings, &file),
+        } => import_file(&settings, &file, go_live),
         Command::Import {
             file,
             format: ImportFormat::CinCensus,
             partnership,
             roles,
-        } => census::import(&settings, &file, partnership.as_deref(), roles.as_deref()),
+            go_live,
+        } => census::import(&settings, &file, partnership.as_deref(), roles.as_deref(), go_live),
         Command::Evaluate {
             at,
             dry_run,
             format,
             full,
+            list_due,
+            case,
+            go_live,
         } => evaluate(
             &settings,
             at.unwrap_or_else(Utc::now),
-            dry_run,
+            EvaluateOptions {
+                dry_run,
+                format,
+                full,
+                list_due,
+                case,
+                go_live,
+            },
+        ),
+        Command::Case {
+            reference,
+            at,
             format,
-            full,
+            partnership,
+        } => show_case(
+            &settings,
+            &reference,
+            partnership.as_deref(),
+            at.unwrap_or_else(Utc::now),
+            format,
         ),
         Command::Deliver { once, at } => deliver(&settings, once, at),
         Command::Run => crate::daemon::run(settings),
@@ -373,7 +425,11 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn import_file(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
+fn import_file(
+    settings: &Settings,
+    file: &std::path::Path,
+    go_live: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
     let text = read_case_file(file)?;
     let mut conn = connect(settings)?;
     store::ensure_schema(&mut conn, false)?;
@@ -389,6 +445,37 @@ fn import_file(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()
         "imported into {}: {} agencies, {} people, {} cases ({} new events), {} disputes ({} new events)",
         s.partnership, s.agencies, s.people, s.cases, s.new_events, s.disputes, s.new_dispute_events
     );
+    if let Some(g) = go_live {
+        record_go_live(&mut conn, settings, &s.partnership, g)?;
+    }
+    Ok(())
+}
+
+/// Record when `partnership` goes live with cpwatch (`import --go-live`), and say so.
+pub(crate) fn record_go_live(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    partnership: &str,
+    g: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    store::go_live::set(conn, partnership, g)?;
+    println!(
+        "{partnership} goes live at {}: deadlines that lapsed before then are summarised once per \
+         team manager, not mailed one by one",
+        rfc3339(g)
+    );
+    if let Some(c) = settings
+        .partnerships
+        .get(partnership)
+        .and_then(|p| p.go_live)
+    {
+        if c != g {
+            println!(
+                "note: partnerships.{partnership}.go_live ({}) is configured and wins over this",
+                rfc3339(c)
+            );
+        }
+    }
     Ok(())
 }
 
@@ -423,28 +510,50 @@ fn read_case_file(file: &std::path::Path) -> anyhow::Result<String> {
     })
 }
 
-fn evaluate(
-    settings: &Settings,
-    now: DateTime<Utc>,
+/// `cpwatch evaluate`'s options besides the instant.
+struct EvaluateOptions {
     dry_run: bool,
     format: Format,
     full: bool,
-) -> anyhow::Result<()> {
+    list_due: bool,
+    case: Option<String>,
+    go_live: Option<DateTime<Utc>>,
+}
+
+fn evaluate(settings: &Settings, now: DateTime<Utc>, o: EvaluateOptions) -> anyhow::Result<()> {
     let mut conn = connect(settings)?;
     store::ensure_schema(&mut conn, false)?;
-    let runtime = Runtime::load(settings, &mut conn);
+    if let Some(reference) = &o.case {
+        if store::cases::partnerships_with_case(&mut conn, reference)?.is_empty() {
+            return Err(InputError(format!("--case: there is no case {reference:?}")).into());
+        }
+    }
+    let mut runtime = Runtime::load(settings, &mut conn);
+    if let Some(g) = o.go_live {
+        for p in runtime.partnerships.values_mut() {
+            p.go_live = Some(g);
+        }
+    }
     let pass = EvaluationPass {
         runtime: &runtime,
         now,
-        mode: if dry_run { Mode::DryRun } else { Mode::Write },
-        full,
+        mode: if o.dry_run { Mode::DryRun } else { Mode::Write },
+        full: o.full || o.list_due,
         batch_size: settings.database.batch_size,
     };
-    let report = pass.run_with(&mut conn, &mut |n| print_notice(n, format), &mut |c| {
-        print_stage_change(c, format)
+    let style = crate::pass_output::Style {
+        json: o.format == Format::Json,
+        dry_run: o.dry_run,
+        list_due: o.list_due,
+    };
+    let narrow = Narrow { case: o.case };
+    let report = pass.run_reporting(&mut conn, &narrow, &mut |d| {
+        if let Some(line) = crate::pass_output::line(d, style) {
+            println!("{line}");
+        }
     })?;
     if report.skipped {
-        match format {
+        match o.format {
             Format::Text => println!("{PassSkipped}"),
             Format::Json => println!(
                 "{}",
@@ -453,74 +562,100 @@ fn evaluate(
         }
         return Err(PassSkipped.into());
     }
-    if format == Format::Text {
-        print_pass_summary(&report, now, dry_run);
+    if o.format == Format::Text {
+        print!("{}", crate::pass_output::summary(&report, now, style));
     }
     Ok(())
 }
 
-fn print_notice(n: &Notice, format: Format) {
-    let emails = |list: &[crate::evaluate::Recipient]| {
-        list.iter()
-            .map(|r| r.email.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+/// The partnership whose case `reference` is meant: the one given, or the only one holding it.
+fn case_partnership(
+    conn: &mut PgConnection,
+    reference: &str,
+    given: Option<&str>,
+) -> anyhow::Result<String> {
+    let holding = store::cases::partnerships_with_case(conn, reference)?;
+    let found = match (given, holding.as_slice()) {
+        (Some(p), h) if h.iter().any(|x| x == p) => Ok(p.to_owned()),
+        (Some(p), _) => Err(format!("partnership {p} has no case {reference:?}")),
+        (None, [one]) => Ok(one.clone()),
+        (None, []) => Err(format!("there is no case {reference:?}")),
+        (None, many) => Err(format!(
+            "several partnerships have a case {reference:?} ({}): say which with --partnership",
+            many.join(", ")
+        )),
+    };
+    found.map_err(|e| InputError(e).into())
+}
+
+/// `cpwatch case REF`: the case, evaluated as at `at`, with its disputes and notices.
+fn show_case(
+    settings: &Settings,
+    reference: &str,
+    partnership: Option<&str>,
+    at: DateTime<Utc>,
+    format: Format,
+) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    store::ensure_schema(&mut conn, false)?;
+    let partnership = case_partnership(&mut conn, reference, partnership)?;
+    let runtime = Runtime::load(settings, &mut conn);
+    let Some(rt) = runtime.partnerships.get(&partnership) else {
+        return Err(InputError(format!("partnership {partnership} is not configured")).into());
+    };
+    let mut bad = Vec::new();
+    let Some((case_id, case, _)) =
+        store::cases::load_one(&mut conn, &partnership, reference, &mut bad)?
+    else {
+        anyhow::bail!("case {reference} cannot be read: {:?}", bad);
+    };
+    let directory =
+        store::cases::load_directory(&mut conn, &partnership, runtime.admin_email.clone())?;
+    let ctx = crate::evaluate::Context {
+        calendar: &rt.calendar,
+        directory: &directory,
+        now: at,
+    };
+    let policy = runtime
+        .catalogue
+        .standards
+        .get(&rt.standards_policy)
+        .context("the partnership's standards policy is not loaded")?;
+    let (disputes, _) = store::disputes::load_for_case(&mut conn, &partnership, case_id)?;
+    let go_live = match rt.go_live {
+        Some(g) => Some(g),
+        None => store::go_live::load(&mut conn, &partnership)?.map(|g| g.at),
+    };
+    let dispute_views = disputes
+        .iter()
+        .filter_map(|(_, d)| {
+            let policy = runtime.catalogue.ladders.get(&d.policy)?;
+            let outcome = crate::evaluate::dispute::evaluate_dispute_from(policy, d, &ctx, go_live);
+            Some(crate::case_view::DisputeView {
+                dispute: d,
+                policy,
+                outcome,
+            })
+        })
+        .collect();
+    let refs: Vec<String> = disputes
+        .iter()
+        .map(|(_, d)| d.reference.to_string())
+        .collect();
+    let notices = store::case_notices::about_case(&mut conn, &partnership, reference, &refs)?;
+    let view = crate::case_view::CaseView {
+        case: &case,
+        at,
+        tz: rt.calendar.tz(),
+        occurrences: crate::evaluate::occurrences(policy, &case, &ctx),
+        disputes: dispute_views,
+        notices: notices.into_iter().map(Into::into).collect(),
     };
     match format {
-        Format::Json => println!("{}", n.to_json()),
-        Format::Text => println!(
-            "{:<18} {:<32} case {:<12} due {}  to {}{}",
-            n.kind.as_str(),
-            n.rule,
-            n.case.as_ref().map_or("-", |c| c.as_str()),
-            rfc3339(n.due),
-            emails(&n.to),
-            if n.cc.is_empty() {
-                String::new()
-            } else {
-                format!("  cc {}", emails(&n.cc))
-            }
-        ),
+        Format::Json => println!("{}", view.json()),
+        Format::Text => print!("{}", view.text()),
     }
-}
-
-fn print_stage_change(c: &StageChange, format: Format) {
-    match format {
-        Format::Json => println!("{}", c.to_json()),
-        Format::Text => println!(
-            "{:<18} {:<32} dispute {:<9} stage {} -> {} at {} ({})",
-            "stage_change",
-            c.policy,
-            c.dispute.as_str(),
-            c.from,
-            c.to,
-            rfc3339(c.at),
-            c.why.as_str()
-        ),
-    }
-}
-
-fn print_pass_summary(report: &PassReport, now: DateTime<Utc>, dry_run: bool) {
-    if report.disputes > 0 {
-        println!(
-            "{} dispute(s) evaluated, {} stage change(s)",
-            report.disputes, report.stage_changes
-        );
-    }
-    println!(
-        "{} case(s) evaluated at {}, {} notification(s), {} new message(s) queued, \
-         {} queued message(s) withdrawn{}",
-        report.cases,
-        rfc3339(now),
-        report.notifications,
-        report.queued,
-        report.cancelled,
-        if dry_run {
-            " (dry run: nothing written)"
-        } else {
-            ""
-        }
-    );
+    Ok(())
 }
 
 fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow::Result<()> {

@@ -192,6 +192,8 @@ event_kinds! {
     CinPlanEnded => "cin_plan_ended",
     HosExceptionAgreed => "hos_exception_agreed",
     CaseClosed => "case_closed",
+    ChairMetFamily => "chair_met_family",
+    MedicalConsentObtained => "medical_consent_obtained",
 }
 
 impl EventKind {
@@ -454,6 +456,9 @@ pub struct Dispute {
     pub opened_at: DateTime<Utc>,
     /// The disputed decision or the disagreement; `opened_at` when not given.
     pub disagreement_at: Option<DateTime<Utc>>,
+    /// A shorter timescale that protects the child from harm, where the policy's stages allow
+    /// one ("whichever is less"): each such stage's deadline is the earlier of the two.
+    pub protective: Option<crate::calendar::Timescale>,
     /// The stage stored now, and since when.
     pub stage: u32,
     pub stage_started_at: DateTime<Utc>,

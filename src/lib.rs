@@ -10,6 +10,7 @@
 //! Dependencies point inward; ARCHITECTURE.md has the map.
 
 pub mod calendar;
+pub mod case_view;
 pub mod cli;
 pub mod daemon;
 pub mod dburl;
@@ -22,6 +23,7 @@ pub mod import;
 pub mod jobs;
 pub mod listen;
 pub mod mail;
+pub mod pass_output;
 pub mod pgserver;
 pub mod policy;
 pub mod policy_view;

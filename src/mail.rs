@@ -11,7 +11,7 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::TlsParameters;
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
 use minijinja::{context, Environment};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -148,6 +148,7 @@ impl Renderer {
         .then(|| human_duration(late));
         let opening = opening(n);
         let ctx = context! {
+            kind => n.kind.as_str(),
             kind_label => kind_label(n.kind),
             title => n.title,
             case => n.case.as_ref().map(|c| c.to_string()),
@@ -191,6 +192,7 @@ fn kind_label(kind: Kind) -> &'static str {
         Kind::EscalationStage => "Professional disagreement",
         Kind::EscalationOutcome => "Disagreement outcome",
         Kind::DataQuality => "Case data to check",
+        Kind::GoLiveSummary => "Already overdue when cpwatch started",
     }
 }
 
@@ -226,12 +228,14 @@ fn human_duration(d: chrono::Duration) -> String {
     }
 }
 
-/// Build the full message to `recipient`.
+/// Build the full message to `recipient`, dated `date` (the instant it is sent; the demo's
+/// simulated clock).
 pub fn build_message(
     recipient: &str,
     message_id: &str,
     from: &Mailbox,
     rendered: &Rendered,
+    date: DateTime<Utc>,
 ) -> Result<Message, MailError> {
     let to: Mailbox = recipient
         .parse()
@@ -242,6 +246,7 @@ pub fn build_message(
         .from(from.clone())
         .to(to)
         .subject(rendered.subject.clone())
+        .date(std::time::SystemTime::from(date))
         .message_id(Some(message_id.to_owned()))
         .header(AutoSubmitted)
         .multipart(
@@ -263,7 +268,42 @@ pub fn build_message(
 /// Where messages go: an SMTP relay, or a folder of `.eml` files (the demo).
 pub enum Channel {
     Smtp(Relay),
-    Files(AsyncFileTransport<Tokio1Executor>),
+    /// Each message as a file named by `eml_file_name`.
+    Files(std::path::PathBuf),
+}
+
+/// What a message's `.eml` file is named after: when it was sent, what it is about, its kind,
+/// and its delivery (so no two share a name).
+#[derive(Debug, Clone, Copy)]
+pub struct FileLabel<'a> {
+    pub at: DateTime<Utc>,
+    pub tz: Tz,
+    /// The case or dispute reference, or the partnership.
+    pub about: &'a str,
+    pub kind: Kind,
+    pub delivery: i64,
+}
+
+/// `2026-03-12_0900_KN-0005_cause_for_concern_27.eml`: the local time it was sent, the case or
+/// dispute, the kind, the delivery's id; a person finds it by the demo's summary table.
+pub fn eml_file_name(l: &FileLabel) -> String {
+    let about: String = l
+        .about
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "{}_{about}_{}_{}.eml",
+        l.at.with_timezone(&l.tz).format("%Y-%m-%d_%H%M"),
+        l.kind.as_str(),
+        l.delivery
+    )
 }
 
 impl Channel {
@@ -300,9 +340,10 @@ impl Channel {
         Ok(Channel::smtp(&settings.smtp, password)?)
     }
 
-    /// Write each message as `<id>.eml` in `dir` (which must exist).
+    /// Write each message as a `.eml` file in `dir` (which must exist), named by
+    /// `eml_file_name`.
     pub fn files(dir: &std::path::Path) -> Self {
-        Channel::Files(AsyncFileTransport::new(dir))
+        Channel::Files(dir.to_path_buf())
     }
 
     /// `host:port` of the relay (None for files).
@@ -313,14 +354,17 @@ impl Channel {
         }
     }
 
-    pub async fn send(&self, message: Message) -> Result<(), MailError> {
-        self.send_until(message, None).await
+    /// Send `message`; a file channel names its file after `label`.
+    pub async fn send(&self, message: Message, label: &FileLabel<'_>) -> Result<(), MailError> {
+        self.send_until(message, label, None).await
     }
 
-    /// Send, giving up before the end of DATA if `stop` turns true (cpwatch is stopping).
+    /// Send, giving up before the end of DATA if `stop` turns true (cpwatch is stopping); a
+    /// file channel names its file after `label`.
     pub async fn send_until(
         &self,
         message: Message,
+        label: &FileLabel<'_>,
         stop: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Result<(), MailError> {
         match self {
@@ -329,10 +373,11 @@ impl Channel {
                     .send(message.envelope(), &message.formatted(), stop)
                     .await?;
             }
-            Channel::Files(t) => {
-                t.send(message)
+            Channel::Files(dir) => {
+                let path = dir.join(eml_file_name(label));
+                tokio::fs::write(&path, message.formatted())
                     .await
-                    .map_err(|e| MailError::File(e.to_string()))?;
+                    .map_err(|e| MailError::File(format!("{}: {e}", path.display())))?;
             }
         }
         Ok(())

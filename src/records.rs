@@ -111,6 +111,9 @@ pub struct DisputeRecord {
     pub immediate_risk: bool,
     pub opened_at: DateTime<Utc>,
     pub disagreement_at: Option<DateTime<Utc>>,
+    /// The canonical phrase of the dispute's own protective timescale, if any (Knowsley stages
+    /// 1–3: "or a timescale that protects the child from harm, whichever is less").
+    pub protective: Option<String>,
     pub events: Vec<DisputeEventRecord>,
     /// The sender's ids of events to remove.
     pub retracted: Vec<String>,

@@ -132,6 +132,9 @@ pub struct Partnership {
     pub closure_days: Vec<NaiveDate>,
     /// The local authority codes (three digits, the census `LEA`) whose extracts are its.
     pub la_codes: Vec<String>,
+    /// When the partnership went live with cpwatch: deadlines that lapsed before it are not
+    /// mailed one by one but summarised once per team manager (`go_live`, RFC 3339).
+    pub go_live: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A configuration that cannot be used; lists every problem with its key.
@@ -232,6 +235,8 @@ struct RawPartnership {
     closure_days: Vec<String>,
     #[serde(default)]
     la_codes: Vec<String>,
+    #[serde(default)]
+    go_live: Option<String>,
 }
 
 /// The built-in defaults without their `[partnerships]` (a deployment's file names its own).
@@ -629,6 +634,16 @@ fn parse_partnerships(
                 ));
             }
         }
+        let go_live = part.go_live.as_deref().and_then(|g| {
+            chrono::DateTime::parse_from_rfc3339(g)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| {
+                    p.push(format!(
+                        "partnerships.{name}.go_live: {g:?} is not an RFC 3339 instant like 2026-06-01T09:00:00+01:00"
+                    ))
+                })
+                .ok()
+        });
         if let Some(timezone) = timezone {
             let parsed = Partnership {
                 standards_policy,
@@ -638,6 +653,7 @@ fn parse_partnerships(
                 timezone,
                 closure_days,
                 la_codes: part.la_codes,
+                go_live,
             };
             out.insert(name, parsed);
         }

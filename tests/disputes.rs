@@ -246,22 +246,24 @@ fn liverpool_lapses_through_every_stage_to_the_chair() {
     walk(
         "liverpool-school-escalation",
         &[
+            // Stages 2 and 3 share the working week from stage 2's start (seed 001): stage 2
+            // its 3 working days, stage 3 to the end of the week.
             (
                 "2026-03-02T17:00:00Z",
                 2,
-                "2026-03-09T17:00:00Z",
+                "2026-03-05T17:00:00Z",
                 &["p-hsl@example.org", "p-sl1@example.org"],
             ),
             (
-                "2026-03-09T17:00:00Z",
+                "2026-03-05T17:00:00Z",
                 3,
-                "2026-03-10T17:00:00Z",
+                "2026-03-09T17:00:00Z",
                 &["p-hrep@example.org", "p-krep@example.org"],
             ),
             (
-                "2026-03-10T17:00:00Z",
+                "2026-03-09T17:00:00Z",
                 4,
-                "2026-03-11T17:00:00Z",
+                "2026-03-10T17:00:00Z",
                 &["p-bm@example.org", "p-chair@example.org"],
             ),
         ],
@@ -719,7 +721,8 @@ fn report_gives_figures_per_policy_and_the_logs() {
         "{text}"
     );
     assert!(
-        text.contains("2026-03-09T17:00:00Z  dispute D-3  case KN-0001  liverpool-school-escalation  stage 4  raised by p-hv1 (health) with ksc  concern: referral not accepted, level 4  outcome: open"),
+        // Liverpool: stage 3 (the LSCB's log) begins when stage 2's share of the week ends.
+        text.contains("2026-03-05T17:00:00Z  dispute D-3  case KN-0001  liverpool-school-escalation  stage 4  raised by p-hv1 (health) with ksc  concern: referral not accepted, level 4  outcome: open"),
         "{text}"
     );
     assert!(

@@ -113,7 +113,8 @@ async fn good_feed_is_parsed() {
     let ew = feed.dates("england-and-wales").unwrap();
     assert!(ew.contains(&ymd(2022, 9, 19)));
     assert!(ew.contains(&ymd(2023, 5, 8)));
-    assert_eq!(feed.events("scotland").len(), 93);
+    // 93, and Monday 15 June 2026 (the FIFA World Cup), added by issue 12.
+    assert_eq!(feed.events("scotland").len(), 94);
     let coronation = feed
         .events("northern-ireland")
         .iter()
@@ -350,7 +351,7 @@ fn store_and_load_feed_in_postgres() {
     // Store the snapshot and read it back exactly.
     let snapshot = BankHolidays::snapshot();
     let written = store_feed(&mut conn, &snapshot, at(2026, 1, 5)).unwrap();
-    assert_eq!(written, 83 + 93 + 103);
+    assert_eq!(written, 83 + 94 + 103);
     assert_eq!(load_feed(&mut conn).unwrap(), Some(snapshot.clone()));
     assert_eq!(stored_fetched_at(&mut conn).unwrap(), Some(at(2026, 1, 5)));
 

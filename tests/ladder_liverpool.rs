@@ -1,5 +1,7 @@
 //! Liverpool LSCB procedure as adopted by a school (seed 001): DSL-centred, stages 2 and 3
-//! within one working week of stage 2's start, same-day stage 4, summary logs and report forms.
+//! together within one working week of stage 2's start (stage 2 its configured share, stage 3
+//! to the end of that week; both the same day at immediate risk), same-day stage 4, summary logs
+//! and report forms.
 
 mod ladder_support;
 
@@ -32,14 +34,15 @@ fn four_stages_with_logs_and_report_forms() {
         vec![
             // Stage 1: on the day of the disagreement.
             (1, 2, "2026-03-02T17:00:00Z".into(), "timescale lapsed"),
-            // Stage 2: one working week from its start.
-            (2, 3, "2026-03-09T17:00:00Z".into(), "timescale lapsed"),
-            // Stage 3: the same week, already over when it starts: one working day more.
-            (3, 4, "2026-03-10T17:00:00Z".into(), "timescale lapsed"),
+            // Stage 2: its share (3 of 5 working days) of the week stages 2 and 3 have together.
+            (2, 3, "2026-03-05T17:00:00Z".into(), "timescale lapsed"),
+            // Stage 3: the end of that same week, counted from stage 2's start: the dispute
+            // reaches stage 4 on the fifth working day, not the sixth.
+            (3, 4, "2026-03-09T17:00:00Z".into(), "timescale lapsed"),
         ]
     );
     // Stage 4: same working day, entered at close → close of the next working day.
-    assert_eq!(o.state.stage_deadline, t("2026-03-11T17:00:00Z"));
+    assert_eq!(o.state.stage_deadline, t("2026-03-10T17:00:00Z"));
     let s2 = find(&o, &format!("{P}:2"), "entered").unwrap();
     assert_eq!(emails(&s2.to), ["p-hsl@example.org", "p-sl1@example.org"]);
     assert_eq!(emails(&s2.cc), ["p-hv1@example.org"]);
@@ -103,12 +106,14 @@ fn immediate_risk_tells_the_dsl_and_strategic_leads_and_stages_two_and_three_run
         ]
     );
     let o = eval(&p, &d, "2026-03-04T18:00:00Z");
+    // Stages 2 and 3 together on one working day (Tuesday, stage 2 having begun at Monday's
+    // close): stage 2 has 60% of it, to 13:45; stage 3 the rest, to close.
     assert_eq!(
         changes(&o),
         vec![
             (1, 2, "2026-03-02T17:00:00Z".into(), "timescale lapsed"),
-            (2, 3, "2026-03-03T17:00:00Z".into(), "timescale lapsed"),
-            (3, 4, "2026-03-04T17:00:00Z".into(), "timescale lapsed"),
+            (2, 3, "2026-03-03T13:45:00Z".into(), "timescale lapsed"),
+            (3, 4, "2026-03-03T17:00:00Z".into(), "timescale lapsed"),
         ]
     );
 }

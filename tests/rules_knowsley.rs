@@ -664,6 +664,56 @@ fn scenarios() -> Vec<Scenario> {
         ]),
         checks: vec![("2026-03-04T17:00:00Z", vec![])],
     });
+
+    // S10: the chair meets the family before the conference (Monday 23 February, 10:00).
+    rule_spec(
+        &mut s,
+        "chair-meets-family",
+        json!([strat, icpc]),
+        json!([{"kind": "chair_met_family", "at": "2026-02-20T14:00:00Z", "meeting": "icpc-1"}]),
+        closed("2026-02-10T10:00:00Z"),
+        vec![
+            ("2026-02-20T08:59:00Z", vec![]),
+            ("2026-02-20T09:00:00Z", vec!["reminder-1"]),
+            ("2026-02-23T09:00:00Z", vec!["due", "reminder-1"]),
+            ("2026-02-23T10:00:00Z", vec!["overdue"]),
+            ("2026-02-25T17:00:00Z", vec!["escalation-1", "overdue"]),
+        ],
+    );
+    // S8: consent to the medical before it takes place; flagged to the team manager at once.
+    let medical = json!({"kind": "medical_examination", "at": b, "examining_doctor": "p-dr1"});
+    rule_spec(
+        &mut s,
+        "medical-consent",
+        json!([medical]),
+        json!([e("medical_consent_obtained", "2026-02-02T09:00:00Z")]),
+        closed("2026-02-02T12:00:00Z"),
+        vec![
+            ("2026-02-02T09:59:00Z", vec![]),
+            ("2026-02-02T10:00:00Z", vec!["overdue"]),
+            ("2026-02-04T17:00:00Z", vec!["escalation-1", "overdue"]),
+        ],
+    );
+    s.push(Scenario {
+        name: "medical-consent: recorded only after the examination".into(),
+        rule: "medical-consent",
+        case: json!({"events": [medical, e("medical_consent_obtained", "2026-02-02T12:00:00Z")]}),
+        checks: vec![("2026-02-04T17:00:00Z", vec!["escalation-1", "overdue"])],
+    });
+    // S14: a child in need plan that never starts after the plan ends (5 working days).
+    rule_spec(
+        &mut s,
+        "cin-plan-started",
+        json!([strat, plan_jan6, e("cp_plan_ended", b)]),
+        json!([e("cin_plan_started", "2026-02-03T10:00:00Z")]),
+        json!([e("hos_exception_agreed", "2026-02-04T10:00:00Z")]),
+        vec![
+            ("2026-02-09T08:59:00Z", vec![]),
+            ("2026-02-09T09:00:00Z", vec!["due"]),
+            ("2026-02-09T17:00:00Z", vec!["overdue"]),
+            ("2026-02-11T17:00:00Z", vec!["escalation-1", "overdue"]),
+        ],
+    );
     s
 }
 
@@ -823,7 +873,9 @@ fn every_rule_has_scenarios() {
         .filter(|r| !covered.contains(r.as_str()))
         .collect();
     assert!(missing.is_empty(), "rules without scenarios: {missing:?}");
-    assert_eq!(all.len(), 35);
+    // 35, and the three duties of seed 000 added by issue 12 (S8 consent, S10 the chair meets
+    // the family, S14 a child in need plan that never starts).
+    assert_eq!(all.len(), 38);
 }
 
 #[test]

@@ -312,6 +312,59 @@ impl Calendar {
         self.open_on(self.add_working_days(d, 1))
     }
 
+    /// The instant by which `share` (0–1) of the working time (open to close on working days)
+    /// between `start` and `end` has passed, to the nearest quarter hour. Two ladder stages that
+    /// share one window divide it this way: 0.6 of a working week entered at close is the close
+    /// of its third working day; 0.6 of the same working day entered at close is 13:45 on the
+    /// next. `end` itself when the window holds no working time.
+    pub fn share_of_working_time(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        share: f64,
+    ) -> DateTime<Utc> {
+        let segments = self.working_segments(start, end);
+        let total: i64 = segments.iter().map(|(a, b)| (*b - *a).num_seconds()).sum();
+        if total <= 0 {
+            return end;
+        }
+        const QUARTER: i64 = 15 * 60;
+        let wanted = (total as f64 * share.clamp(0.0, 1.0) / QUARTER as f64).round() as i64;
+        let mut left = (wanted * QUARTER).clamp(QUARTER.min(total), total);
+        for (a, b) in segments {
+            let len = (b - a).num_seconds();
+            if left <= len {
+                return a + TimeDelta::seconds(left);
+            }
+            left -= len;
+        }
+        end
+    }
+
+    /// The stretches of working time (open to close of each working day) inside [start, end).
+    fn working_segments(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        let mut out = Vec::new();
+        if end <= start {
+            return out;
+        }
+        let mut d = self.local_date(start);
+        let last = self.local_date(end);
+        while d <= last {
+            if self.is_working_day(d) {
+                let (a, b) = (self.open_on(d).max(start), self.close_on(d).min(end));
+                if a < b {
+                    out.push((a, b));
+                }
+            }
+            d = self.add_working_days(d, 1);
+        }
+        out
+    }
+
     /// The instant a timescale lapses, counted from `anchor` (for the *Before variants, anchor is
     /// the meeting M).
     pub fn deadline(&self, ts: Timescale, anchor: DateTime<Utc>) -> DateTime<Utc> {

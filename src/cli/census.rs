@@ -15,6 +15,7 @@ pub fn import(
     file: &Path,
     partnership: Option<&str>,
     roles: Option<&Path>,
+    go_live: Option<chrono::DateTime<chrono::Utc>>,
 ) -> anyhow::Result<()> {
     let cannot =
         |path: &Path, e: std::io::Error| InputError(format!("cannot read {}: {e}", path.display()));
@@ -49,6 +50,9 @@ pub fn import(
         &opts,
     )?;
     print_summary(&summary, settings.mail.admin_address.is_some());
+    if let Some(g) = go_live {
+        super::record_go_live(&mut conn, settings, &summary.partnership, g)?;
+    }
     Ok(())
 }
 

@@ -29,6 +29,7 @@ pub fn check(
                     case.reference,
                     day(icpc)
                 ),
+                since: Some(icpc.known_from().max(icpc.at)),
             });
         }
     }
@@ -50,6 +51,7 @@ pub fn check(
                 e.kind,
                 day(e)
             ),
+            since: Some(e.at),
         });
     }
 }
@@ -69,6 +71,11 @@ fn census(case: &Case, known: &[&Event], cal: &Calendar, problems: &mut Vec<Prob
                  the case's roles) so its notices reach the right people.",
                 case.reference
             ),
+            since: known
+                .iter()
+                .filter(|e| e.origin == Origin::Census)
+                .map(|e| e.known_from().max(e.at))
+                .min(),
         });
     }
     for e in known {
@@ -87,6 +94,7 @@ fn census(case: &Case, known: &[&Event], cal: &Calendar, problems: &mut Vec<Prob
                     case.reference,
                     cal.local_date(e.at),
                 ),
+                since: Some(e.at),
             });
         }
     }

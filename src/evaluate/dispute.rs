@@ -125,6 +125,22 @@ pub fn evaluate_dispute(policy: &LadderPolicy, dispute: &Dispute, ctx: &Context)
     Ladder::new(policy, dispute, ctx).run()
 }
 
+/// `evaluate_dispute` for a partnership that went live at `go_live`: what happened before it is
+/// history, not mail. A stage whose timescale lapsed before go-live did not move by itself (no one
+/// was watching): the dispute continues from that stage, which gets until close of the working
+/// day after go-live; the stages it had passed are not replayed, and no notice whose moment came
+/// before go-live is sent. Escalations and resolutions recorded before go-live still count.
+pub fn evaluate_dispute_from(
+    policy: &LadderPolicy,
+    dispute: &Dispute,
+    ctx: &Context,
+    go_live: Option<DateTime<Utc>>,
+) -> DisputeOutcome {
+    let mut ladder = Ladder::new(policy, dispute, ctx);
+    ladder.go_live = go_live;
+    ladder.run()
+}
+
 struct Ladder<'a> {
     policy: &'a LadderPolicy,
     d: &'a Dispute,
@@ -134,6 +150,10 @@ struct Ladder<'a> {
     notifications: Vec<Notice>,
     records: Vec<DisputeRecord>,
     problems: Vec<Problem>,
+    /// Problems up to here are dated (with the trigger of the notice that needed them).
+    dated: usize,
+    /// When the partnership went live with cpwatch, if that matters here.
+    go_live: Option<DateTime<Utc>>,
     next_check: Option<DateTime<Utc>>,
 }
 
@@ -160,6 +180,8 @@ impl<'a> Ladder<'a> {
             notifications: Vec::new(),
             records: Vec::new(),
             problems: Vec::new(),
+            dated: 0,
+            go_live: None,
             next_check: None,
         }
     }
@@ -169,6 +191,9 @@ impl<'a> Ladder<'a> {
     }
 
     fn run(mut self) -> DisputeOutcome {
+        if self.now < self.d.opened_at {
+            return self.not_yet_opened();
+        }
         let (entries, resolution) = self.replay();
         let now = self.now;
         let d = self.d;
@@ -241,6 +266,24 @@ impl<'a> Ladder<'a> {
         }
     }
 
+    /// A dispute recorded with an opening still ahead: nothing happens before it.
+    fn not_yet_opened(self) -> DisputeOutcome {
+        let opened = self.d.opened_at;
+        DisputeOutcome {
+            notifications: Vec::new(),
+            stage_changes: Vec::new(),
+            next_check: Some(opened),
+            state: DisputeState {
+                stage: self.d.stage,
+                stage_started_at: self.d.stage_started_at,
+                stage_deadline: opened,
+                resolved_at: None,
+                resolved_stage: None,
+            },
+            records: Vec::new(),
+        }
+    }
+
     /// Walk the dispute's life up to `now`: the stages it entered, and its resolution if any.
     fn replay(&mut self) -> (Vec<Entered>, Option<Resolution>) {
         let last = self.policy.last_stage().max(1);
@@ -301,6 +344,13 @@ impl<'a> Ladder<'a> {
                 }
                 continue;
             }
+            if let Some(resumed) = self.resumed_at_go_live(&cur) {
+                // Lapsed before anyone watched: it continues from this stage.
+                if let Some(e) = entries.last_mut() {
+                    e.deadline = resumed;
+                }
+                continue;
+            }
             if cur.deadline <= self.now && cur.stage < last {
                 self.enter(
                     &mut entries,
@@ -314,6 +364,15 @@ impl<'a> Ladder<'a> {
             break;
         }
         (entries, None)
+    }
+
+    /// For a stage whose timescale lapsed before go-live: its new deadline, close of the working
+    /// day after go-live. None when go-live does not change it.
+    fn resumed_at_go_live(&self, cur: &Entered) -> Option<DateTime<Utc>> {
+        let go_live = self.go_live?;
+        let last = self.policy.last_stage().max(1);
+        (cur.deadline < go_live && cur.stage < last)
+            .then(|| self.cal.deadline(Timescale::WorkingDays(1), go_live))
     }
 
     /// Enter stage `n` at `at` (or the first stage after it whose people are not one person, under
@@ -366,21 +425,36 @@ impl<'a> Ladder<'a> {
         let Some(stage) = self.policy.stage(n) else {
             return at;
         };
-        let deadline = if self.d.immediate_risk
+        let anchor = match stage.from {
+            DeadlineFrom::StageStart => at,
+            DeadlineFrom::Opened => self.d.opened_at,
+            DeadlineFrom::Disagreement => self.d.disagreement(),
+            DeadlineFrom::StartOfStage(k) => {
+                entries.iter().find(|e| e.stage == k).map_or(at, |e| e.at)
+            }
+        };
+        // The window the stage's deadline closes.
+        let window_end = if self.d.immediate_risk
             && self.policy.immediate_risk.deadlines == RiskDeadlines::SameWorkingDay
         {
-            self.cal.deadline(Timescale::SameWorkingDay, at)
-        } else {
-            let anchor = match stage.from {
-                DeadlineFrom::StageStart => at,
-                DeadlineFrom::Opened => self.d.opened_at,
-                DeadlineFrom::Disagreement => self.d.disagreement(),
-                DeadlineFrom::StartOfStage(k) => {
-                    entries.iter().find(|e| e.stage == k).map_or(at, |e| e.at)
-                }
+            // Every stage on the same working day as its start; one counted from an earlier
+            // stage's start shares that stage's day (Liverpool: stages 2 and 3 together).
+            let from = match stage.from {
+                DeadlineFrom::StartOfStage(_) => anchor,
+                _ => at,
             };
+            self.cal.deadline(Timescale::SameWorkingDay, from)
+        } else {
             self.cal.deadline(stage.deadline, anchor)
         };
+        // A stage sharing its window with the next has its part of it.
+        let mut deadline = match stage.share {
+            Some(share) => self.cal.share_of_working_time(at, window_end, share),
+            None => window_end,
+        };
+        if let (true, Some(protective)) = (stage.protective, self.d.protective) {
+            deadline = deadline.min(self.cal.deadline(protective, at));
+        }
         if at >= deadline {
             // Entered at or after its own deadline: its people get a working day.
             self.cal.deadline(Timescale::WorkingDays(1), at)
@@ -726,6 +800,12 @@ impl<'a> Ladder<'a> {
 
     /// Add a notice about stage `stage`, titled with stage `titled`'s name.
     fn push_titled(&mut self, stage: u32, titled: u32, action: String, d: Draft) {
+        // Problems met resolving this notice's people were first met when it fell due.
+        super::stamp(&mut self.problems[self.dated..], d.trigger);
+        self.dated = self.problems.len();
+        if self.go_live.is_some_and(|g| d.trigger < g) {
+            return; // its moment came before cpwatch was watching
+        }
         let (to, cc) = merge_people(d.to, d.cc);
         if to.is_empty() {
             return;

@@ -4,6 +4,7 @@
 mod checks;
 pub use checks::icpc_deadline;
 pub mod dispute;
+pub mod go_live;
 mod notice;
 mod plan;
 mod recipients;
@@ -14,6 +15,7 @@ pub use notice::{
     merge_people, rfc3339, About, CaseOutcome, Kind, Notice, NoticeKey, Position, Recipient,
 };
 pub use rule::{OccurrenceFact, Timeliness};
+
 pub use wording::UNDELIVERABLE_TITLE;
 
 use crate::calendar::{Calendar, Timescale};
@@ -31,6 +33,48 @@ pub struct Context<'a> {
 
 /// Evaluate every rule of `policy` on `case` at `ctx.now`.
 pub fn evaluate_case(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> CaseOutcome {
+    evaluate_with_upcoming(policy, case, ctx).0
+}
+
+/// One occurrence of a rule as `cpwatch case` shows it: how it stands, and its next step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OccurrenceView {
+    pub fact: OccurrenceFact,
+    pub standard: String,
+    pub title: String,
+    /// The next step not yet due (None when nothing more will be sent).
+    pub next: Option<Upcoming>,
+}
+
+/// Every started occurrence of every rule on `case` at `ctx.now` (closed cases too), with the
+/// next step of each still open.
+pub fn occurrences(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> Vec<OccurrenceView> {
+    let (_, upcoming) = evaluate_with_upcoming(policy, case, ctx);
+    timeliness(policy, case, ctx)
+        .into_iter()
+        .map(|fact| {
+            let rule = policy.rules.iter().find(|r| r.id == fact.rule);
+            let next = upcoming
+                .iter()
+                .filter(|u| u.rule == fact.rule && u.occurrence == fact.occurrence)
+                .min_by_key(|u| u.at)
+                .cloned();
+            OccurrenceView {
+                standard: rule.map(|r| r.standard.clone()).unwrap_or_default(),
+                title: rule.map(|r| r.title.clone()).unwrap_or_default(),
+                fact,
+                next,
+            }
+        })
+        .collect()
+}
+
+/// `evaluate_case`, and the steps not yet due.
+fn evaluate_with_upcoming(
+    policy: &StandardsPolicy,
+    case: &Case,
+    ctx: &Context,
+) -> (CaseOutcome, Vec<Upcoming>) {
     let mut out = Outcome::new(ctx, case);
     let known = known_at(case, ctx.now);
     for e in &case.events {
@@ -39,7 +83,7 @@ pub fn evaluate_case(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> Ca
         }
     }
     if known.iter().any(|e| e.kind == EventKind::CaseClosed) {
-        return CaseOutcome::default();
+        return (CaseOutcome::default(), Vec::new());
     }
     let plan = plan::PlanPeriods::of(&known);
     checks::check(case, &known, &plan, ctx.calendar, &mut out.problems);
@@ -52,7 +96,8 @@ pub fn evaluate_case(policy: &StandardsPolicy, case: &Case, ctx: &Context) -> Ca
     for r in &policy.rules {
         rule::evaluate(r, &state, ctx, &mut out);
     }
-    out.finish()
+    let upcoming = std::mem::take(&mut out.upcoming);
+    (out.finish(), upcoming)
 }
 
 /// How every started occurrence of every rule stands on `case` at `ctx.now`, closed cases
@@ -102,12 +147,33 @@ pub(crate) fn reminder_time(
     }
 }
 
+/// A step of an occurrence that is not due yet: when it falls due and whom it will reach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upcoming {
+    pub rule: String,
+    pub occurrence: String,
+    pub kind: Kind,
+    pub step: String,
+    pub at: DateTime<Utc>,
+    pub to: Vec<Recipient>,
+    pub cc: Vec<Recipient>,
+}
+
+/// Give the problems not yet dated the instant they were met.
+pub(crate) fn stamp(problems: &mut [Problem], at: DateTime<Utc>) {
+    for p in problems.iter_mut() {
+        p.since = Some(p.since.map_or(at, |s| s.min(at)));
+    }
+}
+
 /// Accumulates one case's decisions.
 pub(crate) struct Outcome<'a> {
     ctx: &'a Context<'a>,
     case: &'a Case,
     pub(crate) notifications: Vec<Notice>,
     pub(crate) problems: Vec<Problem>,
+    /// Steps not due yet (for `cpwatch case`).
+    pub(crate) upcoming: Vec<Upcoming>,
     next_check: Option<DateTime<Utc>>,
 }
 
@@ -118,6 +184,7 @@ impl<'a> Outcome<'a> {
             case,
             notifications: Vec::new(),
             problems: Vec::new(),
+            upcoming: Vec::new(),
             next_check: None,
         }
     }
@@ -163,8 +230,9 @@ pub(crate) struct DataQualityAbout<'a> {
     pub title: &'static str,
 }
 
-/// One data-quality notice per distinct problem, to `to`, due now and sent in working hours.
-/// Its key names the problem, so a problem seen on every pass is one notice.
+/// One data-quality notice per distinct problem, to `to`, sent in working hours. Its key names
+/// the problem, so a problem seen on every pass is one notice; its `due` is the instant the
+/// problem was first met (the same on every pass), else `now`.
 pub(crate) fn data_quality_notices(
     mut problems: Vec<Problem>,
     about: &DataQualityAbout,
@@ -172,11 +240,15 @@ pub(crate) fn data_quality_notices(
     cal: &Calendar,
     now: DateTime<Utc>,
 ) -> Vec<Notice> {
-    problems.sort_by(|a, b| a.code.cmp(&b.code));
+    for p in &mut problems {
+        p.since = Some(p.since.unwrap_or(now).min(now));
+    }
+    problems.sort_by(|a, b| (&a.code, a.since).cmp(&(&b.code, b.since)));
     problems.dedup_by(|a, b| a.code == b.code);
     problems
         .into_iter()
-        .map(|p| Notice {
+        .map(|p| (p.since.unwrap_or(now), p))
+        .map(|(since, p)| Notice {
             key: NoticeKey::data_quality(about.partnership, &about.about, &p.code),
             kind: Kind::DataQuality,
             rule: "data-quality".into(),
@@ -188,9 +260,9 @@ pub(crate) fn data_quality_notices(
             dispute: about.dispute.cloned(),
             occurrence: "-".into(),
             step: p.code,
-            due: now,
-            trigger_at: now,
-            send_after: cal.next_working_instant(now),
+            due: since,
+            trigger_at: since,
+            send_after: cal.next_working_instant(since),
             urgent: false,
             to: vec![to.clone()],
             cc: vec![],

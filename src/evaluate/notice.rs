@@ -20,6 +20,8 @@ pub enum Kind {
     EscalationStage,
     EscalationOutcome,
     DataQuality,
+    /// At go-live: one team manager's list of what was already overdue on their cases.
+    GoLiveSummary,
 }
 
 impl Kind {
@@ -32,6 +34,7 @@ impl Kind {
         Kind::EscalationStage,
         Kind::EscalationOutcome,
         Kind::DataQuality,
+        Kind::GoLiveSummary,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Kind {
             Kind::EscalationStage => "escalation_stage",
             Kind::EscalationOutcome => "escalation_outcome",
             Kind::DataQuality => "data_quality",
+            Kind::GoLiveSummary => "go_live_summary",
         }
     }
 
@@ -92,6 +96,7 @@ pub struct Recipient {
 /// | a step of a dispute's ladder | `{partnership}/dispute/{ref}/{policy}:{stage}/{step}` |
 /// | case or dispute data that cannot be evaluated | `{partnership}/case/{ref}/data-quality/{code}`, `{partnership}/dispute/{ref}/data-quality/{code}` |
 /// | a refused delivery | `{partnership}/{case/REF\|dispute/REF\|partnership}/data-quality/undeliverable/{email}` |
+/// | the go-live summary to one team manager | `{partnership}/go-live/{instant}/{email}` |
 ///
 /// Each recipient's delivery is keyed `{key}/{email}`; its `Message-ID` is derived from that.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -126,6 +131,11 @@ impl NoticeKey {
     pub fn undeliverable(p: &PartnershipId, about: Option<&About>, rejected: &Email) -> Self {
         let about = about.map_or("partnership".to_owned(), |a| a.to_string());
         NoticeKey(format!("{p}/{about}/data-quality/undeliverable/{rejected}"))
+    }
+
+    /// The go-live summary (go-live at `go_live`, RFC 3339) to one recipient.
+    pub fn go_live_summary(p: &PartnershipId, go_live: &str, to: &Email) -> Self {
+        NoticeKey(format!("{p}/go-live/{go_live}/{to}"))
     }
 
     /// A key read back from the store (it was made by one of the constructors).

@@ -10,6 +10,9 @@ pub struct Problem {
     /// Stable code, part of the data-quality notice's key (one notice per problem).
     pub code: String,
     pub message: String,
+    /// When the problem was first met: the earliest instant a notice that needed this person
+    /// fell due, or the event that showed it (None until the caller stamps it).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub struct Resolver<'a> {
@@ -54,6 +57,7 @@ impl Resolver<'_> {
                          Record who holds it.",
                         self.case.reference
                     ),
+                    since: None,
                 }),
             }
         }
@@ -227,6 +231,7 @@ impl DisputeResolver<'_> {
                          Record who holds it.",
                         self.subject
                     ),
+                    since: None,
                 }),
             }
         }
@@ -250,6 +255,7 @@ fn recipient(
         return Err(Problem {
             code: format!("unknown-person-{id}"),
             message: format!("Person {id}, named as {role} on {subject}, is not known."),
+            since: None,
         });
     };
     match &person.email {
@@ -262,6 +268,7 @@ fn recipient(
         None => Err(Problem {
             code: format!("no-email-{id}"),
             message: format!("Person {id} ({role} on {subject}) has no email address, so cpwatch cannot reach them."),
+            since: None,
         }),
     }
 }

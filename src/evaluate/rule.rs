@@ -233,6 +233,7 @@ impl<'a> Occurrence<'a> {
             // A trigger made moot before it fired never started.
             return Clock::Cancelled {
                 at: c.at,
+                by: c.kind,
                 deadline: None,
             };
         }
@@ -245,6 +246,7 @@ impl<'a> Occurrence<'a> {
                 // An agreed exception excuses the guard whenever it was recorded.
                 return Clock::Cancelled {
                     at: c.at,
+                    by: c.kind,
                     deadline: Some(window_end),
                 };
             }
@@ -274,6 +276,7 @@ impl<'a> Occurrence<'a> {
             DoneSince::Anchor if self.rule.starts_after.is_some() => start,
             DoneSince::Anchor => since,
             DoneSince::PreviousConference => self.previous_conference(),
+            DoneSince::AnyTime => DateTime::<Utc>::MIN_UTC,
         };
         let until = self.rule.done_by_deadline.then_some(deadline);
         // Only rules that compare agencies need to look the responsible person up.
@@ -292,6 +295,7 @@ impl<'a> Occurrence<'a> {
             // Made moot before it was done: cancelled (a missed deadline before that stays missed).
             (d, Some(c)) if d.is_none_or(|d| c.at < d.at) => Clock::Cancelled {
                 at: c.at,
+                by: c.kind,
                 deadline: Some(deadline),
             },
             (done, _) => Clock::Deadline {
@@ -348,7 +352,8 @@ impl<'a> Occurrence<'a> {
             responsible_person: responsible_person.as_ref(),
             cc: &cc,
         };
-        if steps.emit(out, start, deadline, before) {
+        if let Some(first_due) = steps.emit(out, start, deadline, before) {
+            super::stamp(&mut problems, first_due);
             out.problems.extend(problems);
         }
     }
@@ -357,33 +362,37 @@ impl<'a> Occurrence<'a> {
     fn fact(&self) -> Option<OccurrenceFact> {
         let now = self.ctx.now;
         let closed = self.st.closed_at;
+        let closure = |c: DateTime<Utc>| Some((c, EventKind::CaseClosed));
         let open_outcome = |deadline: DateTime<Utc>| match closed {
-            Some(c) if c < deadline => Timeliness::Cancelled,
-            _ if now >= deadline => Timeliness::Overdue,
-            Some(_) => Timeliness::Cancelled,
-            None => Timeliness::Pending,
+            Some(c) if c < deadline => (Timeliness::Cancelled, closure(c)),
+            _ if now >= deadline => (Timeliness::Overdue, None),
+            Some(c) => (Timeliness::Cancelled, closure(c)),
+            None => (Timeliness::Pending, None),
         };
-        let (deadline, done_at, status) = match self.clock() {
+        let (deadline, done_at, (status, cancelled)) = match self.clock() {
             Clock::NotStarted(_) => return None,
             Clock::Cancelled { deadline: None, .. } => return None,
             // Missed before it was made moot: still missed.
             Clock::Cancelled {
                 at,
+                by,
                 deadline: Some(d),
-            } if d <= at => (d, None, Timeliness::Overdue),
+            } if d <= at => (d, None, (Timeliness::Overdue, Some((at, by)))),
             Clock::Cancelled {
-                deadline: Some(d), ..
-            } => (d, None, Timeliness::Cancelled),
+                at,
+                by,
+                deadline: Some(d),
+            } => (d, None, (Timeliness::Cancelled, Some((at, by)))),
             Clock::Guard {
                 window_end,
                 breach: Some(b),
                 ..
-            } => (window_end, Some(b.at), Timeliness::Overdue),
+            } => (window_end, Some(b.at), (Timeliness::Overdue, None)),
             Clock::Guard {
                 window_end,
                 breach: None,
                 ..
-            } if now >= window_end => (window_end, None, Timeliness::OnTime),
+            } if now >= window_end => (window_end, None, (Timeliness::OnTime, None)),
             Clock::Guard {
                 window_end,
                 breach: None,
@@ -397,9 +406,9 @@ impl<'a> Occurrence<'a> {
                 deadline,
                 Some(e.at),
                 if e.at <= deadline {
-                    Timeliness::OnTime
+                    (Timeliness::OnTime, None)
                 } else {
-                    Timeliness::Late
+                    (Timeliness::Late, None)
                 },
             ),
             Clock::Deadline {
@@ -411,9 +420,12 @@ impl<'a> Occurrence<'a> {
         Some(OccurrenceFact {
             rule: self.rule.id.clone(),
             occurrence: self.id.clone(),
+            anchor: self.anchor.kind,
+            anchor_at: self.anchor.at,
             deadline,
             done_at,
             status,
+            cancelled,
         })
     }
 }
@@ -424,6 +436,7 @@ enum Clock<'e> {
     /// that never fired.
     Cancelled {
         at: DateTime<Utc>,
+        by: EventKind,
         deadline: Option<DateTime<Utc>>,
     },
     /// A trigger whose clock starts at this instant, later than now.
@@ -461,10 +474,16 @@ pub enum Timeliness {
 pub struct OccurrenceFact {
     pub rule: String,
     pub occurrence: String,
+    /// The event that started the clock, and when it happened (a meeting: its date).
+    pub anchor: EventKind,
+    pub anchor_at: DateTime<Utc>,
     /// The deadline (a guard's window end).
     pub deadline: DateTime<Utc>,
     pub done_at: Option<DateTime<Utc>>,
     pub status: Timeliness,
+    /// What made it moot, and when (`case_closed` for a closure): set for `Cancelled`, and for
+    /// an `Overdue` missed before it was made moot.
+    pub cancelled: Option<(DateTime<Utc>, EventKind)>,
 }
 
 /// The notices of one occurrence, each emitted only inside its window.
@@ -483,24 +502,33 @@ struct Step {
     letter: Option<Letter>,
 }
 
+/// The earliest trigger of the steps that were due, if any was (whether or not it could be
+/// addressed): when problems resolving people were first met.
+type Due = Option<DateTime<Utc>>;
+
+fn earliest(a: Due, b: Due) -> Due {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 impl Steps<'_, '_> {
-    /// Emit the steps due by now; true if any was due (whether or not it could be addressed).
+    /// Emit the steps due by now.
     fn emit(
         &self,
         out: &mut Outcome,
         start: DateTime<Utc>,
         deadline: DateTime<Utc>,
         before: bool,
-    ) -> bool {
-        let mut any_due = false;
+    ) -> Due {
+        let mut due = None;
         if before {
-            any_due |= self.before_deadline(out, start, deadline);
+            due = self.before_deadline(out, start, deadline);
         }
-        any_due |= self.step(
-            out,
-            self.plain(Kind::Overdue, "overdue", deadline, deadline, None),
-        );
-        any_due | self.escalations(out, deadline)
+        let overdue = self.plain(Kind::Overdue, "overdue", deadline, deadline, None);
+        due = earliest(due, self.step(out, overdue));
+        earliest(due, self.escalations(out, deadline))
     }
 
     /// A step to the responsible people (and the rule's cc) about `deadline`.
@@ -533,15 +561,15 @@ impl Steps<'_, '_> {
         out: &mut Outcome,
         start: DateTime<Utc>,
         deadline: DateTime<Utc>,
-    ) -> bool {
+    ) -> Due {
         let cal = self.occ.ctx.calendar;
-        let mut any_due = false;
+        let mut due = None;
         for (i, reminder) in self.occ.rule.reminders.iter().enumerate() {
             let trigger = reminder_time(cal, *reminder, start, deadline);
             if trigger >= start {
                 let name = format!("reminder-{}", i + 1);
                 let step = self.plain(Kind::Reminder, &name, trigger, deadline, Some(deadline));
-                any_due |= self.step(out, step);
+                due = earliest(due, self.step(out, step));
             }
         }
         let deadline_day = cal.local_date(deadline);
@@ -549,76 +577,127 @@ impl Steps<'_, '_> {
             let morning = cal.open_on(deadline_day);
             if morning < deadline && morning >= start {
                 let step = self.plain(Kind::Due, "due", morning, deadline, Some(deadline));
-                any_due |= self.step(out, step);
+                due = earliest(due, self.step(out, step));
             }
         }
-        any_due
+        due
     }
 
     /// The managers told, step by step, while the occurrence stays undone.
-    fn escalations(&self, out: &mut Outcome, deadline: DateTime<Utc>) -> bool {
+    fn escalations(&self, out: &mut Outcome, deadline: DateTime<Utc>) -> Due {
         let (rule, ctx) = (self.occ.rule, self.occ.ctx);
-        let resolver = self.occ.resolver();
-        let chair =
-            resolver.resolve_all(&[RoleRef::Case("conference_chair".into())], &mut Vec::new());
-        let mut any_due = false;
+        let mut due = None;
         let mut trigger = deadline;
         let mut told: Vec<Recipient> = self.responsible.iter().chain(self.cc).cloned().collect();
         for (i, esc) in rule.overdue_steps.iter().enumerate() {
             trigger = ctx.calendar.deadline(esc.after, trigger);
             if trigger > ctx.now {
+                // Not yet: say who it will reach (problems count only once it is due).
+                let mut later = Outcome::new(ctx, self.occ.st.case);
+                if let Some(step) =
+                    self.escalation_step(i, esc, trigger, deadline, &told, &mut later)
+                {
+                    self.step(out, step);
+                }
                 out.wake_at(trigger);
                 break;
             }
+            let before = out.problems.len();
+            let step = self.escalation_step(i, esc, trigger, deadline, &told, out);
+            super::stamp(&mut out.problems[before..], trigger);
+            let Some(step) = step else { continue };
+            told.extend(step.draft.to.iter().cloned());
+            due = earliest(due, self.step(out, step));
+        }
+        due
+    }
+
+    /// Overdue step `i`: who it goes to, and how it is worded; None when it reaches nobody new.
+    fn escalation_step(
+        &self,
+        i: usize,
+        esc: &crate::policy::OverdueStep,
+        trigger: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+        told: &[Recipient],
+        out: &mut Outcome,
+    ) -> Option<Step> {
+        let resolver = self.occ.resolver();
+        let fresh = if esc.letter == Letter::CauseForConcern {
+            // The chair's letter goes to the agency's appropriate manager even when that is
+            // the invitee (a small school's head teacher is its DSL and its senior manager).
+            self.cause_for_concern_recipients(&esc.to, out)?
+        } else {
             let to = resolver.resolve_relative(&esc.to, self.responsible_person, &mut out.problems);
             // Nobody is told twice about one occurrence as if they were someone new.
-            let fresh: Vec<Recipient> = to
-                .into_iter()
+            to.into_iter()
                 .filter(|r| !told.iter().any(|t| t.email == r.email))
-                .collect();
-            if fresh.is_empty() {
-                if esc.letter == Letter::CauseForConcern {
-                    out.problems.push(self.nobody_for_cause_for_concern());
-                }
-                continue;
-            }
-            let (kind, step, cc) = match esc.letter {
-                Letter::Escalation => (
-                    Kind::OverdueEscalation,
-                    format!("escalation-{}", i + 1),
-                    self.responsible.to_vec(),
-                ),
-                Letter::CauseForConcern => (
-                    Kind::CauseForConcern,
-                    "cause-for-concern".to_owned(),
-                    chair.iter().chain(self.responsible).cloned().collect(),
-                ),
-                Letter::ChairChallenge => (
-                    Kind::OverdueEscalation,
-                    format!("chair-challenge-{}", i + 1),
-                    chair.clone(),
-                ),
-            };
-            let draft = Draft {
+                .collect()
+        };
+        if fresh.is_empty() {
+            return None;
+        }
+        let chair =
+            || resolver.resolve_all(&[RoleRef::Case("conference_chair".into())], &mut Vec::new());
+        let (kind, step, cc) = match esc.letter {
+            Letter::Escalation => (
+                Kind::OverdueEscalation,
+                format!("escalation-{}", i + 1),
+                self.responsible.to_vec(),
+            ),
+            Letter::CauseForConcern => (
+                Kind::CauseForConcern,
+                "cause-for-concern".to_owned(),
+                chair().iter().chain(self.responsible).cloned().collect(),
+            ),
+            Letter::ChairChallenge => (
+                Kind::OverdueEscalation,
+                format!("chair-challenge-{}", i + 1),
+                chair(),
+            ),
+        };
+        Some(Step {
+            draft: Draft {
                 kind,
                 step,
                 trigger,
                 due: deadline,
                 urgent: false,
-                to: fresh.clone(),
+                to: fresh,
                 cc,
-            };
-            any_due |= self.step(
-                out,
-                Step {
-                    draft,
-                    until: None,
-                    letter: Some(esc.letter),
-                },
-            );
-            told.extend(fresh);
+            },
+            until: None,
+            letter: Some(esc.letter),
+        })
+    }
+
+    /// Who a cause-for-concern letter goes to, whoever else was told about the occurrence; None
+    /// (and one data-quality problem) when the agency has nobody to send it to.
+    fn cause_for_concern_recipients(
+        &self,
+        roles: &[RoleRef],
+        out: &mut Outcome,
+    ) -> Option<Vec<Recipient>> {
+        let mut problems = Vec::new();
+        let to =
+            self.occ
+                .resolver()
+                .resolve_relative(roles, self.responsible_person, &mut problems);
+        if to.is_empty() {
+            // A named manager without an address says more than "nobody"; else say nobody.
+            let unreachable: Vec<_> = problems
+                .into_iter()
+                .filter(|p| p.code.starts_with("no-email-") || !p.code.starts_with("no-"))
+                .collect();
+            if unreachable.is_empty() {
+                out.problems.push(self.nobody_for_cause_for_concern());
+            } else {
+                out.problems.extend(unreachable);
+            }
+            return None;
         }
-        any_due
+        out.problems.extend(problems);
+        Some(to)
     }
 
     fn nobody_for_cause_for_concern(&self) -> super::Problem {
@@ -630,22 +709,37 @@ impl Steps<'_, '_> {
         super::Problem {
             code: format!("no-manager-for-cause-for-concern-{agency}"),
             message: wording::no_cause_for_concern_recipient(&agency, &self.occ.rule.id),
+            since: None,
         }
     }
 
-    /// Emit one step if it is due; true if it was due (whether or not anyone could be addressed).
-    fn step(&self, out: &mut Outcome, step: Step) -> bool {
+    /// Emit one step if it is due, returning its trigger (whether or not anyone could be
+    /// addressed); a step still ahead is noted as upcoming instead.
+    fn step(&self, out: &mut Outcome, step: Step) -> Due {
         let ctx = self.occ.ctx;
         let d = step.draft;
         if d.trigger > ctx.now {
             out.wake_at(d.trigger);
-            return false;
+            if step.until.is_some_and(|u| u <= d.trigger) {
+                return None;
+            }
+            out.upcoming.push(super::Upcoming {
+                rule: self.occ.rule.id.clone(),
+                occurrence: self.occ.id.clone(),
+                kind: d.kind,
+                step: d.step,
+                at: d.trigger,
+                to: d.to,
+                cc: d.cc,
+            });
+            return None;
         }
         if step.until.is_some_and(|u| ctx.now >= u) {
-            return false;
+            // It fell due once (so its people's problems date from then); no longer worth sending.
+            return Some(d.trigger);
         }
         if d.to.is_empty() {
-            return true;
+            return Some(d.trigger);
         }
         let (to, cc) = merge_people(d.to, d.cc);
         let case = self.occ.st.case;
@@ -682,6 +776,6 @@ impl Steps<'_, '_> {
             cc,
             letter: step.letter,
         });
-        true
+        Some(d.trigger)
     }
 }

@@ -98,3 +98,24 @@ pub fn no_cause_for_concern_recipient(agency: &str, rule: &str) -> String {
          senior manager, or the line manager of the person it sends to conferences."
     )
 }
+
+/// The go-live summary's title (after "Already overdue when cpwatch started: "): how much.
+pub fn go_live_title(timescales: usize, cases: usize) -> String {
+    let s = if timescales == 1 { "" } else { "s" };
+    format!("{timescales} timescale{s} on {cases} of your cases")
+}
+
+/// One lapsed timescale of the go-live summary.
+pub fn go_live_line(deadline: &str, rule: &str, standard: &str, title: &str) -> String {
+    format!("  - due {deadline}: {title} ({rule}, standard {standard})")
+}
+
+/// The go-live summary: what it is, then the cases and their lapsed timescales, one a line.
+pub fn go_live_summary(started: &str, lines: &[String]) -> String {
+    format!(
+        "cpwatch started watching these cases on {started}. The timescales below had already lapsed \
+         by then and are not recorded as done. cpwatch sends no separate reminder or overdue notice \
+         for them: please check each one, and record it in the case system when it is done.\n\n{}",
+        lines.join("\n")
+    )
+}

@@ -252,6 +252,7 @@ pub struct Dispute {
     pub opened_at: Lenient<String>,
     pub disagreement_at: Lenient<String>,
     pub immediate_risk: Lenient<bool>,
+    pub protective_timescale: Lenient<String>,
     pub subject: Lenient<String>,
     pub events: Lenient<Vec<Lenient<DisputeEvent>>>,
     #[serde(flatten)]

@@ -779,6 +779,7 @@ impl Checker<'_> {
             "opened_at",
             "disagreement_at",
             "immediate_risk",
+            "protective_timescale",
             "subject",
             "events",
         ];
@@ -803,6 +804,9 @@ impl Checker<'_> {
         let immediate_risk = self
             .flag(&d.immediate_risk, at, "immediate_risk")
             .unwrap_or(false);
+        let protective = self
+            .text(&d.protective_timescale, at, "protective_timescale", false)
+            .and_then(|p| self.protective_timescale(&p, at));
         let subject = self
             .line(&d.subject, at, "subject", false, limits::MAX_TEXT_CHARS)
             .unwrap_or_default();
@@ -818,9 +822,34 @@ impl Checker<'_> {
             immediate_risk,
             opened_at: opened_at?,
             disagreement_at,
+            protective,
             events,
             retracted,
         })
+    }
+
+    /// A dispute's protective timescale: a phrase counting forwards from a stage's start.
+    fn protective_timescale(&mut self, phrase: &str, at: &str) -> Option<String> {
+        use crate::calendar::Timescale;
+        let here = format!("{at}, field protective_timescale");
+        match phrase.parse::<Timescale>() {
+            Ok(
+                Timescale::WorkingDaysBefore(_)
+                | Timescale::HoursBefore(_)
+                | Timescale::DaysBefore(_),
+            ) => {
+                self.err(
+                    &here,
+                    format!("{phrase:?} counts back; give a timescale from each stage's start, such as \"1 working day\" or \"4 hours\""),
+                );
+                None
+            }
+            Ok(t) => Some(t.to_string()),
+            Err(e) => {
+                self.err(&here, e);
+                None
+            }
+        }
     }
 
     /// A dispute's events and retractions.
@@ -1009,7 +1038,7 @@ fn event_fields(kind: EventKind) -> &'static [(&'static str, FieldType, bool)] {
             ("outcome", OneOf(&["continue", "end"]), true),
             ("meeting", Text, false),
         ],
-        CoreGroupHeld | SingleAssessmentSent | SingleAssessmentShared => {
+        CoreGroupHeld | SingleAssessmentSent | SingleAssessmentShared | ChairMetFamily => {
             &[("meeting", Text, false)]
         }
         _ => &[],

@@ -700,9 +700,22 @@ impl Delivery<'_> {
         let tz = self.runtime.tz_of(n.partnership.as_str());
         let copied = row.position == Position::Cc;
         let rendered = self.renderer.render(n, &row.recipient, copied, now, tz)?;
-        let message = mail::build_message(&row.recipient, &row.message_id, self.from, &rendered)?;
+        let message =
+            mail::build_message(&row.recipient, &row.message_id, self.from, &rendered, now)?;
+        let about = match (&n.dispute, &n.case) {
+            (Some(d), _) => d.as_str(),
+            (None, Some(c)) => c.as_str(),
+            (None, None) => n.partnership.as_str(),
+        };
+        let label = mail::FileLabel {
+            at: now,
+            tz,
+            about,
+            kind: n.kind,
+            delivery: row.id,
+        };
         self.channel
-            .send_until(message, self.control.stop.clone())
+            .send_until(message, &label, self.control.stop.clone())
             .await
     }
 }

@@ -28,6 +28,9 @@ pub struct Runtime {
 pub struct PartnershipRuntime {
     pub standards_policy: String,
     pub calendar: Calendar,
+    /// The configured go-live instant (`partnerships.NAME.go_live`, or `--go-live`); when None
+    /// the one `cpwatch import --go-live` stored applies, if any.
+    pub go_live: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Runtime {
@@ -42,6 +45,7 @@ impl Runtime {
                     PartnershipRuntime {
                         standards_policy: p.standards_policy.clone(),
                         calendar: settings.calendar_for(p, holidays),
+                        go_live: p.go_live,
                     },
                 )
             })

@@ -229,6 +229,13 @@ pub struct Stage {
     pub outcome_confirmed_by: Vec<LadderRole>,
     /// National or local (every shipped ladder is a local procedure).
     pub scope: super::Scope,
+    /// This stage's part (0–1) of the working time to its deadline, when it shares that window
+    /// with the next stage (Liverpool: stages 2 and 3 together within one working week).
+    pub share: Option<f64>,
+    /// A dispute's own protective timescale, when shorter, is this stage's deadline
+    /// (Knowsley stages 1–3: "or a timescale that protects the child from harm (whichever is
+    /// less)").
+    pub protective: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -400,6 +407,9 @@ struct RawStage {
     outcome_confirmed_by: Vec<String>,
     #[serde(default)]
     scope: super::Scope,
+    share: Option<f64>,
+    #[serde(default)]
+    protective: bool,
 }
 
 fn stage_start() -> String {
@@ -572,6 +582,20 @@ impl Validator {
                 "set outcome.confirm_within to say when the confirmation is due".into(),
             );
         }
+        if let Some(share) = s.share {
+            if !(share > 0.0 && share < 1.0) {
+                self.problem(
+                    "share",
+                    format!("{share}: a stage's share of its window is between 0 and 1"),
+                );
+            }
+            if expected == n_stages {
+                self.problem(
+                    "share",
+                    "the last stage has no next stage to share its window with".into(),
+                );
+            }
+        }
         Some(Stage {
             number: expected,
             name: s.name.clone(),
@@ -585,6 +609,8 @@ impl Validator {
             same_person,
             outcome_confirmed_by,
             scope: s.scope,
+            share: s.share,
+            protective: s.protective,
         })
     }
 

@@ -182,6 +182,9 @@ pub enum DoneSince {
     Anchor,
     /// After the last conference (ICPC or review) held before the anchor's meeting.
     PreviousConference,
+    /// At any time, before the anchor too (consent obtained before the examination): with
+    /// `done_by_deadline`, only a done-by event no later than the deadline counts.
+    AnyTime,
 }
 
 /// A guard: an event that must not happen within a window after the anchor.

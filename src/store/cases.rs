@@ -161,6 +161,66 @@ pub fn load_batch(
     Ok((out, bad))
 }
 
+/// The partnerships that hold a case with this reference.
+pub fn partnerships_with_case(
+    conn: &mut PgConnection,
+    reference: &str,
+) -> Result<Vec<String>, DbError> {
+    cases::table
+        .filter(cases::reference.eq(reference))
+        .select(cases::partnership_id)
+        .order(cases::partnership_id)
+        .load(conn)
+}
+
+/// A case with its database id and, if the case system closed it, when.
+pub type OneCase = (i64, Case, Option<DateTime<Utc>>);
+
+/// One case by reference, closed or open, with its roles and events; its database id and when
+/// it closed. None if there is no such case (or its stored rows cannot be read: `bad`).
+pub fn load_one(
+    conn: &mut PgConnection,
+    partnership: &str,
+    reference: &str,
+    bad: &mut Vec<BadRow>,
+) -> Result<Option<OneCase>, DbError> {
+    type Row = (i64, bool, Option<i32>, Option<DateTime<Utc>>);
+    let row: Option<Row> = cases::table
+        .filter(cases::partnership_id.eq(partnership))
+        .filter(cases::reference.eq(reference))
+        .select((
+            cases::id,
+            cases::unborn,
+            cases::visit_interval_days,
+            cases::closed_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((id, unborn, visit, closed_at)) = row else {
+        return Ok(None);
+    };
+    let (Ok(reference), Ok(partnership)) =
+        (CaseRef::parse(reference), PartnershipId::parse(partnership))
+    else {
+        bad.push(BadRow {
+            case_id: id,
+            message: format!("invalid case reference {reference:?}"),
+        });
+        return Ok(None);
+    };
+    let mut roles = load_roles(conn, &[id], bad)?;
+    let mut events = load_events(conn, &[id], bad)?;
+    let case = Case {
+        partnership,
+        reference,
+        unborn,
+        visit_interval_days: visit.and_then(|v| u32::try_from(v).ok()),
+        roles: roles.remove(&id).unwrap_or_default(),
+        events: events.remove(&id).unwrap_or_default(),
+    };
+    Ok(Some((id, case, closed_at)))
+}
+
 /// The roles of these cases (role → person), by case id.
 fn load_roles(
     conn: &mut PgConnection,

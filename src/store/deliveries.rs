@@ -318,6 +318,8 @@ pub fn backlog(
 /// A delivery that went out, for the demo's summary.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct SentLine {
+    #[diesel(sql_type = Int8)]
+    pub id: i64,
     #[diesel(sql_type = Timestamptz)]
     pub send_after: DateTime<Utc>,
     #[diesel(sql_type = Text)]
@@ -326,6 +328,8 @@ pub struct SentLine {
     pub rule: String,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     pub case_ref: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    pub dispute_ref: Option<String>,
     #[diesel(sql_type = Text)]
     pub recipient: String,
     #[diesel(sql_type = Text)]
@@ -337,7 +341,7 @@ pub struct SentLine {
 /// Every sent delivery, oldest first.
 pub fn sent(conn: &mut PgConnection) -> Result<Vec<SentLine>, DbError> {
     diesel::sql_query(
-        "SELECT d.send_after, n.kind, n.rule, n.case_ref, d.recipient, d.position, n.due_at \
+        "SELECT d.id, d.send_after, n.kind, n.rule, n.case_ref, n.dispute_ref, d.recipient, d.position, n.due_at \
          FROM deliveries d JOIN notices n ON n.id = d.notice_id \
          WHERE d.status = 'sent' ORDER BY d.send_after, d.id",
     )

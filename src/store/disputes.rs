@@ -37,6 +37,7 @@ struct DisputeRow {
     disagreement_at: Option<DateTime<Utc>>,
     stage: i32,
     stage_started_at: DateTime<Utc>,
+    protective_timescale: Option<String>,
 }
 
 /// The next batch of disputes with id > `after` whose check has come (or every one still open
@@ -63,22 +64,66 @@ pub fn load_batch(
     let rows: Vec<DisputeRow> = q
         .order(disputes::id)
         .limit(limit as i64)
-        .select((
-            disputes::id,
-            disputes::reference,
-            disputes::case_id,
-            disputes::policy,
-            disputes::raised_by,
-            disputes::respondent_person,
-            disputes::respondent_agency,
-            disputes::subject,
-            disputes::immediate_risk,
-            disputes::opened_at,
-            disputes::disagreement_at,
-            disputes::stage,
-            disputes::stage_started_at,
-        ))
+        .select(DISPUTE_COLUMNS)
         .load(conn)?;
+    assemble(conn, partnership, rows)
+}
+
+/// Every dispute about one case (by the case's database id), resolved or not, in id order.
+pub fn load_for_case(
+    conn: &mut PgConnection,
+    partnership: &str,
+    case_id: i64,
+) -> Result<Batch, DbError> {
+    let rows: Vec<DisputeRow> = disputes::table
+        .filter(disputes::partnership_id.eq(partnership))
+        .filter(disputes::case_id.eq(case_id))
+        .order(disputes::id)
+        .select(DISPUTE_COLUMNS)
+        .load(conn)?;
+    assemble(conn, partnership, rows)
+}
+
+/// The columns of `DisputeRow`, in its order.
+type DisputeColumns = (
+    disputes::id,
+    disputes::reference,
+    disputes::case_id,
+    disputes::policy,
+    disputes::raised_by,
+    disputes::respondent_person,
+    disputes::respondent_agency,
+    disputes::subject,
+    disputes::immediate_risk,
+    disputes::opened_at,
+    disputes::disagreement_at,
+    disputes::stage,
+    disputes::stage_started_at,
+    disputes::protective_timescale,
+);
+const DISPUTE_COLUMNS: DisputeColumns = (
+    disputes::id,
+    disputes::reference,
+    disputes::case_id,
+    disputes::policy,
+    disputes::raised_by,
+    disputes::respondent_person,
+    disputes::respondent_agency,
+    disputes::subject,
+    disputes::immediate_risk,
+    disputes::opened_at,
+    disputes::disagreement_at,
+    disputes::stage,
+    disputes::stage_started_at,
+    disputes::protective_timescale,
+);
+
+/// The disputes of these rows with their events, history and case roles.
+fn assemble(
+    conn: &mut PgConnection,
+    partnership: &str,
+    rows: Vec<DisputeRow>,
+) -> Result<Batch, DbError> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut bad = Vec::new();
     let mut events = load_events(conn, &ids, &mut bad)?;
@@ -139,6 +184,18 @@ fn dispute_of(row: DisputeRow, partnership: &str, parts: DisputeParts) -> Result
         .map(AgencyId::parse)
         .transpose()
         .map_err(|_| bad())?;
+    let protective = row
+        .protective_timescale
+        .as_deref()
+        .map(str::parse::<crate::calendar::Timescale>)
+        .transpose()
+        .map_err(|e| BadRow {
+            case_id: row.id,
+            message: format!(
+                "dispute row {} ({:?}): protective_timescale: {e}",
+                row.id, row.reference
+            ),
+        })?;
     Ok(Dispute {
         partnership,
         reference,
@@ -152,6 +209,7 @@ fn dispute_of(row: DisputeRow, partnership: &str, parts: DisputeParts) -> Result
         immediate_risk: row.immediate_risk,
         opened_at: row.opened_at,
         disagreement_at: row.disagreement_at,
+        protective,
         stage: u32::try_from(row.stage).unwrap_or(1).max(1),
         stage_started_at: row.stage_started_at,
         events: parts.events,
@@ -264,12 +322,16 @@ fn load_cases(
 }
 
 /// What applying a batch wrote.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub stage_changes: usize,
     pub queued: usize,
     /// Disputes whose stored stage had moved under us (another writer); left for the next pass.
     pub conflicts: usize,
+    /// The database ids of those disputes: none of their notices was queued.
+    pub conflicted: std::collections::HashSet<i64>,
+    /// Keys of the notices newly queued.
+    pub new: std::collections::HashSet<String>,
 }
 
 /// Write a batch's decisions. Call inside a transaction: stage changes are compare-and-set on
@@ -287,6 +349,7 @@ pub fn apply(
         applied.stage_changes += moved;
         if moved < outcome.stage_changes.len() {
             applied.conflicts += 1;
+            applied.conflicted.insert(*id);
             diesel::update(disputes::table.find(id))
                 .set(disputes::next_check_at.eq(Some(super::CHECK_NOW)))
                 .execute(conn)?;
@@ -296,7 +359,9 @@ pub fn apply(
         write_state(conn, *id, outcome)?;
         notifications.extend(outcome.notifications.iter().cloned());
     }
-    applied.queued = notices::enqueue(conn, &notifications, message_id_domain)?;
+    let queued = notices::enqueue_new(conn, &notifications, message_id_domain)?;
+    applied.queued = queued.deliveries;
+    applied.new = queued.new;
     Ok(applied)
 }
 

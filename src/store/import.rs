@@ -277,12 +277,14 @@ fn write_dispute(
             disputes::opened_at.eq(d.opened_at),
             disputes::disagreement_at.eq(d.disagreement_at),
             disputes::stage_started_at.eq(d.opened_at),
+            disputes::protective_timescale.eq(d.protective.as_deref()),
         ))
         .on_conflict((disputes::partnership_id, disputes::reference))
         .do_update()
         .set((
             disputes::subject.eq(&d.subject),
             disputes::immediate_risk.eq(d.immediate_risk),
+            disputes::protective_timescale.eq(d.protective.as_deref()),
         ))
         .returning(disputes::id)
         .get_result(conn)?;

@@ -1,11 +1,13 @@
 //! PostgreSQL: connections, migrations, and every query cpwatch runs. No business decisions
 //! here: queries fetch state, the evaluator decides.
 
+pub mod case_notices;
 pub mod cases;
 pub mod changes;
 pub mod deliveries;
 pub mod disputes;
 pub mod events;
+pub mod go_live;
 pub mod holidays;
 pub mod import;
 pub mod notices;

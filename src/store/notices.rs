@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
 
 /// `<hash-of-key@domain>`: the same notice to the same person always has the same Message-ID.
 /// `delivery_key` is `NoticeKey::for_recipient`.
@@ -30,24 +31,58 @@ pub fn enqueue(
     notices: &[Notice],
     domain: &str,
 ) -> Result<usize, DbError> {
-    let mut inserted = 0;
-    for chunk in notices.chunks(CHUNK) {
-        inserted += enqueue_chunk(conn, chunk, domain)?;
+    Ok(enqueue_new(conn, notices, domain)?.deliveries)
+}
+
+/// What queueing a set of notices added.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    /// Deliveries that were new.
+    pub deliveries: usize,
+    /// Keys of the notices that gained a delivery: the ones this call newly queued.
+    pub new: HashSet<String>,
+}
+
+impl Enqueued {
+    pub fn add(&mut self, other: Enqueued) {
+        self.deliveries += other.deliveries;
+        self.new.extend(other.new);
     }
-    Ok(inserted)
+}
+
+/// `enqueue`, saying which notices were newly queued.
+pub fn enqueue_new(
+    conn: &mut PgConnection,
+    notices: &[Notice],
+    domain: &str,
+) -> Result<Enqueued, DbError> {
+    let mut out = Enqueued::default();
+    for chunk in notices.chunks(CHUNK) {
+        out.add(enqueue_chunk(conn, chunk, domain)?);
+    }
+    Ok(out)
+}
+
+#[derive(QueryableByName)]
+struct Gained {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    key: String,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    deliveries: i64,
 }
 
 /// One statement: the new notices inserted, then a delivery per recipient of every notice of
-/// the chunk, new or already there (a recipient added since is queued; one already queued is not).
+/// the chunk, new or already there (a recipient added since is queued; one already queued is
+/// not); returns each notice that gained deliveries, and how many.
 fn enqueue_chunk(
     conn: &mut PgConnection,
     notices: &[Notice],
     domain: &str,
-) -> Result<usize, DbError> {
+) -> Result<Enqueued, DbError> {
     use diesel::sql_types::{Array, Bool, Jsonb, Nullable, Text, Timestamptz};
     let n = Columns::of(notices);
     let d = RecipientColumns::of(notices, domain);
-    diesel::sql_query(
+    let gained: Vec<Gained> = diesel::sql_query(
         "WITH input AS ( \
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
                                 $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], \
@@ -60,13 +95,17 @@ fn enqueue_chunk(
            SELECT * FROM input ON CONFLICT (key) DO NOTHING RETURNING id, key), \
          ids AS ( \
            SELECT id, key FROM new \
-           UNION ALL SELECT n.id, n.key FROM notices n JOIN input i ON i.key = n.key) \
-         INSERT INTO deliveries (notice_id, recipient, position, send_after, urgent, message_id) \
-         SELECT ids.id, r.recipient, r.position, r.send_after, r.urgent, r.message_id \
-         FROM unnest($14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::boolean[], \
-                     $19::text[]) AS r(key, recipient, position, send_after, urgent, message_id) \
-         JOIN ids ON ids.key = r.key \
-         ON CONFLICT (notice_id, recipient) DO NOTHING",
+           UNION SELECT n.id, n.key FROM notices n JOIN input i ON i.key = n.key), \
+         added AS ( \
+           INSERT INTO deliveries (notice_id, recipient, position, send_after, urgent, message_id) \
+           SELECT ids.id, r.recipient, r.position, r.send_after, r.urgent, r.message_id \
+           FROM unnest($14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::boolean[], \
+                       $19::text[]) WITH ORDINALITY \
+                AS r(key, recipient, position, send_after, urgent, message_id, ord) \
+           JOIN ids ON ids.key = r.key ORDER BY r.ord \
+           ON CONFLICT (notice_id, recipient) DO NOTHING RETURNING notice_id) \
+         SELECT ids.key, count(*) AS deliveries FROM added JOIN ids ON ids.id = added.notice_id \
+         GROUP BY ids.key",
     )
     .bind::<Array<Text>, _>(&n.key)
     .bind::<Array<Text>, _>(&n.partnership)
@@ -87,7 +126,48 @@ fn enqueue_chunk(
     .bind::<Array<Timestamptz>, _>(&d.send_after)
     .bind::<Array<Bool>, _>(&d.urgent)
     .bind::<Array<Text>, _>(&d.message_id)
-    .execute(conn)
+    .load(conn)?;
+    Ok(Enqueued {
+        deliveries: gained.iter().map(|g| g.deliveries as usize).sum(),
+        new: gained.into_iter().map(|g| g.key).collect(),
+    })
+}
+
+/// The keys of these notices that are queued already: a notice row with a delivery for each of
+/// its recipients (whatever has become of them since). What a dry run would not queue again.
+pub fn queued_keys(
+    conn: &mut PgConnection,
+    notices: &[Notice],
+) -> Result<HashSet<String>, DbError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        key: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        recipient: String,
+    }
+    let mut stored: HashMap<String, HashSet<String>> = HashMap::new();
+    let keys: Vec<&str> = notices.iter().map(|n| n.key.as_str()).collect();
+    for chunk in keys.chunks(CHUNK) {
+        let rows: Vec<Row> = diesel::sql_query(
+            "SELECT n.key, d.recipient FROM notices n JOIN deliveries d ON d.notice_id = n.id \
+             WHERE n.key = ANY($1)",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(chunk)
+        .load(conn)?;
+        for r in rows {
+            stored.entry(r.key).or_default().insert(r.recipient);
+        }
+    }
+    Ok(notices
+        .iter()
+        .filter(|n| {
+            stored
+                .get(n.key.as_str())
+                .is_some_and(|have| n.recipients().all(|(r, _)| have.contains(r.email.as_str())))
+        })
+        .map(|n| n.key.to_string())
+        .collect())
 }
 
 /// A chunk of notices, column by column, for `unnest`.

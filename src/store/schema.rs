@@ -101,6 +101,7 @@ diesel::table! {
         stage_deadline -> Nullable<Timestamptz>,
         resolved_at -> Nullable<Timestamptz>,
         next_check_at -> Nullable<Timestamptz>,
+        protective_timescale -> Nullable<Text>,
     }
 }
 
@@ -185,6 +186,15 @@ diesel::table! {
         action -> Text,
         subject -> Text,
         detail -> Jsonb,
+    }
+}
+
+diesel::table! {
+    partnership_go_live (partnership_id) {
+        partnership_id -> Text,
+        go_live_at -> Timestamptz,
+        summarised_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
     }
 }
 

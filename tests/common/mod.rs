@@ -350,6 +350,22 @@ impl Cpwatch {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
             .collect()
     }
+    /// Everything due at an instant, queued already or not (`evaluate --dry-run --list-due`).
+    pub fn due(&self, at: &str) -> Vec<serde_json::Value> {
+        let args = [
+            "evaluate",
+            "--at",
+            at,
+            "--dry-run",
+            "--list-due",
+            "--format",
+            "json",
+        ];
+        self.ok(&args)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect()
+    }
     /// Migrate and import a case file given as JSON text.
     pub fn setup(&self, case_file: &str) {
         self.ok(&["migrate"]);

@@ -120,6 +120,7 @@ pub fn dispute(policy: &str, opened: &str, disagreement: Option<&str>) -> Disput
         immediate_risk: false,
         opened_at: t(opened),
         disagreement_at: disagreement.map(t),
+        protective: None,
         stage: 1,
         stage_started_at: t(opened),
         events: vec![],

@@ -1,0 +1,1 @@
+ALTER TABLE disputes DROP COLUMN protective_timescale;

@@ -1,0 +1,1 @@
+DROP TABLE partnership_go_live;
