@@ -28,7 +28,11 @@ pub struct ApiKey {
 
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ApiKey {{ service_id: {}, secret: [hidden] }}", self.service_id)
+        write!(
+            f,
+            "ApiKey {{ service_id: {}, secret: [hidden] }}",
+            self.service_id
+        )
     }
 }
 
@@ -214,9 +218,7 @@ fn uuid_or_problem(key: String, v: String, p: &mut Vec<String>) -> Option<String
 
 fn read_key(file: Option<&str>, p: &mut Vec<String>) -> Option<ApiKey> {
     let Some(file) = file.filter(|f| !f.trim().is_empty()) else {
-        p.push(
-            "notify.api_key_file: mail.channel is \"notify\" but no API key file is set".into(),
-        );
+        p.push("notify.api_key_file: mail.channel is \"notify\" but no API key file is set".into());
         return None;
     };
     let path = credential_path(file);
@@ -371,10 +373,12 @@ impl Client {
             .map_err(|e| format!("setting up the HTTP client: {}", e.without_url()))?;
         let host = reqwest::Url::parse(&settings.base_url)
             .ok()
-            .and_then(|u| u.host_str().map(|h| match u.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h.to_owned(),
-            }))
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_owned(),
+                })
+            })
             .unwrap_or_else(|| "notify".into());
         Ok(Client {
             settings: settings.clone(),
@@ -426,9 +430,15 @@ impl Client {
                 let unsent = e.is_connect() || e.is_builder();
                 let detail = e.without_url().to_string();
                 if unsent {
-                    Failure::Unreachable { host: host.clone(), detail }
+                    Failure::Unreachable {
+                        host: host.clone(),
+                        detail,
+                    }
                 } else {
-                    Failure::NoAnswer { host: host.clone(), detail }
+                    Failure::NoAnswer {
+                        host: host.clone(),
+                        detail,
+                    }
                 }
             })?;
         let status = response.status();
@@ -468,13 +478,17 @@ fn errors_of(text: &str) -> Vec<ApiError> {
 mod tests {
     use super::*;
 
-    const KEY: &str = "cpwatch-test-26785a09-ab16-4eb0-8407-a37497a57506-3d844edf-8d35-48ac-975b-e847b4f122b0";
+    const KEY: &str =
+        "cpwatch-test-26785a09-ab16-4eb0-8407-a37497a57506-3d844edf-8d35-48ac-975b-e847b4f122b0";
 
     #[test]
     fn the_key_splits_into_service_and_secret_from_the_end() {
         let k = ApiKey::parse(&format!("{KEY}\n")).unwrap();
         assert_eq!(k.service_id, "26785a09-ab16-4eb0-8407-a37497a57506");
-        assert_eq!(k.secret.expose_secret(), "3d844edf-8d35-48ac-975b-e847b4f122b0");
+        assert_eq!(
+            k.secret.expose_secret(),
+            "3d844edf-8d35-48ac-975b-e847b4f122b0"
+        );
         assert!(!format!("{k:?}").contains("3d844edf"));
         assert_eq!(ApiKey::parse("  ").unwrap_err(), KeyError::Empty);
         assert_eq!(ApiKey::parse("not-a-key").unwrap_err(), KeyError::Malformed);
@@ -499,7 +513,11 @@ mod tests {
     fn notify_answers_map_onto_the_relay_contract() {
         let v = |s, e, m| refused(s, e, m).verdict();
         assert_eq!(
-            v(400, "ValidationError", "email_address Not a valid email address"),
+            v(
+                400,
+                "ValidationError",
+                "email_address Not a valid email address"
+            ),
             Verdict::Recipient { permanent: true }
         );
         assert_eq!(
@@ -507,11 +525,21 @@ mod tests {
             Verdict::Message { permanent: true }
         );
         assert_eq!(
-            v(400, "BadRequestError", "Can't send to this recipient using a team-only API key"),
+            v(
+                400,
+                "BadRequestError",
+                "Can't send to this recipient using a team-only API key"
+            ),
             Verdict::RelayFault
         );
-        assert_eq!(v(403, "AuthError", "Invalid token: API key not found"), Verdict::RelayFault);
-        assert_eq!(v(429, "RateLimitError", "Exceeded rate limit"), Verdict::RelayFault);
+        assert_eq!(
+            v(403, "AuthError", "Invalid token: API key not found"),
+            Verdict::RelayFault
+        );
+        assert_eq!(
+            v(429, "RateLimitError", "Exceeded rate limit"),
+            Verdict::RelayFault
+        );
         assert_eq!(
             v(500, "Exception", "Internal server error"),
             Verdict::Message { permanent: false }

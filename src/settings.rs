@@ -557,7 +557,9 @@ fn parse_mail(raw: RawMail, p: &mut Problems) -> Option<Mail> {
         "smtp" => MailChannel::Smtp,
         "notify" => MailChannel::Notify,
         other => {
-            p.push(format!("mail.channel: {other:?} is not one of smtp, notify"));
+            p.push(format!(
+                "mail.channel: {other:?} is not one of smtp, notify"
+            ));
             MailChannel::Smtp
         }
     };

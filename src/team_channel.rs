@@ -86,23 +86,33 @@ pub fn parse(key: &str, raw: RawTeamChannel, p: &mut Vec<String>) -> Option<Team
         "teams" => Some(Format::Teams),
         "slack" => Some(Format::Slack),
         other => {
-            p.push(format!("{key}.format: {other:?} is not one of teams, slack"));
+            p.push(format!(
+                "{key}.format: {other:?} is not one of teams, slack"
+            ));
             None
         }
     };
     let summary_at = match raw.summary_at.as_deref() {
         None => Some(NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default()),
         Some(t) => NaiveTime::parse_from_str(t, "%H:%M")
-            .map_err(|_| p.push(format!("{key}.summary_at: {t:?} is not a time of day (HH:MM)")))
+            .map_err(|_| {
+                p.push(format!(
+                    "{key}.summary_at: {t:?} is not a time of day (HH:MM)"
+                ))
+            })
             .ok(),
     };
     let url = match (raw.webhook_url, raw.webhook_url_file) {
         (Some(_), Some(_)) => {
-            p.push(format!("{key}: set either webhook_url or webhook_url_file, not both"));
+            p.push(format!(
+                "{key}: set either webhook_url or webhook_url_file, not both"
+            ));
             None
         }
         (None, None) => {
-            p.push(format!("{key}: webhook_url_file (or webhook_url) is required"));
+            p.push(format!(
+                "{key}: webhook_url_file (or webhook_url) is required"
+            ));
             None
         }
         (Some(url), None) => Some(url.expose_secret().trim().to_owned()),
@@ -117,7 +127,9 @@ pub fn parse(key: &str, raw: RawTeamChannel, p: &mut Vec<String>) -> Option<Team
     let url = url.filter(|u| match reqwest::Url::parse(u) {
         Ok(parsed) if parsed.scheme() == "https" || parsed.scheme() == "http" => true,
         _ => {
-            p.push(format!("{key}: the webhook URL is not an http(s) URL (not shown: it is a secret)"));
+            p.push(format!(
+                "{key}: the webhook URL is not an http(s) URL (not shown: it is a secret)"
+            ));
             false
         }
     });
@@ -284,9 +296,15 @@ mod tests {
     #[test]
     fn teams_gets_an_adaptive_card_and_slack_text() {
         let v = payload(Format::Teams, "a\nb");
-        assert_eq!(v["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(
+            v["attachments"][0]["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
         assert_eq!(v["attachments"][0]["content"]["body"][1]["text"], "b");
-        assert_eq!(payload(Format::Slack, "a\nb"), serde_json::json!({"text": "a\nb"}));
+        assert_eq!(
+            payload(Format::Slack, "a\nb"),
+            serde_json::json!({"text": "a\nb"})
+        );
     }
 
     #[test]
@@ -303,7 +321,11 @@ mod tests {
         assert!(parse("partnerships.k.team_channel", raw, &mut p).is_none());
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(!p.join(" ").contains("secret-token"));
-        let ok = TeamChannel::new("https://hooks.example/secret-token", Format::Slack, NaiveTime::MIN);
+        let ok = TeamChannel::new(
+            "https://hooks.example/secret-token",
+            Format::Slack,
+            NaiveTime::MIN,
+        );
         assert!(!format!("{ok:?}").contains("secret-token"));
     }
 }
