@@ -684,6 +684,7 @@ fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow
                 .await?;
             total.add(report);
             if report.handled() == 0 {
+                team_round(settings, &runtime, &mut conn, at).await?;
                 if once {
                     break;
                 }
@@ -713,6 +714,30 @@ fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow
         }
         Ok(())
     })
+}
+
+/// When the mail queue is empty: the team channels' summaries, alerts and posts (if any
+/// partnership has a team channel).
+async fn team_round(
+    settings: &Settings,
+    runtime: &Runtime,
+    conn: &mut PgConnection,
+    at: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
+    use crate::jobs::team_channel::TeamChannels;
+    if !TeamChannels::any(settings) {
+        return Ok(());
+    }
+    let r = TeamChannels::new(runtime, settings)
+        .run_once(conn, at.unwrap_or_else(Utc::now))
+        .await?;
+    if r != Default::default() {
+        println!(
+            "team channels: queued {} summaries and {} alerts; posted {}, to retry {}, refused {}, dead-lettered {}",
+            r.summaries, r.alerts, r.sent, r.retried, r.failed, r.dead
+        );
+    }
+    Ok(())
 }
 
 fn health(settings: &Settings, limits: crate::health::Limits) -> anyhow::Result<()> {
