@@ -4,6 +4,7 @@
 //! references; 5xx retried, 4xx refused for good. What cpwatch did is read back from PostgreSQL.
 
 mod common;
+mod fault_support;
 
 use common::*;
 use serde_json::{json, Value};
@@ -85,23 +86,24 @@ fn with_team_channel(
     .with("CPWATCH_DELIVERY__MAX_ATTEMPTS", "3")
 }
 
-fn exec(db: &TestDb, sql: &str) {
+fn exec_sql(db: &TestDb, sql: &str) {
     use diesel::RunQueryDsl;
     diesel::sql_query(sql).execute(&mut db.conn()).unwrap();
 }
 
 /// No person's name, email address or case or dispute reference in anything posted.
 fn assert_anonymous(text: &str) {
-    for word in [
-        "KN-0001",
-        "D-9",
-        "Worker",
-        "Manager",
-        "Chair",
-        "Person",
-        "@",
-        "example.org",
-    ] {
+    let people = [
+        "A Worker",
+        "T Manager",
+        "S Manager",
+        "C Chair",
+        "L Lead",
+        "Person p-",
+        "p-tm1",
+        "p-hv1",
+    ];
+    for word in ["KN-0001", "D-9", "@", "example.org"].iter().chain(&people) {
         assert!(!text.contains(word), "{word:?} in {text}");
     }
 }
@@ -251,7 +253,7 @@ fn an_immediate_risk_notice_is_alerted_once_to_teams_and_retried_after_a_5xx() {
         ),
         1
     );
-    exec(
+    exec_sql(
         &db,
         "UPDATE team_posts SET next_attempt_at = now() WHERE status = 'pending'",
     );
@@ -290,5 +292,97 @@ fn an_immediate_risk_notice_is_alerted_once_to_teams_and_retried_after_a_5xx() {
     assert_eq!(
         db.count("SELECT count(*) AS n FROM team_posts WHERE kind = 'summary'"),
         0
+    );
+}
+
+#[test]
+fn the_daemon_alerts_the_team_channel_when_an_immediate_risk_notice_is_queued() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start();
+    let hook = FakeWebhook::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cp = with_team_channel(
+        fault_support::daemon(&db.url, smtp.port),
+        &hook,
+        dir.path(),
+        "slack",
+    )
+    .with(
+        "CPWATCH_PARTNERSHIPS__KNOWSLEY__TEAM_CHANNEL__SUMMARY",
+        "false",
+    );
+    cp.setup(&risk_file());
+    let mut d = fault_support::Running(cp.command(&["run"]).spawn().unwrap());
+    let alerted = || {
+        let urgent = db.count("SELECT count(*) AS n FROM notices WHERE urgent");
+        urgent > 0
+            && db.count(
+                "SELECT count(*) AS n FROM team_posts WHERE kind = 'alert' AND status = 'sent'",
+            ) == urgent
+    };
+    assert!(
+        fault_support::wait_until(60, alerted),
+        "every immediate-risk notice alerted"
+    );
+    assert!(fault_support::stop(&mut d.0, 20).success());
+    let seen = hook.seen();
+    let urgent = db.count("SELECT count(*) AS n FROM notices WHERE urgent");
+    assert_eq!(seen.len() as i64, urgent, "each once");
+    for (_, body) in &seen {
+        let text = body["text"].as_str().unwrap();
+        assert!(text.contains("IMMEDIATE RISK"), "{text}");
+        assert_anonymous(text);
+    }
+}
+
+#[test]
+fn check_names_each_problem_of_a_team_channel_without_the_url() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Cpwatch::new(&db, None)
+        .with(
+            "CPWATCH_PARTNERSHIPS__KNOWSLEY__TEAM_CHANNEL__FORMAT",
+            "discord",
+        )
+        .with(
+            "CPWATCH_PARTNERSHIPS__KNOWSLEY__TEAM_CHANNEL__WEBHOOK_URL",
+            "ftp://T0SECRET",
+        )
+        .with(
+            "CPWATCH_PARTNERSHIPS__KNOWSLEY__TEAM_CHANNEL__SUMMARY_AT",
+            "9am",
+        );
+    let out = cp.run(&["check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "partnerships.knowsley.team_channel.format: \"discord\" is not one of teams, slack"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("partnerships.knowsley.team_channel.summary_at"),
+        "{err}"
+    );
+    assert!(
+        err.contains("partnerships.knowsley.team_channel: the webhook URL is not an http(s) URL"),
+        "{err}"
+    );
+    assert!(!err.contains("T0SECRET"), "{err}");
+    let missing = Cpwatch::new(&db, None)
+        .with(
+            "CPWATCH_PARTNERSHIPS__KNOWSLEY__TEAM_CHANNEL__FORMAT",
+            "teams",
+        )
+        .with(
+            "CPWATCH_PARTNERSHIPS__KNOWSLEY__TEAM_CHANNEL__WEBHOOK_URL_FILE",
+            dir.path().join("nope").to_str().unwrap(),
+        );
+    let err = String::from_utf8_lossy(&missing.run(&["check"]).stderr).into_owned();
+    assert!(
+        err.contains("partnerships.knowsley.team_channel.webhook_url_file:")
+            && err.contains("nope"),
+        "{err}"
     );
 }
