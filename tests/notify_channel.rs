@@ -4,6 +4,7 @@
 //! with each delivery is read back from PostgreSQL.
 
 mod common;
+mod fault_support;
 
 use common::*;
 use std::collections::BTreeMap;
@@ -453,4 +454,41 @@ fn a_wrong_key_is_refused_by_notify_and_a_malformed_one_by_check() {
         "{err}"
     );
     assert!(err.contains("no Notify template for reminder"), "{err}");
+}
+
+#[test]
+fn the_daemon_delivers_through_notify() {
+    let db = TestDb::new();
+    let notify = FakeNotify::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("notify-api-key");
+    std::fs::write(&key_file, live_key()).unwrap();
+    // A relative api_key_file is found in systemd's credentials directory.
+    let cp = fault_support::daemon(&db.url, 1)
+        .with("CPWATCH_MAIL__CHANNEL", "notify")
+        .with(
+            "CPWATCH_NOTIFY__BASE_URL",
+            &format!("http://127.0.0.1:{}/", notify.port),
+        )
+        .with("CPWATCH_NOTIFY__API_KEY_FILE", "notify-api-key")
+        .with("CREDENTIALS_DIRECTORY", dir.path().to_str().unwrap())
+        .with("CPWATCH_NOTIFY__TEMPLATE_ID", DEFAULT_TEMPLATE)
+        .with("CPWATCH_NOTIFY__TIMEOUT_SECONDS", "2");
+    cp.setup(&overdue_case());
+    let mut d = fault_support::Running(cp.command(&["run"]).spawn().unwrap());
+    let done = || {
+        db.count("SELECT count(*) AS n FROM outbox") > 0
+            && db.count("SELECT count(*) AS n FROM outbox WHERE status <> 'sent'") == 0
+    };
+    assert!(
+        fault_support::wait_until(60, done),
+        "everything sent through Notify"
+    );
+    assert!(fault_support::stop(&mut d.0, 20).success());
+    let sent = db.count("SELECT count(*) AS n FROM outbox");
+    let seen = notify.seen();
+    assert_eq!(seen.len() as i64, sent, "each once");
+    assert!(seen
+        .iter()
+        .all(|s| s.token_problem.is_none() && s.path == "/v2/notifications/email"));
 }
