@@ -160,24 +160,7 @@ pub fn parse_settings(raw: RawNotify, required: bool, p: &mut Vec<String>) -> No
     let template_id = raw
         .template_id
         .and_then(|v| uuid_or_problem("notify.template_id".into(), v, p));
-    let mut templates = BTreeMap::new();
-    for (kind, id) in raw.templates {
-        let key = format!("notify.templates.{kind}");
-        match Kind::parse(&kind) {
-            Some(k) => {
-                if let Some(id) = uuid_or_problem(key, id, p) {
-                    templates.insert(k, id);
-                }
-            }
-            None => {
-                let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-                p.push(format!(
-                    "{key}: no kind of notice {kind:?} (the kinds are {})",
-                    known.join(", ")
-                ))
-            }
-        }
-    }
+    let templates = parse_templates(raw.templates, p);
     let email_reply_to_id = raw
         .email_reply_to_id
         .and_then(|v| uuid_or_problem("notify.email_reply_to_id".into(), v, p));
@@ -206,6 +189,29 @@ pub fn parse_settings(raw: RawNotify, required: bool, p: &mut Vec<String>) -> No
         }
     }
     s
+}
+
+/// `notify.templates`: a template id per kind of notice.
+fn parse_templates(raw: BTreeMap<String, String>, p: &mut Vec<String>) -> BTreeMap<Kind, String> {
+    let mut templates = BTreeMap::new();
+    for (kind, id) in raw {
+        let key = format!("notify.templates.{kind}");
+        match Kind::parse(&kind) {
+            Some(k) => {
+                if let Some(id) = uuid_or_problem(key, id, p) {
+                    templates.insert(k, id);
+                }
+            }
+            None => {
+                let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                p.push(format!(
+                    "{key}: no kind of notice {kind:?} (the kinds are {})",
+                    known.join(", ")
+                ))
+            }
+        }
+    }
+    templates
 }
 
 fn uuid_or_problem(key: String, v: String, p: &mut Vec<String>) -> Option<String> {
