@@ -244,7 +244,7 @@ async fn delivery_loop(heartbeat: Heartbeat, shared: Shared) {
     let channel = match Channel::configured(&settings) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "cannot set up SMTP; delivery is off");
+            tracing::error!(error = %format!("{e:#}"), "cannot set up the mail channel; delivery is off");
             return;
         }
     };

@@ -188,6 +188,15 @@ fn each_message_goes_to_notify_signed_with_its_template_personalisation_and_refe
     let notify = FakeNotify::start();
     let dir = tempfile::tempdir().unwrap();
     let cp = notify_cpwatch(&db, &notify, dir.path(), &live_key());
+    let checked = cp.ok(&["check"]);
+    assert!(
+        checked.contains(&format!(
+            "mail: through GOV.UK Notify at http://127.0.0.1:{} (service {SERVICE}; 1 kind(s)",
+            notify.port
+        )),
+        "{checked}"
+    );
+    assert!(!checked.contains(SECRET));
     cp.setup(&overdue_case());
     cp.ok(&["evaluate", "--at", "2026-04-01T12:00:00Z"]);
     let queued = db.count("SELECT count(*) AS n FROM outbox WHERE status = 'pending'");

@@ -119,6 +119,12 @@ fn the_daily_summary_goes_once_at_its_time_on_working_days_without_names() {
         {"kind": "strategy_discussion_held", "at": "2026-03-02T10:00:00Z", "s47_initiated": true}
     ])));
     cp.ok(&["evaluate", "--at", "2026-04-01T07:00:00Z"]);
+    let checked = cp.ok(&["check"]);
+    assert!(
+        checked.contains("partnership knowsley: team channel (Slack): overdue summary at 09:00 on working days, immediate-risk alerts on"),
+        "{checked}"
+    );
+    assert!(!checked.contains("SECRET"), "{checked}");
     // Wednesday 1 April, 08:00 in London: before summary_at.
     cp.ok(&["deliver", "--once", "--at", "2026-04-01T07:00:00Z"]);
     assert_eq!(db.count("SELECT count(*) AS n FROM team_posts"), 0);
