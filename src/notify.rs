@@ -434,7 +434,7 @@ impl Client {
             .await
             .map_err(|e| {
                 let unsent = e.is_connect() || e.is_builder();
-                let detail = e.without_url().to_string();
+                let detail = chain(&e.without_url());
                 if unsent {
                     Failure::Unreachable {
                         host: host.clone(),
@@ -458,6 +458,20 @@ impl Client {
             errors: errors_of(&text),
         })
     }
+}
+
+/// An error and its causes ("error sending request: operation timed out").
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Notify's `{"status_code": N, "errors": [...]}`; anything else as one entry of its own text

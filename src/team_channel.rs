@@ -253,7 +253,7 @@ pub async fn post(
         .send()
         .await
         // The error's URL would be the secret one.
-        .map_err(|e| PostError::Unreachable(e.without_url().to_string()))?;
+        .map_err(|e| PostError::Unreachable(crate::notify::chain(&e.without_url())))?;
     let status = response.status();
     if status.is_success() {
         return Ok(());

@@ -30,6 +30,8 @@ struct FakeNotify {
     seen: Arc<Mutex<Vec<Seen>>>,
     answers: Arc<Mutex<BTreeMap<String, (u16, String)>>>,
     everyone: Arc<Mutex<Option<(u16, String)>>>,
+    /// Wait this long before answering (a Notify that takes the request and goes quiet).
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn check_token(auth: Option<String>) -> Option<String> {
@@ -70,7 +72,13 @@ impl FakeNotify {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let answers = Arc::new(Mutex::new(BTreeMap::<String, (u16, String)>::new()));
         let everyone = Arc::new(Mutex::new(None::<(u16, String)>));
-        let (s, a, e) = (seen.clone(), answers.clone(), everyone.clone());
+        let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (s, a, e, delay) = (
+            seen.clone(),
+            answers.clone(),
+            everyone.clone(),
+            delay_ms.clone(),
+        );
         std::thread::spawn(move || {
             for mut req in server.incoming_requests() {
                 let auth = req
@@ -100,6 +108,8 @@ impl FakeNotify {
                     token_problem,
                     body,
                 });
+                let wait = delay.load(std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(wait));
                 let _ =
                     req.respond(tiny_http::Response::from_string(reply).with_status_code(status));
             }
@@ -109,6 +119,7 @@ impl FakeNotify {
             seen,
             answers,
             everyone,
+            delay_ms,
         }
     }
     fn answer(&self, to: &str, status: u16, error: &str, message: &str) {
@@ -500,4 +511,80 @@ fn the_daemon_delivers_through_notify() {
     assert!(seen
         .iter()
         .all(|s| s.token_problem.is_none() && s.path == "/v2/notifications/email"));
+}
+
+#[test]
+fn notify_unreachable_holds_mail_and_notify_silent_after_the_request_is_sent_once_unconfirmed() {
+    let db = TestDb::new();
+    let notify = FakeNotify::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on this port: no connection, nothing sent, mail waits.
+    let closed = free_port();
+    let cp = notify_cpwatch(&db, &notify, dir.path(), &live_key())
+        .with(
+            "CPWATCH_NOTIFY__BASE_URL",
+            &format!("http://127.0.0.1:{closed}"),
+        )
+        .with("CPWATCH_NOTIFY__TIMEOUT_SECONDS", "1");
+    cp.setup(&overdue_case());
+    cp.ok(&["evaluate", "--at", "2026-04-01T12:00:00Z"]);
+    let queued = db.count("SELECT count(*) AS n FROM deliveries");
+    let out = cp.run(&["deliver", "--once"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM deliveries WHERE status = 'pending' AND attempts = 0"),
+        queued
+    );
+    let text = String::from_utf8_lossy(&cp.run(&["health"]).stdout).into_owned();
+    assert!(
+        text.contains("FAIL relay") && text.contains("cannot reach GOV.UK Notify"),
+        "{text}"
+    );
+
+    // Notify takes the request and does not answer within the timeout: recorded sent,
+    // unconfirmed, and not sent again.
+    notify
+        .delay_ms
+        .store(3000, std::sync::atomic::Ordering::SeqCst);
+    let cp = notify_cpwatch(&db, &notify, dir.path(), &live_key())
+        .with("CPWATCH_NOTIFY__TIMEOUT_SECONDS", "1");
+    exec(&db, "UPDATE deliveries SET next_attempt_at = now()");
+    let out = cp.run(&["deliver", "--once"]);
+    assert!(
+        !out.status.success(),
+        "the operator is told: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        db.count(
+            "SELECT count(*) AS n FROM deliveries WHERE status = 'sent' AND unconfirmed \
+                  AND last_error LIKE 'unconfirmed: GOV.UK Notify%did not answer%'"
+        ),
+        1
+    );
+    notify
+        .delay_ms
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    // Let the fake finish the request it is sitting on.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    exec(
+        &db,
+        "UPDATE deliveries SET next_attempt_at = now() WHERE status = 'pending'",
+    );
+    cp.ok(&["deliver", "--once"]);
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM deliveries WHERE status = 'sent'"),
+        queued
+    );
+    assert_eq!(
+        notify.seen().len() as i64,
+        queued,
+        "the unconfirmed one was not sent again"
+    );
+    let text = String::from_utf8_lossy(&cp.run(&["health"]).stdout).into_owned();
+    assert!(
+        text.contains("1 message(s) in the last 24 h sent without the relay's confirmation"),
+        "{text}"
+    );
 }
