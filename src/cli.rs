@@ -396,6 +396,7 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
             );
         }
     }
+    check_channels(settings);
     let smtp = &settings.smtp;
     if smtp.insecure_cleartext_password
         && smtp.security == crate::settings::Security::Plain
@@ -408,6 +409,29 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `check`: where mail goes, and the team channels (never their URLs).
+fn check_channels(settings: &Settings) {
+    if settings.mail.channel == crate::settings::MailChannel::Notify {
+        let n = &settings.notify;
+        let service = n.key.as_ref().map_or("?", |k| k.service_id.as_str());
+        println!(
+            "mail: through GOV.UK Notify at {} (service {service}; {} kind(s) with a template of their own)",
+            n.base_url,
+            n.templates.len()
+        );
+    }
+    for (name, p) in &settings.partnerships {
+        if let Some(t) = &p.team_channel {
+            println!(
+                "partnership {name}: team channel ({:?}): overdue summary {}, immediate-risk alerts {}",
+                t.format,
+                if t.summary { format!("at {} on working days", t.summary_at.format("%H:%M")) } else { "off".into() },
+                if t.alerts { "on" } else { "off" }
+            );
+        }
+    }
 }
 
 fn migrate(settings: &Settings) -> anyhow::Result<()> {
@@ -684,6 +708,7 @@ fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow
                 .await?;
             total.add(report);
             if report.handled() == 0 {
+                team_round(settings, &runtime, &mut conn, at).await?;
                 if once {
                     break;
                 }
@@ -713,6 +738,30 @@ fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow
         }
         Ok(())
     })
+}
+
+/// When the mail queue is empty: the team channels' summaries, alerts and posts (if any
+/// partnership has a team channel).
+async fn team_round(
+    settings: &Settings,
+    runtime: &Runtime,
+    conn: &mut PgConnection,
+    at: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
+    use crate::jobs::team_channel::TeamChannels;
+    if !TeamChannels::any(settings) {
+        return Ok(());
+    }
+    let r = TeamChannels::new(runtime, settings)
+        .run_once(conn, at.unwrap_or_else(Utc::now))
+        .await?;
+    if r != Default::default() {
+        println!(
+            "team channels: queued {} summaries and {} alerts; posted {}, to retry {}, refused {}, dead-lettered {}",
+            r.summaries, r.alerts, r.sent, r.retried, r.failed, r.dead
+        );
+    }
+    Ok(())
 }
 
 fn health(settings: &Settings, limits: crate::health::Limits) -> anyhow::Result<()> {

@@ -119,6 +119,12 @@ fn spawn_loops(shared: &Shared, wake: mpsc::Receiver<()>) -> Vec<tokio::task::Jo
         tokio::spawn(evaluation_loop(eval_beat, shared.clone(), wake)),
         tokio::spawn(delivery_loop(delivery_beat, shared.clone())),
         tokio::spawn(holiday_loop(shared.clone())),
+        tokio::spawn(crate::jobs::team_channel::run_loop(
+            shared.pool.clone(),
+            shared.settings.clone(),
+            shared.runtime.clone(),
+            shared.stop.clone(),
+        )),
         tokio::spawn(watchdog_loop(watched, shared.stop.clone())),
     ]
 }
@@ -238,7 +244,7 @@ async fn delivery_loop(heartbeat: Heartbeat, shared: Shared) {
     let channel = match Channel::configured(&settings) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "cannot set up SMTP; delivery is off");
+            tracing::error!(error = %format!("{e:#}"), "cannot set up the mail channel; delivery is off");
             return;
         }
     };

@@ -47,6 +47,8 @@ pub enum MailError {
     Setup(String),
     #[error("writing the message file: {0}")]
     File(String),
+    #[error("{0}")]
+    Notify(#[from] crate::notify::Failure),
 }
 
 impl MailError {
@@ -54,6 +56,7 @@ impl MailError {
     pub fn verdict(&self) -> Verdict {
         match self {
             MailError::Smtp(f) => f.verdict(),
+            MailError::Notify(f) => f.verdict(),
             MailError::Setup(_) => Verdict::RelayFault,
             // A template fault is ours, not the recipient's: retry, so a fixed build can send it.
             MailError::Template(_) | MailError::File(_) => Verdict::Message { permanent: false },
@@ -69,6 +72,7 @@ impl MailError {
     pub fn advice(&self) -> &'static str {
         match self {
             MailError::Smtp(f) => f.advice(),
+            MailError::Notify(f) => f.advice(),
             _ => "check the [smtp] settings",
         }
     }
@@ -270,6 +274,8 @@ pub enum Channel {
     Smtp(Relay),
     /// Each message as a file named by `eml_file_name`.
     Files(std::path::PathBuf),
+    /// GOV.UK Notify: the rendered notice, sent with `send_notify` (not a built message).
+    Notify(crate::notify::Client),
 }
 
 /// What a message's `.eml` file is named after: when it was sent, what it is about, its kind,
@@ -336,6 +342,10 @@ impl Channel {
     /// The relay as configured, reading the password file if there is one.
     pub fn configured(settings: &crate::settings::Settings) -> anyhow::Result<Self> {
         use anyhow::Context as _;
+        if settings.mail.channel == crate::settings::MailChannel::Notify {
+            let client = crate::notify::Client::new(&settings.notify).map_err(MailError::Setup)?;
+            return Ok(Channel::Notify(client));
+        }
         let password = settings.smtp_password().context("smtp.password_file")?;
         Ok(Channel::smtp(&settings.smtp, password)?)
     }
@@ -351,6 +361,7 @@ impl Channel {
         match self {
             Channel::Smtp(r) => Some(r.name()),
             Channel::Files(_) => None,
+            Channel::Notify(n) => Some(n.name()),
         }
     }
 
@@ -379,7 +390,34 @@ impl Channel {
                     .await
                     .map_err(|e| MailError::File(format!("{}: {e}", path.display())))?;
             }
+            Channel::Notify(_) => {
+                return Err(MailError::Setup(
+                    "GOV.UK Notify sends a rendered notice, not a built message".into(),
+                ))
+            }
         }
         Ok(())
+    }
+
+    /// GOV.UK Notify, when that is the channel: send the rendered notice to `recipient`, with
+    /// `reference` (the delivery's dedupe key). None for the other channels.
+    pub async fn send_notify(
+        &self,
+        recipient: &str,
+        kind: Kind,
+        rendered: &Rendered,
+        reference: &str,
+    ) -> Option<Result<(), MailError>> {
+        let Channel::Notify(client) = self else {
+            return None;
+        };
+        let email = crate::notify::Email {
+            to: recipient,
+            kind,
+            subject: &rendered.subject,
+            body: &rendered.text,
+            reference,
+        };
+        Some(client.send(&email).await.map_err(MailError::from))
     }
 }

@@ -36,6 +36,8 @@ pub struct Settings {
     /// Every policy, loaded once from the shipped files and `policy_dir`.
     pub catalogue: Catalogue,
     pub partnerships: BTreeMap<String, Partnership>,
+    /// `[notify]`: GOV.UK Notify, used when `mail.channel = "notify"`.
+    pub notify: crate::notify::NotifySettings,
 }
 
 #[derive(Debug)]
@@ -90,6 +92,15 @@ pub struct Mail {
     /// Where data-quality notices go when a case has no reachable team manager.
     pub admin_address: Option<Email>,
     pub message_id_domain: String,
+    /// Where mail goes: the SMTP relay or GOV.UK Notify.
+    pub channel: MailChannel,
+}
+
+/// `mail.channel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailChannel {
+    Smtp,
+    Notify,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +146,8 @@ pub struct Partnership {
     /// When the partnership went live with cpwatch: deadlines that lapsed before it are not
     /// mailed one by one but summarised once per team manager (`go_live`, RFC 3339).
     pub go_live: Option<chrono::DateTime<chrono::Utc>>,
+    /// The team's channel (a Teams or Slack incoming webhook), if it has one.
+    pub team_channel: Option<crate::team_channel::TeamChannel>,
 }
 
 /// A configuration that cannot be used; lists every problem with its key.
@@ -157,6 +170,8 @@ struct Raw {
     policies: RawPolicies,
     #[serde(default)]
     partnerships: BTreeMap<String, RawPartnership>,
+    #[serde(default)]
+    notify: crate::notify::RawNotify,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +209,12 @@ struct RawMail {
     #[serde(default)]
     admin_address: Option<String>,
     message_id_domain: String,
+    #[serde(default = "default_channel")]
+    channel: String,
+}
+
+fn default_channel() -> String {
+    "smtp".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +258,8 @@ struct RawPartnership {
     la_codes: Vec<String>,
     #[serde(default)]
     go_live: Option<String>,
+    #[serde(default)]
+    team_channel: Option<crate::team_channel::RawTeamChannel>,
 }
 
 /// The built-in defaults without their `[partnerships]` (a deployment's file names its own).
@@ -341,6 +364,7 @@ impl Settings {
             }
         };
         let partnerships = parse_partnerships(raw.partnerships, catalogue.as_ref(), &mut p);
+        let notify = parse_notify(raw.notify, mail.as_ref(), &raw.delivery, &mut p);
         match (database, smtp, mail, schedule, calendar, catalogue) {
             (
                 Some(database),
@@ -359,6 +383,7 @@ impl Settings {
                 policy_dir,
                 catalogue,
                 partnerships,
+                notify,
             }),
             _ => Err(ConfigError(p.0)),
         }
@@ -528,11 +553,41 @@ fn parse_mail(raw: RawMail, p: &mut Problems) -> Option<Mail> {
         },
         None => None,
     };
+    let channel = match raw.channel.as_str() {
+        "smtp" => MailChannel::Smtp,
+        "notify" => MailChannel::Notify,
+        other => {
+            p.push(format!(
+                "mail.channel: {other:?} is not one of smtp, notify"
+            ));
+            MailChannel::Smtp
+        }
+    };
     Some(Mail {
         include_names: raw.include_names,
         admin_address,
         message_id_domain: raw.message_id_domain,
+        channel,
     })
+}
+
+/// `[notify]`: with `mail.channel = "notify"` its key file and templates must be there, and a
+/// lease must outlast one request.
+fn parse_notify(
+    raw: crate::notify::RawNotify,
+    mail: Option<&Mail>,
+    d: &Delivery,
+    p: &mut Problems,
+) -> crate::notify::NotifySettings {
+    let required = mail.is_some_and(|m| m.channel == MailChannel::Notify);
+    let n = crate::notify::parse_settings(raw, required, &mut p.0);
+    if required && d.lease_seconds <= n.timeout.as_secs() as i64 {
+        p.push(format!(
+            "delivery.lease_seconds: must be longer than notify.timeout_seconds ({})",
+            n.timeout.as_secs()
+        ));
+    }
+    n
 }
 
 fn check_delivery(d: &Delivery, smtp: Option<&Smtp>, p: &mut Problems) {
@@ -644,6 +699,9 @@ fn parse_partnerships(
                 })
                 .ok()
         });
+        let team_channel = part.team_channel.take().and_then(|raw| {
+            crate::team_channel::parse(&format!("partnerships.{name}.team_channel"), raw, &mut p.0)
+        });
         if let Some(timezone) = timezone {
             let parsed = Partnership {
                 standards_policy,
@@ -654,6 +712,7 @@ fn parse_partnerships(
                 closure_days,
                 la_codes: part.la_codes,
                 go_live,
+                team_channel,
             };
             out.insert(name, parsed);
         }
@@ -802,6 +861,7 @@ mod layers {
             "schedule" => v.try_deserialize::<RawSchedule>().map(drop),
             "calendar" => v.try_deserialize::<RawCalendar>().map(drop),
             "policies" => v.try_deserialize::<RawPolicies>().map(drop),
+            "notify" => v.try_deserialize::<crate::notify::RawNotify>().map(drop),
             _ => Ok(()),
         };
         r.map_err(|e| tidy(&e.to_string()))

@@ -700,6 +700,13 @@ impl Delivery<'_> {
         let tz = self.runtime.tz_of(n.partnership.as_str());
         let copied = row.position == Position::Cc;
         let rendered = self.renderer.render(n, &row.recipient, copied, now, tz)?;
+        let reference = format!("{}/{}", n.key.as_str(), row.recipient);
+        if let Some(sent) = (self.channel)
+            .send_notify(&row.recipient, n.kind, &rendered, &reference)
+            .await
+        {
+            return sent;
+        }
         let message =
             mail::build_message(&row.recipient, &row.message_id, self.from, &rendered, now)?;
         let about = match (&n.dispute, &n.case) {

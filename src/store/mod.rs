@@ -14,6 +14,7 @@ pub mod notices;
 pub mod payload;
 pub mod relay;
 pub mod schema;
+pub mod team_posts;
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
