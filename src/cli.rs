@@ -1,6 +1,8 @@
 //! The command line: parse, load settings, call into jobs and the store, map errors to exit codes
 //! (0 ok, 2 usage/config/input error, 1 runtime failure).
 
+mod generate;
+mod outbox;
 mod report;
 
 use crate::evaluate::rfc3339;
@@ -149,7 +151,17 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// The outbox: list deliveries, show one message as it will be or was sent, retry failed or
+    /// dead ones, cancel queued ones; each retry and cancel is written to the audit log.
+    Outbox {
+        #[command(subcommand)]
+        command: outbox::OutboxCommand,
+    },
+    /// Write the man page or the shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
     /// A private database, the sample partnership, a simulated month; mail written to ./outbox/.
+    #[cfg(feature = "demo")]
     Demo {
         /// Where the .eml files go.
         #[arg(long, default_value = "outbox")]
@@ -253,8 +265,12 @@ fn init_logging(level: &str) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    #[cfg(feature = "demo")]
     if let Command::Demo { out, days } = &cli.command {
         return crate::demo::run(out, *days);
+    }
+    if let Command::Generate(args) = &cli.command {
+        return generate::run(args);
     }
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
@@ -336,7 +352,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Report(args) => report::run(&settings, args),
         Command::Policy { command } => policy(&settings, command),
+        Command::Outbox { command } => outbox::run(&settings, command),
+        #[cfg(feature = "demo")]
         Command::Demo { .. } => unreachable!("handled above"),
+        Command::Generate(_) => unreachable!("handled above"),
     }
 }
 
