@@ -41,7 +41,8 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
 fn man(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut cmd = Cli::command();
     cmd.build();
-    clap_mangen::generate_to(cmd, dir).with_context(|| format!("writing into {}", dir.display()))?;
+    clap_mangen::generate_to(cmd, dir)
+        .with_context(|| format!("writing into {}", dir.display()))?;
     let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "1"))

@@ -200,7 +200,9 @@ fn list(
 fn count_words(shown: i64, total: i64) -> String {
     match (shown, total) {
         (0, _) => "no deliveries match".to_owned(),
-        (s, t) if s < t => format!("{s} of {t} deliveries shown; narrow the filters or raise --limit"),
+        (s, t) if s < t => {
+            format!("{s} of {t} deliveries shown; narrow the filters or raise --limit")
+        }
         (_, 1) => "1 delivery".to_owned(),
         (_, t) => format!("{t} deliveries"),
     }
@@ -319,7 +321,14 @@ fn show(
     admin::audit_viewed(conn, actor, id)?;
     println!("{}", status_words(&m.line, now));
     println!("Notice: {}", notice.key.as_str());
-    for name in ["From", "To", "Date", "Subject", "Message-ID", "Auto-Submitted"] {
+    for name in [
+        "From",
+        "To",
+        "Date",
+        "Subject",
+        "Message-ID",
+        "Auto-Submitted",
+    ] {
         if let Some(v) = built.headers().get_raw(name) {
             println!("{name}: {v}");
         }
@@ -331,20 +340,34 @@ fn show(
 
 fn status_words(l: &Line, now: DateTime<Utc>) -> String {
     let t = crate::evaluate::rfc3339;
-    let why = l.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+    let why = l
+        .last_error
+        .as_deref()
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default();
     let head = format!("Delivery {} ({}, {})", l.id, l.recipient, l.position);
     match Status::parse(&l.status) {
         Some(Status::Sent) => format!(
             "{head}: sent {}{} after {} attempt(s)",
             l.sent_at.map(t).unwrap_or_default(),
-            if l.unconfirmed { " (the relay never confirmed it)" } else { "" },
+            if l.unconfirmed {
+                " (the relay never confirmed it)"
+            } else {
+                ""
+            },
             l.attempts
         ),
         Some(Status::Pending) => {
             let next = l.next_attempt.map_or(now, |n| n.max(now));
-            format!("{head}: queued; as it will be sent at {}, at the earliest{why}", t(next))
+            format!(
+                "{head}: queued; as it will be sent at {}, at the earliest{why}",
+                t(next)
+            )
         }
-        _ => format!("{head}: {} after {} attempt(s){why}; shown as it would be sent now", l.status, l.attempts),
+        _ => format!(
+            "{head}: {} after {} attempt(s){why}; shown as it would be sent now",
+            l.status, l.attempts
+        ),
     }
 }
 
@@ -384,7 +407,10 @@ fn act(
     for c in &changed {
         println!("delivery {} ({} before): {done}", c.id, c.was);
     }
-    println!("{} delivery(ies) {done}, recorded in the audit log as {who}", changed.len());
+    println!(
+        "{} delivery(ies) {done}, recorded in the audit log as {who}",
+        changed.len()
+    );
     if changed.len() < ids.len() {
         println!(
             "{} left alone: being sent right now, or changed since they were listed",
@@ -455,7 +481,11 @@ fn matching(
 /// No answer at all (no input) is a usage error: say --yes.
 fn confirm(n: usize, verb: &str) -> anyhow::Result<bool> {
     let mut err = std::io::stderr();
-    let noun = if n == 1 { "delivery matches" } else { "deliveries match" };
+    let noun = if n == 1 {
+        "delivery matches"
+    } else {
+        "deliveries match"
+    };
     write!(err, "{n} {noun}; {verb} them? [y/N] ")?;
     err.flush()?;
     let mut answer = String::new();
@@ -466,5 +496,8 @@ fn confirm(n: usize, verb: &str) -> anyhow::Result<bool> {
         ))
         .into());
     }
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
