@@ -41,14 +41,21 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
 fn man(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut cmd = Cli::command();
     cmd.build();
-    clap_mangen::generate_to(cmd, dir)
-        .with_context(|| format!("writing into {}", dir.display()))?;
-    let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "1"))
-        .collect();
-    pages.sort();
-    Ok(pages)
+    let mut written = Vec::new();
+    page(&cmd, dir, &mut written).with_context(|| format!("writing into {}", dir.display()))?;
+    written.sort();
+    Ok(written)
+}
+
+/// `cmd`'s page and its subcommands' (not the hidden ones, nor clap's `help` pseudo-command).
+fn page(cmd: &clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for sub in cmd.get_subcommands() {
+        if !sub.is_hide_set() && sub.get_name() != "help" {
+            page(sub, dir, written)?;
+        }
+    }
+    written.push(clap_mangen::Man::new(cmd.clone()).generate_to(dir)?);
+    Ok(())
 }
 
 fn completions(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
