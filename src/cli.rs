@@ -277,33 +277,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check => check(&settings),
         Command::Migrate => migrate(&settings),
         Command::Import {
-            format: ImportFormat::Json,
-            partnership: Some(_),
-            ..
-        }
-        | Command::Import {
-            format: ImportFormat::Json,
-            roles: Some(_),
-            ..
-        } => Err(InputError(
-            "--partnership and --roles are for --format cin-census; a case file names its partnership \
-             and its roles itself"
-                .into(),
-        )
-        .into()),
-        Command::Import {
             file,
-            format: ImportFormat::Json,
-            go_live,
-            ..
-        } => import_file(&settings, &file, go_live),
-        Command::Import {
-            file,
-            format: ImportFormat::CinCensus,
+            format,
             partnership,
             roles,
             go_live,
-        } => census::import(&settings, &file, partnership.as_deref(), roles.as_deref(), go_live),
+        } => import(&settings, &file, format, partnership, roles, go_live),
         Command::Evaluate {
             at,
             dry_run,
@@ -356,6 +335,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "demo")]
         Command::Demo { .. } => unreachable!("handled above"),
         Command::Generate(_) => unreachable!("handled above"),
+    }
+}
+
+/// `cpwatch import`: a case file, or a census extract with its options.
+fn import(
+    settings: &Settings,
+    file: &std::path::Path,
+    format: ImportFormat,
+    partnership: Option<String>,
+    roles: Option<PathBuf>,
+    go_live: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
+    match format {
+        ImportFormat::Json if partnership.is_some() || roles.is_some() => Err(InputError(
+            "--partnership and --roles are for --format cin-census; a case file names its partnership \
+             and its roles itself"
+                .into(),
+        )
+        .into()),
+        ImportFormat::Json => import_file(settings, file, go_live),
+        ImportFormat::CinCensus => {
+            census::import(settings, file, partnership.as_deref(), roles.as_deref(), go_live)
+        }
     }
 }
 
