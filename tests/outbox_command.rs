@@ -414,3 +414,37 @@ fn cancel_needs_a_reason_and_never_touches_a_sent_one() {
         rest as i64 + 1
     );
 }
+
+#[test]
+fn show_says_when_a_queued_reminder_will_be_withdrawn_instead_of_sent() {
+    let db = TestDb::new();
+    let cp = Cpwatch::new(&db, None);
+    cp.ok(&["migrate"]);
+    cp.ok(&["import", "config/sample/knowsley-sample.json"]);
+    cp.ok(&["evaluate", "--at", AT]);
+    // Its deadline passed long before today, so delivery would cancel it, not send it.
+    let reminders = lines(&cp, &["--kind", "reminder", "--status", "pending"]);
+    assert!(
+        !reminders.is_empty(),
+        "the sample queues a reminder at {AT}"
+    );
+    let id = reminders[0]["id"].as_i64().unwrap().to_string();
+    let shown = cp.ok(&["outbox", "show", &id]);
+    assert!(
+        shown.contains(": queued; as it will be sent at "),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("It will not be sent: its deadline"),
+        "{shown}"
+    );
+    assert!(shown.contains("Subject: Reminder"), "{shown}");
+    // An overdue notice has no such note.
+    let overdue = lines(&cp, &["--kind", "overdue", "--status", "pending"]);
+    let shown = cp.ok(&[
+        "outbox",
+        "show",
+        &overdue[0]["id"].as_i64().unwrap().to_string(),
+    ]);
+    assert!(!shown.contains("It will not be sent"), "{shown}");
+}

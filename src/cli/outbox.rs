@@ -320,6 +320,12 @@ fn show(
     )?;
     admin::audit_viewed(conn, actor, id)?;
     println!("{}", status_words(&m.line, now));
+    if m.line.status == "pending" && notice.kind.stale_after_deadline() && notice.due <= at {
+        println!(
+            "It will not be sent: its deadline {} will have passed, so delivery cancels it",
+            crate::evaluate::rfc3339(notice.due)
+        );
+    }
     println!("Notice: {}", notice.key.as_str());
     for name in [
         "From",
