@@ -1,6 +1,8 @@
 //! The command line: parse, load settings, call into jobs and the store, map errors to exit codes
 //! (0 ok, 2 usage/config/input error, 1 runtime failure).
 
+mod generate;
+mod outbox;
 mod report;
 
 use crate::evaluate::rfc3339;
@@ -149,7 +151,17 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// The outbox: list deliveries, show one message as it will be or was sent, retry failed or
+    /// dead ones, cancel queued ones; each retry and cancel is written to the audit log.
+    Outbox {
+        #[command(subcommand)]
+        command: outbox::OutboxCommand,
+    },
+    /// Write the man page or the shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
     /// A private database, the sample partnership, a simulated month; mail written to ./outbox/.
+    #[cfg(feature = "demo")]
     Demo {
         /// Where the .eml files go.
         #[arg(long, default_value = "outbox")]
@@ -253,41 +265,24 @@ fn init_logging(level: &str) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    #[cfg(feature = "demo")]
     if let Command::Demo { out, days } = &cli.command {
         return crate::demo::run(out, *days);
+    }
+    if let Command::Generate(args) = &cli.command {
+        return generate::run(args);
     }
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Check => check(&settings),
         Command::Migrate => migrate(&settings),
         Command::Import {
-            format: ImportFormat::Json,
-            partnership: Some(_),
-            ..
-        }
-        | Command::Import {
-            format: ImportFormat::Json,
-            roles: Some(_),
-            ..
-        } => Err(InputError(
-            "--partnership and --roles are for --format cin-census; a case file names its partnership \
-             and its roles itself"
-                .into(),
-        )
-        .into()),
-        Command::Import {
             file,
-            format: ImportFormat::Json,
-            go_live,
-            ..
-        } => import_file(&settings, &file, go_live),
-        Command::Import {
-            file,
-            format: ImportFormat::CinCensus,
+            format,
             partnership,
             roles,
             go_live,
-        } => census::import(&settings, &file, partnership.as_deref(), roles.as_deref(), go_live),
+        } => import(&settings, &file, format, partnership, roles, go_live),
         Command::Evaluate {
             at,
             dry_run,
@@ -336,7 +331,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Report(args) => report::run(&settings, args),
         Command::Policy { command } => policy(&settings, command),
+        Command::Outbox { command } => outbox::run(&settings, command),
+        #[cfg(feature = "demo")]
         Command::Demo { .. } => unreachable!("handled above"),
+        Command::Generate(_) => unreachable!("handled above"),
+    }
+}
+
+/// `cpwatch import`: a case file, or a census extract with its options.
+fn import(
+    settings: &Settings,
+    file: &std::path::Path,
+    format: ImportFormat,
+    partnership: Option<String>,
+    roles: Option<PathBuf>,
+    go_live: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
+    match format {
+        ImportFormat::Json if partnership.is_some() || roles.is_some() => Err(InputError(
+            "--partnership and --roles are for --format cin-census; a case file names its partnership \
+             and its roles itself"
+                .into(),
+        )
+        .into()),
+        ImportFormat::Json => import_file(settings, file, go_live),
+        ImportFormat::CinCensus => {
+            census::import(settings, file, partnership.as_deref(), roles.as_deref(), go_live)
+        }
     }
 }
 

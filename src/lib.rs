@@ -7,13 +7,15 @@
 //! `jobs` (the pass, delivery, the report's counts), `schedule` (the cron wake-up), `listen`
 //! (direct writes wake the pass), `daemon`, `demo` (with `pgserver`, a private PostgreSQL),
 //! `health`, `settings` and `cli`.
-//! Dependencies point inward; ARCHITECTURE.md has the map.
+//! `demo` and `pgserver` are built only with the `demo` cargo feature (on by default; the Debian
+//! package is built without it). Dependencies point inward; ARCHITECTURE.md has the map.
 
 pub mod calendar;
 pub mod case_view;
 pub mod cli;
 pub mod daemon;
 pub mod dburl;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod domain;
 pub mod evaluate;
@@ -25,6 +27,7 @@ pub mod listen;
 pub mod mail;
 pub mod notify;
 pub mod pass_output;
+#[cfg(feature = "demo")]
 pub mod pgserver;
 pub mod policy;
 pub mod policy_view;
