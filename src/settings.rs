@@ -135,6 +135,19 @@ pub struct Partnership {
     /// When the partnership went live with cpwatch: deadlines that lapsed before it are not
     /// mailed one by one but summarised once per team manager (`go_live`, RFC 3339).
     pub go_live: Option<chrono::DateTime<chrono::Utc>>,
+    /// How its mail is signed, where replies go, and its own templates.
+    pub mail: PartnershipMail,
+}
+
+/// A partnership's own mail settings (`partnerships.NAME.signature`, `.contact`, `.templates`).
+#[derive(Debug, Clone, Default)]
+pub struct PartnershipMail {
+    /// The lines that sign a letter ("Conference chair, Safeguarding and Quality Assurance unit").
+    pub signature: Option<String>,
+    /// Where readers may write back: the `Reply-To` of every message, named in letters.
+    pub contact: Option<Email>,
+    /// A directory of templates replacing the built-in ones of the same name.
+    pub templates: Option<PathBuf>,
 }
 
 /// A configuration that cannot be used; lists every problem with its key.
@@ -237,6 +250,12 @@ struct RawPartnership {
     la_codes: Vec<String>,
     #[serde(default)]
     go_live: Option<String>,
+    #[serde(default)]
+    signature: Option<String>,
+    #[serde(default)]
+    contact: Option<String>,
+    #[serde(default)]
+    templates: Option<String>,
 }
 
 /// The built-in defaults without their `[partnerships]` (a deployment's file names its own).
@@ -644,6 +663,7 @@ fn parse_partnerships(
                 })
                 .ok()
         });
+        let mail = parse_partnership_mail(&name, &part, p);
         if let Some(timezone) = timezone {
             let parsed = Partnership {
                 standards_policy,
@@ -654,11 +674,38 @@ fn parse_partnerships(
                 closure_days,
                 la_codes: part.la_codes,
                 go_live,
+                mail,
             };
             out.insert(name, parsed);
         }
     }
     out
+}
+
+fn parse_partnership_mail(name: &str, part: &RawPartnership, p: &mut Problems) -> PartnershipMail {
+    let contact = part.contact.as_deref().and_then(|c| {
+        Email::parse(c)
+            .map_err(|_| {
+                p.push(format!(
+                    "partnerships.{name}.contact: {c:?} is not an email address"
+                ))
+            })
+            .ok()
+    });
+    let templates = part.templates.as_deref().map(PathBuf::from);
+    if let Some(dir) = &templates {
+        if !dir.is_dir() {
+            p.push(format!(
+                "partnerships.{name}.templates: {} is not a directory",
+                dir.display()
+            ));
+        }
+    }
+    PartnershipMail {
+        signature: part.signature.clone().filter(|s| !s.trim().is_empty()),
+        contact,
+        templates,
+    }
 }
 
 fn check_policies(name: &str, part: &RawPartnership, cat: &Catalogue, p: &mut Problems) {
