@@ -242,7 +242,14 @@ async fn delivery_loop(heartbeat: Heartbeat, shared: Shared) {
             return;
         }
     };
-    let renderer = Renderer::new(settings.mail.include_names);
+    let renderer = match Renderer::configured(&settings) {
+        Ok(r) => r,
+        Err(problems) => {
+            let e = crate::mail::template_error(problems);
+            tracing::error!(error = %format!("{e:#}"), "mail templates do not compile; delivery is off");
+            return;
+        }
+    };
     let mut control = Control::from_settings(&settings.delivery);
     control.heartbeat = heartbeat.clone();
     control.stop = Some(stop.clone());

@@ -124,6 +124,11 @@ pub fn build_message(
         .map_err(|e| MailError::Build(e.to_string()))
 }
 
+/// Mail templates that do not compile or render, as one error listing each with its file and line.
+pub fn template_error(problems: Vec<String>) -> anyhow::Error {
+    anyhow::anyhow!("mail templates:\n  {}", problems.join("\n  "))
+}
+
 /// The `Message-ID` every message of one thread (`Rendered::thread`: a notice's thread key and
 /// its reader) replies to: a hash of it at the domain of this message's own `Message-ID`, so it
 /// is derived, never looked up. Mail clients show the messages as one conversation.

@@ -315,17 +315,18 @@ pub fn template_problem(file: &str, e: &minijinja::Error) -> String {
     format!("{file}{line}: {}{detail}", e.kind())
 }
 
-/// `{{ title|shorten(50) }}`: at most `max` characters, cut at a word with "…".
+/// `{{ title|shorten(50) }}`: at most `max` characters, cut at a word with "..." (ASCII, so a
+/// subject stays readable in any client's list).
 fn shorten(value: String, max: usize) -> String {
     if value.chars().count() <= max {
         return value;
     }
-    let cut: String = value.chars().take(max.saturating_sub(1)).collect();
+    let cut: String = value.chars().take(max.saturating_sub(3)).collect();
     let cut = match cut.rfind(' ') {
         Some(i) if i > max / 2 => cut[..i].trim_end_matches([',', ';', ':']).to_owned(),
         _ => cut,
     };
-    format!("{cut}…")
+    format!("{cut}...")
 }
 
 /// `{{ people|and_list }}`: "the team manager", "the team manager and the senior manager",
@@ -371,7 +372,7 @@ mod tests {
         assert_eq!(shorten("short".into(), 10), "short");
         assert_eq!(
             shorten("Initial child protection conference within 15 working days".into(), 30),
-            "Initial child protection…"
+            "Initial child protection..."
         );
     }
 
