@@ -126,7 +126,9 @@ fn a_row_queued_by_the_previous_version_still_delivers() {
         .find(|m| m.to.iter().any(|t| t.contains("sw1@ksc.example.org")))
         .expect("the social worker's copy");
     assert!(
-        to_sw.text().contains("(copied for information)"),
+        to_sw
+            .text()
+            .contains("You are copied for information as the child's social worker"),
         "{}",
         to_sw.text()
     );
