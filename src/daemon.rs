@@ -39,6 +39,8 @@ struct Shared {
 }
 
 async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
+    // Templates that do not compile stop cpwatch before anything is evaluated or sent.
+    Renderer::configured(&settings).map_err(crate::mail::template_error)?;
     let url = settings.database.url.expose_secret();
     crate::dburl::check(url).map_err(store::StoreError::BadUrl)?;
     let pool: DbPool = Pool::builder()
