@@ -424,7 +424,12 @@ fn check_templates(settings: &Settings) -> anyhow::Result<()> {
     let own: Vec<String> = settings
         .partnerships
         .iter()
-        .filter_map(|(n, p)| p.mail.templates.as_ref().map(|d| format!("{n} ({})", d.display())))
+        .filter_map(|(n, p)| {
+            p.mail
+                .templates
+                .as_ref()
+                .map(|d| format!("{n} ({})", d.display()))
+        })
         .collect();
     println!(
         "mail templates: {} kinds render for every reader{}",

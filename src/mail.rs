@@ -18,7 +18,9 @@ use sha2::{Digest, Sha256};
 pub mod context;
 mod render;
 pub mod samples;
-pub use render::{environment, render_parts, template_for, Rendered, Renderer, BUILT_IN, TEMPLATES};
+pub use render::{
+    environment, render_parts, template_for, Rendered, Renderer, BUILT_IN, TEMPLATES,
+};
 
 /// `Auto-Submitted: auto-generated` (RFC 3834), so auto-responders stay quiet.
 #[derive(Clone)]

@@ -40,9 +40,15 @@ fn an_escalation_says_the_person_below_could_not_be_reached() {
         "{body}"
     );
     assert!(body.contains("Late by:   2 working days"), "{body}");
-    assert!(!body.contains("hours"), "working days, not elapsed hours: {body}");
+    assert!(
+        !body.contains("hours"),
+        "working days, not elapsed hours: {body}"
+    );
     let subject = sm.header("Subject").unwrap();
-    assert!(subject.starts_with("KN-0001 escalated to you: "), "{subject}");
+    assert!(
+        subject.starts_with("KN-0001 escalated to you: "),
+        "{subject}"
+    );
     assert!(subject.len() <= 78, "{subject}");
 }
 
@@ -53,20 +59,36 @@ fn check_renders_every_template_and_names_the_file_and_line_of_an_error() {
     let own = dir.path().display().to_string();
     let cp = Cpwatch::new(&db, None).with("CPWATCH_PARTNERSHIPS__KNOWSLEY__TEMPLATES", &own);
     let out = cp.ok(&["check"]);
-    assert!(out.contains("mail templates: 11 kinds render for every reader"), "{out}");
-    assert!(out.contains(&format!("partnerships' own templates: knowsley ({own})")), "{out}");
+    assert!(
+        out.contains("mail templates: 11 kinds render for every reader"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("partnerships' own templates: knowsley ({own})")),
+        "{out}"
+    );
 
     // A template that does not compile: refused with its file and line.
     std::fs::write(dir.path().join("overdue.txt.j2"), "Overdue.\n{% if %}\n").unwrap();
     let bad = cp.run(&["check"]);
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains(&format!("{own}/overdue.txt.j2 line 2: syntax error")), "{err}");
+    assert!(
+        err.contains(&format!("{own}/overdue.txt.j2 line 2: syntax error")),
+        "{err}"
+    );
 
     // One that compiles but fails when rendered (a filter given the wrong argument).
-    std::fs::write(dir.path().join("overdue.txt.j2"), "Overdue.\n{{ title|shorten(\"x\") }}\n").unwrap();
+    std::fs::write(
+        dir.path().join("overdue.txt.j2"),
+        "Overdue.\n{{ title|shorten(\"x\") }}\n",
+    )
+    .unwrap();
     let bad = cp.run(&["check"]);
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("sample overdue: template overdue.txt.j2 line 2"), "{err}");
+    assert!(
+        err.contains("sample overdue: template overdue.txt.j2 line 2"),
+        "{err}"
+    );
 }

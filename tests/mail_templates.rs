@@ -47,7 +47,15 @@ fn with_names_off_no_person_is_named_and_every_role_is_plain_english() {
         .iter()
         .chain(AGENCY_ROLES)
         .chain(PARTNERSHIP_ROLES)
-        .chain(&["line_manager", "invitee_manager", "sqa_unit_manager", "raiser.", "respondent.", "case.", "admin"])
+        .chain(&[
+            "line_manager",
+            "invitee_manager",
+            "sqa_unit_manager",
+            "raiser.",
+            "respondent.",
+            "case.",
+            "admin",
+        ])
         .copied()
         .filter(|c| c.contains(['_', '.']) || *c == "admin")
         .collect();
@@ -56,7 +64,10 @@ fn with_names_off_no_person_is_named_and_every_role_is_plain_english() {
     for (label, role, m) in &all {
         for part in [&m.subject, &m.text, &m.html] {
             for name in samples::PEOPLE {
-                assert!(!part.contains(name), "{label} to {role} names {name}:\n{part}");
+                assert!(
+                    !part.contains(name),
+                    "{label} to {role} names {name}:\n{part}"
+                );
             }
             // The reference line is a key, not words for a reader.
             let words: String = part
@@ -65,7 +76,10 @@ fn with_names_off_no_person_is_named_and_every_role_is_plain_english() {
                 .collect::<Vec<_>>()
                 .join("\n");
             for code in &role_codes {
-                assert!(!words.contains(code), "{label} to {role} shows {code:?}:\n{words}");
+                assert!(
+                    !words.contains(code),
+                    "{label} to {role} shows {code:?}:\n{words}"
+                );
             }
             assert!(!words.contains(" the the "), "{label}: {words}");
         }
@@ -80,7 +94,11 @@ fn with_names_on_bodies_name_people_and_subjects_never_do() {
         .iter()
         .find(|(l, role, _)| l == "cause_for_concern" && role == "invitee_manager")
         .expect("the letter");
-    assert!(letter.2.text.contains("Chris Chair"), "signed by the chair: {}", letter.2.text);
+    assert!(
+        letter.2.text.contains("Chris Chair"),
+        "signed by the chair: {}",
+        letter.2.text
+    );
     for (label, _, m) in &all {
         for name in samples::PEOPLE {
             assert!(!m.subject.contains(name), "{label}: {}", m.subject);
@@ -91,7 +109,12 @@ fn with_names_on_bodies_name_people_and_subjects_never_do() {
 #[test]
 fn subjects_are_short_with_the_reference_first() {
     for (label, role, m) in rendered(&Renderer::new(false)) {
-        assert!(m.subject.chars().count() <= 78, "{label} to {role}: {} ({} chars)", m.subject, m.subject.chars().count());
+        assert!(
+            m.subject.chars().count() <= 78,
+            "{label} to {role}: {} ({} chars)",
+            m.subject,
+            m.subject.chars().count()
+        );
         if label != "go_live_summary" {
             assert!(
                 m.subject.starts_with("KN-0001 ") || m.subject.starts_with("D-7 "),
@@ -112,17 +135,32 @@ fn readers_are_told_their_position() {
             .unwrap_or_else(|| panic!("{label} to {role}"))
     };
     let escalated = text("overdue_escalation", "senior_manager");
-    assert!(escalated.contains("This is escalated to you as the senior manager"), "{escalated}");
+    assert!(
+        escalated.contains("This is escalated to you as the senior manager"),
+        "{escalated}"
+    );
     assert!(escalated.contains("2 working days late"), "{escalated}");
     let copied = text("overdue_escalation", "team_manager");
-    assert!(copied.contains("You are copied for information as the team manager"), "{copied}");
+    assert!(
+        copied.contains("You are copied for information as the team manager"),
+        "{copied}"
+    );
     assert!(!copied.contains("escalated to you"), "{copied}");
     let unreachable = text("overdue_escalation-unreachable", "senior_manager");
-    assert!(unreachable.contains("could not be reached: no email address"), "{unreachable}");
+    assert!(
+        unreachable.contains("could not be reached: no email address"),
+        "{unreachable}"
+    );
     let chair = text("chair_challenge", "conference_chair");
-    assert!(!chair.contains("Convene"), "the chair is not given the worker's action: {chair}");
+    assert!(
+        !chair.contains("Convene"),
+        "the chair is not given the worker's action: {chair}"
+    );
     let teacher = text("cause_for_concern", "invitee");
-    assert!(!teacher.contains("I am raising this with you as"), "{teacher}");
+    assert!(
+        !teacher.contains("I am raising this with you as"),
+        "{teacher}"
+    );
     let stage = text("escalation_stage-entered", "respondent.line_manager");
     for words in [
         "threshold for a strategy discussion not met",
@@ -139,13 +177,31 @@ fn values_are_html_escaped_and_threads_are_per_occurrence() {
     let renderer = Renderer::new(false);
     let (_, mut n) = samples::notices().remove(0);
     n.action = "Record <b>it</b> & tell the chair.".into();
-    let m = renderer.render(&n, "tm@ksc.example.org", false, n.due, TZ).unwrap();
-    assert!(m.html.contains("Record &lt;b&gt;it&lt;&#x2f;b&gt; &amp; tell") || m.html.contains("Record &lt;b&gt;it&lt;/b&gt; &amp; tell"), "{}", m.html);
+    let m = renderer
+        .render(&n, "tm@ksc.example.org", false, n.due, TZ)
+        .unwrap();
+    assert!(
+        m.html
+            .contains("Record &lt;b&gt;it&lt;&#x2f;b&gt; &amp; tell")
+            || m.html.contains("Record &lt;b&gt;it&lt;/b&gt; &amp; tell"),
+        "{}",
+        m.html
+    );
     assert!(m.text.contains("Record <b>it</b> & tell"), "{}", m.text);
     let notices = samples::notices();
-    let thread = |label: &str| notices.iter().find(|(l, _)| l == label).unwrap().1.thread_key();
+    let thread = |label: &str| {
+        notices
+            .iter()
+            .find(|(l, _)| l == label)
+            .unwrap()
+            .1
+            .thread_key()
+    };
     assert_eq!(thread("reminder"), thread("overdue_escalation"));
-    assert_eq!(thread("escalation_stage-entered"), thread("escalation_outcome"));
+    assert_eq!(
+        thread("escalation_stage-entered"),
+        thread("escalation_outcome")
+    );
     assert_ne!(thread("reminder"), thread("cause_for_concern"));
 }
 
@@ -163,18 +219,32 @@ fn a_partnership_template_replaces_the_built_in_and_a_broken_one_is_reported() {
     let renderer = Renderer::configured(&settings).expect("valid templates");
     let notices = samples::notices();
     let due = &notices.iter().find(|(l, _)| l == "due").unwrap().1;
-    let m = renderer.render(due, "tm@ksc.example.org", false, due.due, TZ).unwrap();
+    let m = renderer
+        .render(due, "tm@ksc.example.org", false, due.due, TZ)
+        .unwrap();
     assert_eq!(m.subject, "KN-0001 is due today");
     assert_eq!(m.reply_to.as_deref(), Some("sqa@knowsley.example.org"));
-    let letter = &notices.iter().find(|(l, _)| l == "cause_for_concern").unwrap().1;
-    let m = renderer.render(letter, "head@school.example.org", false, letter.due, TZ).unwrap();
-    assert!(m.text.contains("Jo Bloggs, Head of Safeguarding"), "{}", m.text);
+    let letter = &notices
+        .iter()
+        .find(|(l, _)| l == "cause_for_concern")
+        .unwrap()
+        .1;
+    let m = renderer
+        .render(letter, "head@school.example.org", false, letter.due, TZ)
+        .unwrap();
+    assert!(
+        m.text.contains("Jo Bloggs, Head of Safeguarding"),
+        "{}",
+        m.text
+    );
     assert!(m.text.contains("sqa@knowsley.example.org"), "{}", m.text);
     assert!(!m.text.contains("replies are not read"), "{}", m.text);
     assert!(samples::check(&renderer, &["knowsley"], TZ).is_empty());
 
     std::fs::write(dir.path().join("overdue.txt.j2"), "line one\n{% if %}\n").unwrap();
-    let problems = Renderer::configured(&settings).err().expect("a broken template is refused");
+    let problems = Renderer::configured(&settings)
+        .err()
+        .expect("a broken template is refused");
     assert!(
         problems.iter().any(|p| p.contains("overdue.txt.j2 line 2")),
         "{problems:?}"

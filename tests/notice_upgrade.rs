@@ -120,7 +120,10 @@ fn a_row_queued_by_the_previous_version_still_delivers() {
         body.contains("Convene the initial child protection conference."),
         "{body}"
     );
-    assert!(body.contains("Also told: the child's social worker"), "{body}");
+    assert!(
+        body.contains("Also told: the child's social worker"),
+        "{body}"
+    );
     let to_sw = got
         .iter()
         .find(|m| m.to.iter().any(|t| t.contains("sw1@ksc.example.org")))

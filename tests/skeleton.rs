@@ -180,7 +180,11 @@ fn evaluate_writes_the_outbox_once_and_delivery_sends_real_mail() {
         .iter()
         .find(|m| m.to == ["chair1@ksc.example.org"])
         .unwrap();
-    assert_ne!(chair.header("In-Reply-To"), Some(root), "each reader's own thread");
+    assert_ne!(
+        chair.header("In-Reply-To"),
+        Some(root),
+        "each reader's own thread"
+    );
     let subject = chair.header("Subject").unwrap();
     assert!(
         subject.starts_with("KN-0001 escalated to you:"),

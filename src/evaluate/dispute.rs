@@ -800,7 +800,12 @@ impl<'a> Ladder<'a> {
     /// The dispute's story as of stage `stage`: what it is about, the stages so far, and (while
     /// unresolved) the stage it moves to next, when, and whom it reaches.
     fn story(&self, stage: u32, resolved: bool) -> DisputeFacts {
-        let name = |n: u32| self.policy.stage(n).map(|s| s.name.clone()).unwrap_or_default();
+        let name = |n: u32| {
+            self.policy
+                .stage(n)
+                .map(|s| s.name.clone())
+                .unwrap_or_default()
+        };
         let history = self
             .entries
             .iter()

@@ -12,8 +12,8 @@ mod rule;
 mod wording;
 
 pub use notice::{
-    merge_people, rfc3339, About, CaseOutcome, DisputeFacts, Facts, Kind, Lateness, NextStage, Notice,
-    NoticeKey, Position, Recipient, Stance, StageVisit,
+    merge_people, rfc3339, About, CaseOutcome, DisputeFacts, Facts, Kind, Lateness, NextStage,
+    Notice, NoticeKey, Position, Recipient, StageVisit, Stance,
 };
 pub use rule::{OccurrenceFact, Timeliness};
 
@@ -168,7 +168,11 @@ pub(crate) fn lateness(
         Timescale::Hours(_) | Timescale::HoursBefore(_) => {
             Lateness::Hours((at - deadline).num_hours().max(1))
         }
-        _ => Lateness::Days((cal.local_date(at) - cal.local_date(deadline)).num_days().max(1)),
+        _ => Lateness::Days(
+            (cal.local_date(at) - cal.local_date(deadline))
+                .num_days()
+                .max(1),
+        ),
     };
     Some(late)
 }

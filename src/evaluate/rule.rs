@@ -691,12 +691,18 @@ impl Steps<'_, '_> {
             },
             until: None,
             letter: Some(esc.letter),
-            facts: Facts {
-                late: super::lateness(self.occ.ctx.calendar, self.occ.rule.deadline, deadline, trigger),
-                below_unreachable: at.below_unreachable,
-                dispute: None,
-            },
+            facts: self.escalation_facts(at),
         })
+    }
+
+    /// How late the deadline is when the step comes, and whether the level below was reached.
+    fn escalation_facts(&self, at: &Escalation) -> Facts {
+        let cal = self.occ.ctx.calendar;
+        Facts {
+            late: super::lateness(cal, self.occ.rule.deadline, at.deadline, at.trigger),
+            below_unreachable: at.below_unreachable,
+            dispute: None,
+        }
     }
 
     /// Who a cause-for-concern letter goes to, whoever else was told about the occurrence; None

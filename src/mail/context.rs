@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 
 /// "Monday 23 March 2026, 17:00 GMT".
 pub fn long_time(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%A %-d %B %Y, %H:%M %Z").to_string()
+    t.with_timezone(&tz)
+        .format("%A %-d %B %Y, %H:%M %Z")
+        .to_string()
 }
 
 /// "Mon 23 Mar".

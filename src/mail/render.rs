@@ -16,36 +16,126 @@ use std::path::Path;
 
 /// The built-in templates, by file name.
 pub const BUILT_IN: &[(&str, &str)] = &[
-    ("layout.txt.j2", include_str!("../../config/templates/layout.txt.j2")),
-    ("layout.html.j2", include_str!("../../config/templates/layout.html.j2")),
-    ("_reader.txt.j2", include_str!("../../config/templates/_reader.txt.j2")),
-    ("_facts.txt.j2", include_str!("../../config/templates/_facts.txt.j2")),
-    ("_footer.txt.j2", include_str!("../../config/templates/_footer.txt.j2")),
-    ("_action.txt.j2", include_str!("../../config/templates/_action.txt.j2")),
-    ("_dispute.txt.j2", include_str!("../../config/templates/_dispute.txt.j2")),
-    ("_records.txt.j2", include_str!("../../config/templates/_records.txt.j2")),
-    ("reminder.subject.j2", include_str!("../../config/templates/reminder.subject.j2")),
-    ("reminder.txt.j2", include_str!("../../config/templates/reminder.txt.j2")),
-    ("due.subject.j2", include_str!("../../config/templates/due.subject.j2")),
-    ("due.txt.j2", include_str!("../../config/templates/due.txt.j2")),
-    ("overdue.subject.j2", include_str!("../../config/templates/overdue.subject.j2")),
-    ("overdue.txt.j2", include_str!("../../config/templates/overdue.txt.j2")),
-    ("overdue_escalation.subject.j2", include_str!("../../config/templates/overdue_escalation.subject.j2")),
-    ("overdue_escalation.txt.j2", include_str!("../../config/templates/overdue_escalation.txt.j2")),
-    ("chair_challenge.subject.j2", include_str!("../../config/templates/chair_challenge.subject.j2")),
-    ("chair_challenge.txt.j2", include_str!("../../config/templates/chair_challenge.txt.j2")),
-    ("cause_for_concern.subject.j2", include_str!("../../config/templates/cause_for_concern.subject.j2")),
-    ("cause_for_concern.txt.j2", include_str!("../../config/templates/cause_for_concern.txt.j2")),
-    ("escalation_stage.subject.j2", include_str!("../../config/templates/escalation_stage.subject.j2")),
-    ("escalation_stage.txt.j2", include_str!("../../config/templates/escalation_stage.txt.j2")),
-    ("escalation_outcome.subject.j2", include_str!("../../config/templates/escalation_outcome.subject.j2")),
-    ("escalation_outcome.txt.j2", include_str!("../../config/templates/escalation_outcome.txt.j2")),
-    ("data_quality.subject.j2", include_str!("../../config/templates/data_quality.subject.j2")),
-    ("data_quality.txt.j2", include_str!("../../config/templates/data_quality.txt.j2")),
-    ("go_live_summary.subject.j2", include_str!("../../config/templates/go_live_summary.subject.j2")),
-    ("go_live_summary.txt.j2", include_str!("../../config/templates/go_live_summary.txt.j2")),
-    ("digest.subject.j2", include_str!("../../config/templates/digest.subject.j2")),
-    ("digest.txt.j2", include_str!("../../config/templates/digest.txt.j2")),
+    (
+        "layout.txt.j2",
+        include_str!("../../config/templates/layout.txt.j2"),
+    ),
+    (
+        "layout.html.j2",
+        include_str!("../../config/templates/layout.html.j2"),
+    ),
+    (
+        "_reader.txt.j2",
+        include_str!("../../config/templates/_reader.txt.j2"),
+    ),
+    (
+        "_facts.txt.j2",
+        include_str!("../../config/templates/_facts.txt.j2"),
+    ),
+    (
+        "_footer.txt.j2",
+        include_str!("../../config/templates/_footer.txt.j2"),
+    ),
+    (
+        "_action.txt.j2",
+        include_str!("../../config/templates/_action.txt.j2"),
+    ),
+    (
+        "_dispute.txt.j2",
+        include_str!("../../config/templates/_dispute.txt.j2"),
+    ),
+    (
+        "_records.txt.j2",
+        include_str!("../../config/templates/_records.txt.j2"),
+    ),
+    (
+        "reminder.subject.j2",
+        include_str!("../../config/templates/reminder.subject.j2"),
+    ),
+    (
+        "reminder.txt.j2",
+        include_str!("../../config/templates/reminder.txt.j2"),
+    ),
+    (
+        "due.subject.j2",
+        include_str!("../../config/templates/due.subject.j2"),
+    ),
+    (
+        "due.txt.j2",
+        include_str!("../../config/templates/due.txt.j2"),
+    ),
+    (
+        "overdue.subject.j2",
+        include_str!("../../config/templates/overdue.subject.j2"),
+    ),
+    (
+        "overdue.txt.j2",
+        include_str!("../../config/templates/overdue.txt.j2"),
+    ),
+    (
+        "overdue_escalation.subject.j2",
+        include_str!("../../config/templates/overdue_escalation.subject.j2"),
+    ),
+    (
+        "overdue_escalation.txt.j2",
+        include_str!("../../config/templates/overdue_escalation.txt.j2"),
+    ),
+    (
+        "chair_challenge.subject.j2",
+        include_str!("../../config/templates/chair_challenge.subject.j2"),
+    ),
+    (
+        "chair_challenge.txt.j2",
+        include_str!("../../config/templates/chair_challenge.txt.j2"),
+    ),
+    (
+        "cause_for_concern.subject.j2",
+        include_str!("../../config/templates/cause_for_concern.subject.j2"),
+    ),
+    (
+        "cause_for_concern.txt.j2",
+        include_str!("../../config/templates/cause_for_concern.txt.j2"),
+    ),
+    (
+        "escalation_stage.subject.j2",
+        include_str!("../../config/templates/escalation_stage.subject.j2"),
+    ),
+    (
+        "escalation_stage.txt.j2",
+        include_str!("../../config/templates/escalation_stage.txt.j2"),
+    ),
+    (
+        "escalation_outcome.subject.j2",
+        include_str!("../../config/templates/escalation_outcome.subject.j2"),
+    ),
+    (
+        "escalation_outcome.txt.j2",
+        include_str!("../../config/templates/escalation_outcome.txt.j2"),
+    ),
+    (
+        "data_quality.subject.j2",
+        include_str!("../../config/templates/data_quality.subject.j2"),
+    ),
+    (
+        "data_quality.txt.j2",
+        include_str!("../../config/templates/data_quality.txt.j2"),
+    ),
+    (
+        "go_live_summary.subject.j2",
+        include_str!("../../config/templates/go_live_summary.subject.j2"),
+    ),
+    (
+        "go_live_summary.txt.j2",
+        include_str!("../../config/templates/go_live_summary.txt.j2"),
+    ),
+    (
+        "digest.subject.j2",
+        include_str!("../../config/templates/digest.subject.j2"),
+    ),
+    (
+        "digest.txt.j2",
+        include_str!("../../config/templates/digest.txt.j2"),
+    ),
 ];
 
 /// The notification templates, one per kind (each a `.subject.j2` and a `.txt.j2`, and an
@@ -171,7 +261,8 @@ impl Renderer {
 
 /// The template a notice is worded with.
 pub fn template_for(n: &Notice) -> &'static str {
-    let after_outcome = |step: &str| step.starts_with("confirm-outcome") || step == "tell-family-outcome";
+    let after_outcome =
+        |step: &str| step.starts_with("confirm-outcome") || step == "tell-family-outcome";
     match (n.kind, &n.dispute) {
         (Kind::DataQuality, _) => "data_quality",
         (Kind::EscalationOutcome, _) => "escalation_outcome",
@@ -196,7 +287,9 @@ pub fn render_parts(
     name: &str,
     ctx: &Value,
 ) -> Result<(String, String, String), MailError> {
-    let subject = env.get_template(&format!("{name}.subject.j2"))?.render(ctx)?;
+    let subject = env
+        .get_template(&format!("{name}.subject.j2"))?
+        .render(ctx)?;
     let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
     let text = tidy(&env.get_template(&format!("{name}.txt.j2"))?.render(ctx)?);
     let html = match env.get_template(&format!("{name}.html.j2")) {
@@ -371,7 +464,10 @@ mod tests {
     fn shorten_cuts_at_a_word() {
         assert_eq!(shorten("short".into(), 10), "short");
         assert_eq!(
-            shorten("Initial child protection conference within 15 working days".into(), 30),
+            shorten(
+                "Initial child protection conference within 15 working days".into(),
+                30
+            ),
             "Initial child protection..."
         );
     }

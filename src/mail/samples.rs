@@ -25,7 +25,9 @@ pub const PEOPLE: &[&str] = &[
 ];
 
 fn at(d: u32, h: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, d, h, 0, 0).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(2026, 3, d, h, 0, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 fn person(email: &str, name: &str, role: &str) -> Recipient {
@@ -60,7 +62,9 @@ fn case_notice(kind: Kind, step: &str, to: Vec<Recipient>, cc: Vec<Recipient>) -
         kind,
         rule: "icpc-within-15wd".into(),
         standard: Some("S10".into()),
-        title: "Initial child protection conference within 15 working days of the strategy discussion".into(),
+        title:
+            "Initial child protection conference within 15 working days of the strategy discussion"
+                .into(),
         action: "Convene the initial child protection conference.".into(),
         partnership: p,
         case: Some(case),
@@ -79,7 +83,12 @@ fn case_notice(kind: Kind, step: &str, to: Vec<Recipient>, cc: Vec<Recipient>) -
 }
 
 fn escalations() -> Vec<(String, Notice)> {
-    let mut esc = case_notice(Kind::OverdueEscalation, "escalation-1", vec![sm()], vec![tm()]);
+    let mut esc = case_notice(
+        Kind::OverdueEscalation,
+        "escalation-1",
+        vec![sm()],
+        vec![tm()],
+    );
     esc.letter = Some(Letter::Escalation);
     esc.facts.late = Some(Lateness::WorkingDays(2));
     let mut unreachable = esc.clone();
@@ -96,11 +105,19 @@ fn escalations() -> Vec<(String, Notice)> {
     let mut letter = case_notice(
         Kind::CauseForConcern,
         "cause-for-concern",
-        vec![person("head@school.example.org", "Hannah Head", "invitee_manager")],
-        vec![chair(), person("dsl@school.example.org", "Dee Lead", "invitee")],
+        vec![person(
+            "head@school.example.org",
+            "Hannah Head",
+            "invitee_manager",
+        )],
+        vec![
+            chair(),
+            person("dsl@school.example.org", "Dee Lead", "invitee"),
+        ],
     );
     letter.rule = "icpc-agency-report".into();
-    letter.title = "Agency report to the conference chair 2 working days before the conference".into();
+    letter.title =
+        "Agency report to the conference chair 2 working days before the conference".into();
     letter.action = "Send the agency's report to the conference chair.".into();
     letter.letter = Some(Letter::CauseForConcern);
     letter.facts.late = Some(Lateness::WorkingDays(1));
@@ -151,7 +168,10 @@ fn dispute_notice(kind: Kind, step: &str, to: Vec<Recipient>, cc: Vec<Recipient>
         stage: 3,
         name: "Senior manager to senior manager".into(),
         at: at(11, 17),
-        to: vec!["raiser.senior_manager".into(), "respondent.senior_manager".into()],
+        to: vec![
+            "raiser.senior_manager".into(),
+            "respondent.senior_manager".into(),
+        ],
     });
     Notice {
         key: NoticeKey::dispute_step(&p, &d, rule, step),
@@ -180,11 +200,26 @@ fn dispute_notice(kind: Kind, step: &str, to: Vec<Recipient>, cc: Vec<Recipient>
 }
 
 fn disputes() -> Vec<(String, Notice)> {
-    let lm = || person("lm@health.example.org", "Len Linemanager", "respondent.line_manager");
+    let lm = || {
+        person(
+            "lm@health.example.org",
+            "Len Linemanager",
+            "respondent.line_manager",
+        )
+    };
     let raiser = || person("raiser@ksc.example.org", "Rita Raiser", "raiser");
     let entered = dispute_notice(Kind::EscalationStage, "entered", vec![lm()], vec![raiser()]);
     let reminder = dispute_notice(Kind::Reminder, "reminder", vec![lm()], vec![]);
-    let mut weekly = dispute_notice(Kind::Overdue, "weekly-2", vec![person("chair@lscp.example.org", "Chris Chair", "partnership_chair")], vec![]);
+    let mut weekly = dispute_notice(
+        Kind::Overdue,
+        "weekly-2",
+        vec![person(
+            "chair@lscp.example.org",
+            "Chris Chair",
+            "partnership_chair",
+        )],
+        vec![],
+    );
     if let Some(d) = weekly.facts.dispute.as_mut() {
         d.next = None;
         d.within = Some("1 week".into());
@@ -202,9 +237,28 @@ fn disputes() -> Vec<(String, Notice)> {
         ("escalation_stage-entered".into(), entered),
         ("escalation_stage-reminder".into(), reminder),
         ("escalation_stage-weekly".into(), weekly),
-        ("escalation_outcome".into(), resolved(Kind::EscalationOutcome, "outcome", vec![raiser(), lm()], vec![])),
-        ("escalation_outcome-confirm".into(), resolved(Kind::Reminder, "confirm-outcome", vec![lm()], vec![])),
-        ("escalation_outcome-confirm-overdue".into(), resolved(Kind::Overdue, "confirm-outcome-overdue", vec![lm()], vec![raiser()])),
+        (
+            "escalation_outcome".into(),
+            resolved(
+                Kind::EscalationOutcome,
+                "outcome",
+                vec![raiser(), lm()],
+                vec![],
+            ),
+        ),
+        (
+            "escalation_outcome-confirm".into(),
+            resolved(Kind::Reminder, "confirm-outcome", vec![lm()], vec![]),
+        ),
+        (
+            "escalation_outcome-confirm-overdue".into(),
+            resolved(
+                Kind::Overdue,
+                "confirm-outcome-overdue",
+                vec![lm()],
+                vec![raiser()],
+            ),
+        ),
     ]
 }
 
@@ -220,7 +274,10 @@ fn others() -> Vec<(String, Notice)> {
     go_live.standard = None;
     go_live.title = "2 timescales on 1 of your cases".into();
     go_live.action = "cpwatch started watching these cases on Monday 1 June 2026. The timescales below had already lapsed.\n\nKN-0001:\n  - due Mon 23 Mar: Initial conference (icpc-within-15wd, standard 10)".into();
-    vec![("data_quality".into(), dq), ("go_live_summary".into(), go_live)]
+    vec![
+        ("data_quality".into(), dq),
+        ("go_live_summary".into(), go_live),
+    ]
 }
 
 /// Every sample: its label and the notice.

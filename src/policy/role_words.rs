@@ -104,13 +104,28 @@ mod tests {
     fn roles_read_as_plain_english() {
         for (expr, words) in [
             ("team_manager", "the team manager"),
-            ("partnership_chair|partnership_vice_chair", "the partnership chair or the partnership vice chair"),
-            ("raiser.agency.safeguarding_lead", "the raising agency's safeguarding lead"),
-            ("respondent.line_manager", "the responding professional's line manager"),
-            ("invitee_manager", "the manager of the agency's representative at the meeting"),
+            (
+                "partnership_chair|partnership_vice_chair",
+                "the partnership chair or the partnership vice chair",
+            ),
+            (
+                "raiser.agency.safeguarding_lead",
+                "the raising agency's safeguarding lead",
+            ),
+            (
+                "respondent.line_manager",
+                "the responding professional's line manager",
+            ),
+            (
+                "invitee_manager",
+                "the manager of the agency's representative at the meeting",
+            ),
             ("admin", "the partnership's cpwatch administrator"),
             ("case.social_worker", "the child's social worker"),
-            ("team_manager+conference_chair", "the team manager and the conference chair"),
+            (
+                "team_manager+conference_chair",
+                "the team manager and the conference chair",
+            ),
             ("event.examining_doctor", "the examining doctor"),
             ("agency.safeguarding_lead", "the agency's safeguarding lead"),
         ] {

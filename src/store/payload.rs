@@ -212,7 +212,10 @@ mod tests {
         let v2 = json!({"v": 2, "title": "T", "action": "A", "to": [],
             "facts": {"late": {"unit": "working_days", "n": 3}, "below_unreachable": true}});
         let c = read(&v2).unwrap();
-        assert_eq!(c.facts.late, Some(crate::evaluate::Lateness::WorkingDays(3)));
+        assert_eq!(
+            c.facts.late,
+            Some(crate::evaluate::Lateness::WorkingDays(3))
+        );
         assert!(c.facts.below_unreachable);
     }
 
