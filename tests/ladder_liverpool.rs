@@ -55,7 +55,7 @@ fn four_stages_with_logs_and_report_forms() {
         .dispute
         .as_ref()
         .expect("a dispute notice tells its story");
-    assert_eq!(story.records, ["lscb_report_form"]);
+    assert_eq!(story.records, ["lscb_report_form", "summary_log.lscb"]);
     let words = cpwatch::mail::Renderer::new(false)
         .render(
             s3,
