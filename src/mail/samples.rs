@@ -233,8 +233,13 @@ fn disputes() -> Vec<(String, Notice)> {
         }
         n
     };
+    // Queued by a cpwatch before payload version 2: no story, the action says it all.
+    let mut old = dispute_notice(Kind::EscalationStage, "entered", vec![lm()], vec![]);
+    old.facts = Facts::default();
+    old.action = "The previous stage's timescale lapsed with the disagreement unresolved, so it has moved to you. Discuss it with the other agency's line manager.".into();
     vec![
         ("escalation_stage-entered".into(), entered),
+        ("escalation_stage-version-1".into(), old),
         ("escalation_stage-reminder".into(), reminder),
         ("escalation_stage-weekly".into(), weekly),
         (
