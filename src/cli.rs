@@ -408,6 +408,7 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
     println!("policies: {}", ids.join(", "));
     let names: Vec<&str> = settings.partnerships.keys().map(String::as_str).collect();
     println!("partnerships: {}", names.join(", "));
+    check_templates(settings)?;
     for (name, p) in &settings.partnerships {
         if p.standards_defaulted {
             println!(
@@ -453,6 +454,38 @@ fn check_channels(settings: &Settings) {
             );
         }
     }
+}
+
+/// `check`: every template of every partnership rendered against the sample notices.
+fn check_templates(settings: &Settings) -> anyhow::Result<()> {
+    let renderer = Renderer::configured(settings).map_err(crate::mail::template_error)?;
+    let mut problems = Vec::new();
+    for (name, p) in &settings.partnerships {
+        problems.extend(crate::mail::samples::check(&renderer, &[name], p.timezone));
+    }
+    if !problems.is_empty() {
+        return Err(crate::mail::template_error(problems));
+    }
+    let own: Vec<String> = settings
+        .partnerships
+        .iter()
+        .filter_map(|(n, p)| {
+            p.mail
+                .templates
+                .as_ref()
+                .map(|d| format!("{n} ({})", d.display()))
+        })
+        .collect();
+    println!(
+        "mail templates: {} kinds render for every reader{}",
+        crate::mail::TEMPLATES.len(),
+        if own.is_empty() {
+            String::new()
+        } else {
+            format!("; partnerships' own templates: {}", own.join(", "))
+        }
+    );
+    Ok(())
 }
 
 fn migrate(settings: &Settings) -> anyhow::Result<()> {
@@ -712,7 +745,7 @@ fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow
         store::ensure_schema(&mut conn, false)?;
         let runtime = Runtime::load(settings, &mut conn);
         let channel = Channel::configured(settings)?;
-        let renderer = Renderer::new(settings.mail.include_names);
+        let renderer = Renderer::configured(settings).map_err(crate::mail::template_error)?;
         let delivery = Delivery::configured(
             &runtime,
             &channel,

@@ -39,6 +39,8 @@ struct Shared {
 }
 
 async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
+    // Templates that do not compile stop cpwatch before anything is evaluated or sent.
+    Renderer::configured(&settings).map_err(crate::mail::template_error)?;
     let url = settings.database.url.expose_secret();
     crate::dburl::check(url).map_err(store::StoreError::BadUrl)?;
     let pool: DbPool = Pool::builder()
@@ -248,7 +250,14 @@ async fn delivery_loop(heartbeat: Heartbeat, shared: Shared) {
             return;
         }
     };
-    let renderer = Renderer::new(settings.mail.include_names);
+    let renderer = match Renderer::configured(&settings) {
+        Ok(r) => r,
+        Err(problems) => {
+            let e = crate::mail::template_error(problems);
+            tracing::error!(error = %format!("{e:#}"), "mail templates do not compile; delivery is off");
+            return;
+        }
+    };
     let mut control = Control::from_settings(&settings.delivery);
     control.heartbeat = heartbeat.clone();
     control.stop = Some(stop.clone());

@@ -148,6 +148,19 @@ pub struct Partnership {
     pub go_live: Option<chrono::DateTime<chrono::Utc>>,
     /// The team's channel (a Teams or Slack incoming webhook), if it has one.
     pub team_channel: Option<crate::team_channel::TeamChannel>,
+    /// How its mail is signed, where replies go, and its own templates.
+    pub mail: PartnershipMail,
+}
+
+/// A partnership's own mail settings (`partnerships.NAME.signature`, `.contact`, `.templates`).
+#[derive(Debug, Clone, Default)]
+pub struct PartnershipMail {
+    /// The lines that sign a letter ("Conference chair, Safeguarding and Quality Assurance unit").
+    pub signature: Option<String>,
+    /// Where readers may write back: the `Reply-To` of every message, named in letters.
+    pub contact: Option<Email>,
+    /// A directory of templates replacing the built-in ones of the same name.
+    pub templates: Option<PathBuf>,
 }
 
 /// A configuration that cannot be used; lists every problem with its key.
@@ -260,6 +273,12 @@ struct RawPartnership {
     go_live: Option<String>,
     #[serde(default)]
     team_channel: Option<crate::team_channel::RawTeamChannel>,
+    #[serde(default)]
+    signature: Option<String>,
+    #[serde(default)]
+    contact: Option<String>,
+    #[serde(default)]
+    templates: Option<String>,
 }
 
 /// The built-in defaults without their `[partnerships]` (a deployment's file names its own).
@@ -702,6 +721,7 @@ fn parse_partnerships(
         let team_channel = part.team_channel.take().and_then(|raw| {
             crate::team_channel::parse(&format!("partnerships.{name}.team_channel"), raw, &mut p.0)
         });
+        let mail = parse_partnership_mail(&name, &part, p);
         if let Some(timezone) = timezone {
             let parsed = Partnership {
                 standards_policy,
@@ -713,11 +733,38 @@ fn parse_partnerships(
                 la_codes: part.la_codes,
                 go_live,
                 team_channel,
+                mail,
             };
             out.insert(name, parsed);
         }
     }
     out
+}
+
+fn parse_partnership_mail(name: &str, part: &RawPartnership, p: &mut Problems) -> PartnershipMail {
+    let contact = part.contact.as_deref().and_then(|c| {
+        Email::parse(c)
+            .map_err(|_| {
+                p.push(format!(
+                    "partnerships.{name}.contact: {c:?} is not an email address"
+                ))
+            })
+            .ok()
+    });
+    let templates = part.templates.as_deref().map(PathBuf::from);
+    if let Some(dir) = &templates {
+        if !dir.is_dir() {
+            p.push(format!(
+                "partnerships.{name}.templates: {} is not a directory",
+                dir.display()
+            ));
+        }
+    }
+    PartnershipMail {
+        signature: part.signature.clone().filter(|s| !s.trim().is_empty()),
+        contact,
+        templates,
+    }
 }
 
 fn check_policies(name: &str, part: &RawPartnership, cat: &Catalogue, p: &mut Problems) {

@@ -640,6 +640,7 @@ impl Delivery<'_> {
             occurrence: "-".into(),
             step: "undeliverable".into(),
             letter: None,
+            facts: Default::default(),
             due: now,
             trigger_at: now,
             send_after,
