@@ -23,6 +23,7 @@ pub mod import;
 pub mod jobs;
 pub mod listen;
 pub mod mail;
+pub mod metrics;
 pub mod pass_output;
 pub mod pgserver;
 pub mod policy;

@@ -15,6 +15,7 @@ use super::Runtime;
 use crate::domain::Email;
 use crate::evaluate::{About, Kind, Notice, NoticeKey, Position, Recipient};
 use crate::mail::{self, Channel, MailError, Renderer};
+use crate::metrics;
 use crate::smtp::Verdict;
 use crate::store::deliveries::{self, Claimed, NonUrgent};
 use crate::store::{notices, relay, DbError};
@@ -329,6 +330,7 @@ impl Delivery<'_> {
         if let Some(why) = stale(row, now) {
             if db.call(|conn| deliveries::mark_cancelled(conn, row.id, worker, &why))? {
                 report.cancelled += 1;
+                metrics::delivered(metrics::Outcome::Cancelled, row, self.channel_label());
                 tracing::info!(id = row.id, "not sent: {why}");
             }
             return Ok(false);
@@ -359,6 +361,7 @@ impl Delivery<'_> {
                 self.mark_sent(db, row).await?;
                 self.relay_succeeded(db);
                 report.sent += 1;
+                metrics::delivered(metrics::Outcome::Sent, row, self.channel_label());
                 tracing::debug!(id = row.id, "sent");
                 return Ok(Flow::Next);
             }
@@ -366,6 +369,7 @@ impl Delivery<'_> {
         };
         match e.verdict() {
             Verdict::RelayFault => {
+                metrics::relay_failed(self.channel_label());
                 self.relay_down(db, row, &e, report)?;
                 report.relay_down = true;
                 return Ok(Flow::RelayDown);
@@ -382,6 +386,7 @@ impl Delivery<'_> {
             Verdict::Recipient { permanent: true } | Verdict::Message { permanent: true } => {
                 if self.fail(db, row, &e, now)? {
                     report.failed += 1;
+                    metrics::delivered(metrics::Outcome::Failed, row, self.channel_label());
                 }
                 tracing::warn!(id = row.id, error = %e, "permanently rejected");
             }
@@ -425,7 +430,10 @@ impl Delivery<'_> {
     ) {
         let note = format!("unconfirmed: {e}");
         match db.call(|conn| relay::mark_sent_unconfirmed(conn, row.id, &note)) {
-            Ok(()) => report.unconfirmed += 1,
+            Ok(()) => {
+                report.unconfirmed += 1;
+                metrics::delivered(metrics::Outcome::Unconfirmed, row, self.channel_label());
+            }
             // Left leased: it comes back when the lease ends, and is sent again.
             Err(db_error) => {
                 tracing::error!(id = row.id, error = %format!("{db_error:#}"), "cannot record an unconfirmed message")
@@ -499,9 +507,11 @@ impl Delivery<'_> {
             report.lost_claims += 1;
         } else if dead {
             report.dead += 1;
+            metrics::delivered(metrics::Outcome::Dead, row, self.channel_label());
             tracing::error!(id = row.id, error = %e, attempts = row.attempts, "dead-lettered");
         } else {
             report.retried += 1;
+            metrics::delivered(metrics::Outcome::Retried, row, self.channel_label());
             tracing::warn!(id = row.id, error = %e, "will retry");
         }
         Ok(())
@@ -510,6 +520,10 @@ impl Delivery<'_> {
     fn backoff(&self, attempts: i32, row_id: i64) -> Duration {
         let c = &self.control;
         backoff_from(c.retry_base_seconds, c.retry_max_seconds, attempts, row_id)
+    }
+
+    fn channel_label(&self) -> &'static str {
+        metrics::channel_label(self.channel)
     }
 
     fn stopping(&self) -> bool {

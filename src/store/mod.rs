@@ -9,6 +9,7 @@ pub mod disputes;
 pub mod events;
 pub mod go_live;
 pub mod holidays;
+pub mod metrics;
 pub mod import;
 pub mod notices;
 pub mod payload;
