@@ -40,6 +40,11 @@ pub struct Cli {
     /// Log filter, e.g. info, debug, cpwatch=debug (RUST_LOG overrides).
     #[arg(long, global = true, default_value = "info")]
     pub log_level: String,
+    /// Where and how logs are written: auto (the systemd journal when standard error is
+    /// connected to it, else text), text (plain; colour only on a terminal), json (a JSON object
+    /// a line, for log shippers) or journald.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -125,8 +130,10 @@ pub enum Command {
         #[arg(long, value_parser = parse_instant, hide = true)]
         at: Option<DateTime<Utc>>,
     },
-    /// Probe a deployment: database, schema, last evaluation pass, delivery backlog, dead letters.
-    /// One line per check; exit 0 healthy, 1 unhealthy.
+    /// Probe a deployment: database, schema, last evaluation pass, outbox, delivery backlog, the
+    /// relay as delivery last found it, dead letters, failed messages, data-quality notices, the
+    /// bank-holiday data, and a login to the relay (connect, STARTTLS, AUTH, QUIT: nothing is
+    /// sent). One line per check; exit 0 healthy, 1 unhealthy.
     Health {
         /// Fail when the last evaluation pass (by any replica) is older than this.
         #[arg(long, value_name = "MINUTES", default_value_t = 120)]
@@ -137,6 +144,23 @@ pub enum Command {
         /// Fail when more messages than this are dead-lettered.
         #[arg(long, value_name = "N", default_value_t = 0)]
         max_dead: i64,
+        /// Fail when the stored bank-holiday feed is older than this (the daemon refreshes it daily).
+        #[arg(long, value_name = "DAYS", default_value_t = 35)]
+        max_holiday_age: i64,
+        /// Fail when more messages than this were refused for good (default: report only).
+        #[arg(long, value_name = "N")]
+        max_failed: Option<i64>,
+        /// Fail when more data-quality notices than this were queued in the last 24 hours
+        /// (default: report only).
+        #[arg(long, value_name = "N")]
+        max_data_quality: Option<i64>,
+        /// Leave out the login to the relay (e.g. for a probe that runs every minute).
+        #[arg(long)]
+        no_relay_login: bool,
+        /// text (a line per check) or json (one document: {"healthy", "checks": [{"name", "ok",
+        /// "detail"}]}).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
     /// Timeliness per case rule (on time, late, overdue, pending, cancelled), the census-aligned
     /// measures (ICPCs within 15 working days, reviews on time, assessments within 45 working
@@ -215,7 +239,7 @@ pub struct InputError(pub String);
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level);
+    crate::logging::init(&cli.log_level, cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<PassSkipped>() => ExitCode::from(EXIT_PASS_SKIPPED),
@@ -240,16 +264,6 @@ fn is_input_error(e: &anyhow::Error) -> bool {
                 Some(ImportError::Invalid { .. } | ImportError::Syntax { .. })
             )
     })
-}
-
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -326,13 +340,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_pass_age,
             max_backlog,
             max_dead,
+            max_holiday_age,
+            max_failed,
+            max_data_quality,
+            no_relay_login,
+            format,
         } => health(
             &settings,
             crate::health::Limits {
                 max_pass_age_minutes: max_pass_age,
                 max_backlog_minutes: max_backlog,
                 max_dead,
+                max_holiday_age_days: max_holiday_age,
+                max_failed,
+                max_data_quality,
             },
+            !no_relay_login,
+            format,
         ),
         Command::Report(args) => report::run(&settings, args),
         Command::Policy { command } => policy(&settings, command),
@@ -715,10 +739,25 @@ fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow
     })
 }
 
-fn health(settings: &Settings, limits: crate::health::Limits) -> anyhow::Result<()> {
-    let checks = crate::health::checks(settings.database.url.expose_secret(), &limits, Utc::now());
-    for c in &checks {
-        println!("{c}");
+fn health(
+    settings: &Settings,
+    limits: crate::health::Limits,
+    relay_login: bool,
+    format: Format,
+) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let checks = if relay_login {
+        crate::health::checks(settings, &limits, now)
+    } else {
+        crate::health::database_checks(settings.database.url.expose_secret(), &limits, now)
+    };
+    match format {
+        Format::Json => println!("{}", crate::health::json(&checks)),
+        Format::Text => {
+            for c in &checks {
+                println!("{c}");
+            }
+        }
     }
     let failed: Vec<&'static str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
     if failed.is_empty() {
