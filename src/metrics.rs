@@ -105,7 +105,7 @@ fn describe() {
     describe_counter!(RETRIED, "Messages refused for now (4xx) and scheduled again, by kind and channel");
     describe_counter!(UNCONFIRMED, "Messages sent in full whose end the relay did not answer (recorded sent, not resent)");
     describe_counter!(RELAY_FAILURES, "Exchanges that failed because of the relay or our configuration of it (mail waits)");
-    describe_histogram!(LATENCY, metrics::Unit::Seconds, "From when a message was due to go to when it was sent");
+    describe_histogram!(LATENCY, metrics::Unit::Seconds, "From when a message could first go (its send_after, or its queueing if later) to when it was sent");
     describe_gauge!(OUTBOX, "Messages in the outbox by status (all replicas)");
     describe_gauge!(OLDEST_DUE, metrics::Unit::Seconds, "Age of the oldest message due to go and not yet sent (0 when none)");
     describe_gauge!(DISPUTES_OPEN, "Open professional disagreements by ladder policy and stage");
@@ -188,10 +188,8 @@ fn kind_of(row: &Claimed) -> &'static str {
 pub fn delivered(outcome: Outcome, row: &Claimed, channel: &'static str) {
     counter!(outcome.counter(), "kind" => kind_of(row), "channel" => channel).increment(1);
     if outcome == Outcome::Sent {
-        if let Ok(n) = &row.notice {
-            let late = (Utc::now() - n.send_after).num_milliseconds().max(0);
-            histogram!(LATENCY, "channel" => channel).record(late as f64 / 1000.0);
-        }
+        let late = (Utc::now() - row.ready_at).num_milliseconds().max(0);
+        histogram!(LATENCY, "channel" => channel).record(late as f64 / 1000.0);
     }
 }
 
