@@ -420,6 +420,15 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
             );
         }
     }
+    let m = &settings.metrics;
+    if m.enabled && !m.listen.ip().is_loopback() {
+        println!(
+            "note: metrics.listen {} is not a loopback address: /metrics, /healthz and /readyz \
+             (counts and check results, no names or case references) are open to that network; \
+             firewall the port",
+            m.listen
+        );
+    }
     let smtp = &settings.smtp;
     if smtp.insecure_cleartext_password
         && smtp.security == crate::settings::Security::Plain

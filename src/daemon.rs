@@ -135,7 +135,12 @@ async fn start_http(shared: &Shared, watched: Watched) -> Option<tokio::task::Jo
     };
     let at = listener.local_addr().map_or(m.listen, |a| a);
     tracing::info!(address = %at, "metrics on http://{at}/metrics, probes on /healthz and /readyz");
-    let probe = crate::http::Probe::new(handle, shared.pool.clone(), shared.settings.clone(), watched);
+    let probe = crate::http::Probe::new(
+        handle,
+        shared.pool.clone(),
+        shared.settings.clone(),
+        watched,
+    );
     Some(tokio::spawn(crate::http::serve(
         listener,
         Arc::new(probe),
@@ -334,7 +339,11 @@ async fn delivery_loop(heartbeat: Heartbeat, shared: Shared) {
         );
         // A round finishes the message it is sending and gives back the rest on SIGTERM.
         let span = tracing::info_span!("delivery_round", round);
-        let handled = match delivery.run_round(&mut db, Utc::now()).instrument(span).await {
+        let handled = match delivery
+            .run_round(&mut db, Utc::now())
+            .instrument(span)
+            .await
+        {
             Ok(r) => r.handled(),
             Err(e) => {
                 // Usually the database is away: claimed rows come back when their lease ends.

@@ -82,7 +82,10 @@ async fn metrics(State(p): State<Arc<Probe>>) -> Response {
     .await;
     match text {
         Ok(body) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             body,
         )
             .into_response(),

@@ -73,7 +73,9 @@ impl Outcome {
 
 /// Install the Prometheus recorder for this process and describe every metric.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
-    let pass_buckets = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+    let pass_buckets = [
+        0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    ];
     let latency_buckets = [
         1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 43200.0, 86400.0, 259200.0,
     ];
@@ -87,34 +89,115 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 }
 
 fn describe() {
-    describe_counter!(PASSES, "Evaluation passes by result (done, skipped: another replica held the lock, failed)");
-    describe_histogram!(PASS_DURATION, metrics::Unit::Seconds, "How long a completed evaluation pass took");
+    describe_counter!(
+        PASSES,
+        "Evaluation passes by result (done, skipped: another replica held the lock, failed)"
+    );
+    describe_histogram!(
+        PASS_DURATION,
+        metrics::Unit::Seconds,
+        "How long a completed evaluation pass took"
+    );
     describe_counter!(CASES_EVALUATED, "Cases evaluated by this replica's passes");
-    describe_counter!(DISPUTES_EVALUATED, "Professional disagreements evaluated by this replica's passes");
-    describe_gauge!(LAST_PASS_CASES, "Cases evaluated in this replica's last completed pass");
-    describe_gauge!(LAST_PASS_DISPUTES, "Disputes evaluated in this replica's last completed pass");
-    describe_gauge!(LAST_SUCCESS, metrics::Unit::Seconds, "When this replica last completed an evaluation pass (Unix time)");
-    describe_counter!(STAGE_CHANGES, "Dispute stage changes made by this replica's passes");
-    describe_counter!(NOTICES_QUEUED, "Notices newly queued, by kind (a notice is one decision; it has a message per recipient)");
-    describe_counter!(QUEUED, "Messages (one per recipient) queued by this replica's passes");
-    describe_counter!(WITHDRAWN, "Queued notices withdrawn because the case no longer calls for them");
-    describe_counter!(SENT, "Messages the relay accepted (or written as files), by kind and channel");
-    describe_counter!(FAILED, "Messages refused for good (5xx), by kind and channel");
-    describe_counter!(DEAD, "Messages dead-lettered after the last attempt, by kind and channel");
-    describe_counter!(CANCELLED, "Reminders and due notices not sent because their deadline passed while they waited");
-    describe_counter!(RETRIED, "Messages refused for now (4xx) and scheduled again, by kind and channel");
-    describe_counter!(UNCONFIRMED, "Messages sent in full whose end the relay did not answer (recorded sent, not resent)");
-    describe_counter!(RELAY_FAILURES, "Exchanges that failed because of the relay or our configuration of it (mail waits)");
+    describe_counter!(
+        DISPUTES_EVALUATED,
+        "Professional disagreements evaluated by this replica's passes"
+    );
+    describe_gauge!(
+        LAST_PASS_CASES,
+        "Cases evaluated in this replica's last completed pass"
+    );
+    describe_gauge!(
+        LAST_PASS_DISPUTES,
+        "Disputes evaluated in this replica's last completed pass"
+    );
+    describe_gauge!(
+        LAST_SUCCESS,
+        metrics::Unit::Seconds,
+        "When this replica last completed an evaluation pass (Unix time)"
+    );
+    describe_counter!(
+        STAGE_CHANGES,
+        "Dispute stage changes made by this replica's passes"
+    );
+    describe_counter!(
+        NOTICES_QUEUED,
+        "Notices newly queued, by kind (a notice is one decision; it has a message per recipient)"
+    );
+    describe_counter!(
+        QUEUED,
+        "Messages (one per recipient) queued by this replica's passes"
+    );
+    describe_counter!(
+        WITHDRAWN,
+        "Queued notices withdrawn because the case no longer calls for them"
+    );
+    describe_counter!(
+        SENT,
+        "Messages the relay accepted (or written as files), by kind and channel"
+    );
+    describe_counter!(
+        FAILED,
+        "Messages refused for good (5xx), by kind and channel"
+    );
+    describe_counter!(
+        DEAD,
+        "Messages dead-lettered after the last attempt, by kind and channel"
+    );
+    describe_counter!(
+        CANCELLED,
+        "Reminders and due notices not sent because their deadline passed while they waited"
+    );
+    describe_counter!(
+        RETRIED,
+        "Messages refused for now (4xx) and scheduled again, by kind and channel"
+    );
+    describe_counter!(
+        UNCONFIRMED,
+        "Messages sent in full whose end the relay did not answer (recorded sent, not resent)"
+    );
+    describe_counter!(
+        RELAY_FAILURES,
+        "Exchanges that failed because of the relay or our configuration of it (mail waits)"
+    );
     describe_histogram!(LATENCY, metrics::Unit::Seconds, "From when a message could first go (its send_after, or its queueing if later) to when it was sent");
     describe_gauge!(OUTBOX, "Messages in the outbox by status (all replicas)");
-    describe_gauge!(OLDEST_DUE, metrics::Unit::Seconds, "Age of the oldest message due to go and not yet sent (0 when none)");
-    describe_gauge!(DISPUTES_OPEN, "Open professional disagreements by ladder policy and stage");
-    describe_gauge!(HOLIDAYS_AGE, metrics::Unit::Seconds, "Age of the stored bank-holiday feed (absent while only the built-in snapshot is used)");
-    describe_gauge!(HOLIDAYS_UNTIL, metrics::Unit::Seconds, "The last bank holiday the calendars know (Unix time)");
-    describe_gauge!(DATA_QUALITY, "Data-quality notices created in the last 24 hours");
-    describe_gauge!(LAST_PASS_ANY, metrics::Unit::Seconds, "When the last evaluation pass by any replica was recorded (Unix time)");
-    describe_gauge!(DATABASE_UP, "1 when this scrape could read the database, else 0");
-    describe_gauge!(BUILD_INFO, "Always 1; the version label says which build runs");
+    describe_gauge!(
+        OLDEST_DUE,
+        metrics::Unit::Seconds,
+        "Age of the oldest message due to go and not yet sent (0 when none)"
+    );
+    describe_gauge!(
+        DISPUTES_OPEN,
+        "Open professional disagreements by ladder policy and stage"
+    );
+    describe_gauge!(
+        HOLIDAYS_AGE,
+        metrics::Unit::Seconds,
+        "Age of the stored bank-holiday feed (absent while only the built-in snapshot is used)"
+    );
+    describe_gauge!(
+        HOLIDAYS_UNTIL,
+        metrics::Unit::Seconds,
+        "The last bank holiday the calendars know (Unix time)"
+    );
+    describe_gauge!(
+        DATA_QUALITY,
+        "Data-quality notices created in the last 24 hours"
+    );
+    describe_gauge!(
+        LAST_PASS_ANY,
+        metrics::Unit::Seconds,
+        "When the last evaluation pass by any replica was recorded (Unix time)"
+    );
+    describe_gauge!(
+        DATABASE_UP,
+        "1 when this scrape could read the database, else 0"
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the version label says which build runs"
+    );
 }
 
 /// How a pass ended, in the figures the metrics keep.
@@ -181,7 +264,9 @@ pub fn channel_label(channel: &crate::mail::Channel) -> &'static str {
 }
 
 fn kind_of(row: &Claimed) -> &'static str {
-    row.notice.as_ref().map_or("unreadable", |n| n.kind.as_str())
+    row.notice
+        .as_ref()
+        .map_or("unreadable", |n| n.kind.as_str())
 }
 
 /// What became of a claimed message; a sent one also records its latency (from when it was due).
@@ -217,19 +302,31 @@ pub fn set_figures(read: Option<(&Figures, &Extra)>, now: DateTime<Utc>) {
     };
     gauge!(DATABASE_UP).set(1.0);
     for status in STATUSES {
-        let n = f.by_status.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+        let n = f
+            .by_status
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n);
         gauge!(OUTBOX, "status" => status).set(n as f64);
     }
-    let oldest = f.oldest_due_unsent.map_or(0, |t| (now - t).num_seconds().max(0));
+    let oldest = f
+        .oldest_due_unsent
+        .map_or(0, |t| (now - t).num_seconds().max(0));
     gauge!(OLDEST_DUE).set(oldest as f64);
     let mut seen = SEEN_DISPUTES.lock().unwrap_or_else(|p| p.into_inner());
     for (policy, stage) in seen.iter() {
-        if !f.disputes_open.iter().any(|(p, s, _)| p == policy && s == stage) {
-            gauge!(DISPUTES_OPEN, "policy" => policy.clone(), "stage" => stage.to_string()).set(0.0);
+        if !f
+            .disputes_open
+            .iter()
+            .any(|(p, s, _)| p == policy && s == stage)
+        {
+            gauge!(DISPUTES_OPEN, "policy" => policy.clone(), "stage" => stage.to_string())
+                .set(0.0);
         }
     }
     for (policy, stage, n) in &f.disputes_open {
-        gauge!(DISPUTES_OPEN, "policy" => policy.clone(), "stage" => stage.to_string()).set(*n as f64);
+        gauge!(DISPUTES_OPEN, "policy" => policy.clone(), "stage" => stage.to_string())
+            .set(*n as f64);
         seen.insert((policy.clone(), *stage));
     }
     gauge!(DATA_QUALITY).set(f.data_quality_last_day as f64);

@@ -36,7 +36,10 @@ fn plain_text_without_colour_codes_when_stderr_is_a_pipe() {
     assert!(!err.contains("\x1b["), "ANSI codes in {err:?}");
     let out = cp.run(&["--log-format", "text", "deliver", "--once"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("mail waits") && !err.contains("\x1b["), "{err:?}");
+    assert!(
+        err.contains("mail waits") && !err.contains("\x1b["),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -58,9 +61,18 @@ fn json_lines_for_log_shippers() {
         })
         .unwrap_or_else(|| panic!("{err}"));
     assert_eq!(line["level"], "ERROR");
-    assert!(line["fields"]["error"].as_str().unwrap().contains("connect"), "{line}");
+    assert!(
+        line["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("connect"),
+        "{line}"
+    );
     // No line names a person (the case file's names) or a child.
-    assert!(!err.contains("A Worker") && !err.contains("T Manager"), "{err}");
+    assert!(
+        !err.contains("A Worker") && !err.contains("T Manager"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -86,7 +98,11 @@ fn journald_gets_priorities_and_fields_where_a_journal_runs() {
     let entry: Value = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["MESSAGE"].as_str().is_some_and(|m| m.contains("mail waits")))
+        .find(|v| {
+            v["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.contains("mail waits"))
+        })
         .unwrap_or_else(|| panic!("no entry for pid {pid}: {text}"));
     assert_eq!(entry["PRIORITY"], "3", "{entry}");
     assert!(entry["CPWATCH_ERROR"].as_str().is_some(), "{entry}");

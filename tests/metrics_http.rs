@@ -123,9 +123,13 @@ fn case_with_dispute() -> String {
 
 /// The value of the sample `name{labels}` (labels in the exporter's order), if present.
 fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 fn rows(db: &TestDb, sql: &str) -> Vec<(String, i64)> {
@@ -178,8 +182,10 @@ fn metrics_after_a_pass_and_delivery_rounds_say_what_happened() {
     // The counter follows the row's mark by a moment.
     assert!(wait_until(10, || {
         text = d.get("/metrics", false).1;
-        sample(&text, r#"cpwatch_delivery_latency_seconds_count{channel="smtp"}"#)
-            == Some(sent_n as f64)
+        sample(
+            &text,
+            r#"cpwatch_delivery_latency_seconds_count{channel="smtp"}"#,
+        ) == Some(sent_n as f64)
     }));
     println!("{text}");
     for (kind, n) in &by_kind {
@@ -191,7 +197,10 @@ fn metrics_after_a_pass_and_delivery_rounds_say_what_happened() {
         sample(&text, "cpwatch_notifications_queued_total"),
         Some(queued as f64)
     );
-    let notices_by_kind = rows(&db, "SELECT kind AS k, count(*) AS n FROM notices GROUP BY kind");
+    let notices_by_kind = rows(
+        &db,
+        "SELECT kind AS k, count(*) AS n FROM notices GROUP BY kind",
+    );
     for (kind, n) in &notices_by_kind {
         let series = format!(r#"cpwatch_notices_queued_total{{kind="{kind}"}}"#);
         assert_eq!(sample(&text, &series), Some(*n as f64), "{series}");
@@ -204,12 +213,22 @@ fn metrics_after_a_pass_and_delivery_rounds_say_what_happened() {
         sample(&text, r#"cpwatch_outbox_notifications{status="pending"}"#),
         Some(0.0)
     );
-    assert_eq!(sample(&text, "cpwatch_oldest_due_unsent_age_seconds"), Some(0.0));
+    assert_eq!(
+        sample(&text, "cpwatch_oldest_due_unsent_age_seconds"),
+        Some(0.0)
+    );
     // Latency counts from when a message could go (queued today), not from its deadline in March.
-    let latency = sample(&text, r#"cpwatch_delivery_latency_seconds_sum{channel="smtp"}"#).unwrap();
+    let latency = sample(
+        &text,
+        r#"cpwatch_delivery_latency_seconds_sum{channel="smtp"}"#,
+    )
+    .unwrap();
     assert!(latency < 3600.0 * sent_n as f64, "{latency}");
     assert_eq!(
-        sample(&text, r#"cpwatch_notifications_failed_total{kind="overdue",channel="smtp"}"#),
+        sample(
+            &text,
+            r#"cpwatch_notifications_failed_total{kind="overdue",channel="smtp"}"#
+        ),
         None,
         "nothing failed"
     );
@@ -222,11 +241,17 @@ fn metrics_after_a_pass_and_delivery_rounds_say_what_happened() {
     assert!(done >= 1.0);
     assert!(sample(&text, "cpwatch_cases_evaluated_total").unwrap() >= 1.0);
     assert!(sample(&text, "cpwatch_disputes_evaluated_total").unwrap() >= 1.0);
-    assert_eq!(sample(&text, "cpwatch_pass_duration_seconds_count"), Some(done));
+    assert_eq!(
+        sample(&text, "cpwatch_pass_duration_seconds_count"),
+        Some(done)
+    );
     assert!(sample(&text, "cpwatch_last_pass_timestamp_seconds").unwrap() > 1.7e9);
     assert!(sample(&text, "cpwatch_last_successful_pass_timestamp_seconds").unwrap() > 1.7e9);
     assert_eq!(sample(&text, "cpwatch_database_up"), Some(1.0));
-    let build = format!(r#"cpwatch_build_info{{version="{}"}}"#, env!("CARGO_PKG_VERSION"));
+    let build = format!(
+        r#"cpwatch_build_info{{version="{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
     assert_eq!(sample(&text, &build), Some(1.0));
     assert!(sample(&text, "cpwatch_bank_holidays_known_until_timestamp_seconds").unwrap() > 1.7e9);
     // No case reference, dispute reference or address in any label.
@@ -246,7 +271,12 @@ fn metrics_after_a_pass_and_delivery_rounds_say_what_happened() {
         let id = v["span"]["pass_id"].as_str().unwrap_or_default();
         assert!(id.len() > 10, "a pass id: {v}");
     }
-    assert!(lines.iter().all(|l| serde_json::from_str::<Value>(l).is_ok()), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -260,13 +290,22 @@ fn health_endpoints_under_a_good_and_a_broken_relay() {
     assert!(wait_until(60, || db.count(
         "SELECT count(*) AS n FROM deliveries WHERE status = 'pending'"
     ) == 0
-        && db.count("SELECT count(*) AS n FROM audit_log WHERE action = 'evaluation_pass'") > 0));
+        && db.count(
+            "SELECT count(*) AS n FROM audit_log WHERE action = 'evaluation_pass'"
+        ) > 0));
     let (code, body) = d.get("/healthz", false);
     assert_eq!(code, 200, "{body}");
     let (code, body) = d.get("/readyz", false);
     println!("{body}");
     assert_eq!(code, 200, "{body}");
-    for check in ["database", "evaluation", "relay", "relay-login", "holidays", "data-quality"] {
+    for check in [
+        "database",
+        "evaluation",
+        "relay",
+        "relay-login",
+        "holidays",
+        "data-quality",
+    ] {
         assert!(body.contains(&format!("ok   {check} ")), "{check}: {body}");
     }
     let (code, body) = d.get("/readyz", true);
