@@ -134,34 +134,7 @@ pub enum Command {
     /// relay as delivery last found it, dead letters, failed messages, data-quality notices, the
     /// bank-holiday data, and a login to the relay (connect, STARTTLS, AUTH, QUIT: nothing is
     /// sent). One line per check; exit 0 healthy, 1 unhealthy.
-    Health {
-        /// Fail when the last evaluation pass (by any replica) is older than this.
-        #[arg(long, value_name = "MINUTES", default_value_t = 120)]
-        max_pass_age: i64,
-        /// Fail when mail due this long ago is still queued.
-        #[arg(long, value_name = "MINUTES", default_value_t = 60)]
-        max_backlog: i64,
-        /// Fail when more messages than this are dead-lettered.
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        max_dead: i64,
-        /// Fail when the stored bank-holiday feed is older than this (the daemon refreshes it daily).
-        #[arg(long, value_name = "DAYS", default_value_t = 35)]
-        max_holiday_age: i64,
-        /// Fail when more messages than this were refused for good (default: report only).
-        #[arg(long, value_name = "N")]
-        max_failed: Option<i64>,
-        /// Fail when more data-quality notices than this were queued in the last 24 hours
-        /// (default: report only).
-        #[arg(long, value_name = "N")]
-        max_data_quality: Option<i64>,
-        /// Leave out the login to the relay (e.g. for a probe that runs every minute).
-        #[arg(long)]
-        no_relay_login: bool,
-        /// text (a line per check) or json (one document: {"healthy", "checks": [{"name", "ok",
-        /// "detail"}]}).
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Health(HealthArgs),
     /// Timeliness per case rule (on time, late, overdue, pending, cancelled), the census-aligned
     /// measures (ICPCs within 15 working days, reviews on time, assessments within 45 working
     /// days, plans of 2 years or more, second plans) over the period, by team and by month,
@@ -182,6 +155,37 @@ pub enum Command {
         #[arg(long, default_value_t = 30)]
         days: u32,
     },
+}
+
+/// `cpwatch health`'s limits and output.
+#[derive(clap::Args, Debug)]
+pub struct HealthArgs {
+    /// Fail when the last evaluation pass (by any replica) is older than this.
+    #[arg(long, value_name = "MINUTES", default_value_t = 120)]
+    pub max_pass_age: i64,
+    /// Fail when mail due this long ago is still queued.
+    #[arg(long, value_name = "MINUTES", default_value_t = 60)]
+    pub max_backlog: i64,
+    /// Fail when more messages than this are dead-lettered.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_dead: i64,
+    /// Fail when the stored bank-holiday feed is older than this (the daemon refreshes it daily).
+    #[arg(long, value_name = "DAYS", default_value_t = 35)]
+    pub max_holiday_age: i64,
+    /// Fail when more messages than this were refused for good (default: report only).
+    #[arg(long, value_name = "N")]
+    pub max_failed: Option<i64>,
+    /// Fail when more data-quality notices than this were queued in the last 24 hours
+    /// (default: report only).
+    #[arg(long, value_name = "N")]
+    pub max_data_quality: Option<i64>,
+    /// Leave out the login to the relay (e.g. for a probe that runs every minute).
+    #[arg(long)]
+    pub no_relay_login: bool,
+    /// text (a line per check) or json (one document: {"healthy", "checks": [{"name", "ok",
+    /// "detail"}]}).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 #[derive(Subcommand, Debug)]
@@ -336,28 +340,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Deliver { once, at } => deliver(&settings, once, at),
         Command::Run => crate::daemon::run(settings),
-        Command::Health {
-            max_pass_age,
-            max_backlog,
-            max_dead,
-            max_holiday_age,
-            max_failed,
-            max_data_quality,
-            no_relay_login,
-            format,
-        } => health(
-            &settings,
-            crate::health::Limits {
-                max_pass_age_minutes: max_pass_age,
-                max_backlog_minutes: max_backlog,
-                max_dead,
-                max_holiday_age_days: max_holiday_age,
-                max_failed,
-                max_data_quality,
-            },
-            !no_relay_login,
-            format,
-        ),
+        Command::Health(args) => health(&settings, args),
         Command::Report(args) => report::run(&settings, args),
         Command::Policy { command } => policy(&settings, command),
         Command::Demo { .. } => unreachable!("handled above"),
@@ -748,12 +731,16 @@ fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow
     })
 }
 
-fn health(
-    settings: &Settings,
-    limits: crate::health::Limits,
-    relay_login: bool,
-    format: Format,
-) -> anyhow::Result<()> {
+fn health(settings: &Settings, args: HealthArgs) -> anyhow::Result<()> {
+    let limits = crate::health::Limits {
+        max_pass_age_minutes: args.max_pass_age,
+        max_backlog_minutes: args.max_backlog,
+        max_dead: args.max_dead,
+        max_holiday_age_days: args.max_holiday_age,
+        max_failed: args.max_failed,
+        max_data_quality: args.max_data_quality,
+    };
+    let (relay_login, format) = (!args.no_relay_login, args.format);
     let now = Utc::now();
     let checks = if relay_login {
         crate::health::checks(settings, &limits, now)

@@ -247,33 +247,7 @@ async fn evaluation_loop(heartbeat: Heartbeat, shared: Shared, mut wake: mpsc::R
             pass.run(&mut conn, &mut |_| {})
         })
         .await;
-        let _in_pass = span.enter();
-        let failed = match result {
-            Ok(Ok(report)) => {
-                tracing::info!(
-                    cases = report.cases,
-                    disputes = report.disputes,
-                    notifications = report.notifications,
-                    queued = report.queued,
-                    skipped = report.skipped,
-                    "evaluation pass done"
-                );
-                if report.queued > 0 {
-                    queued.notify_one();
-                }
-                false
-            }
-            // State, not the tick, decides what is due: a later pass catches up.
-            Ok(Err(e)) => {
-                tracing::error!(error = %format!("{e:#}"), "evaluation pass failed");
-                true
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "evaluation pass panicked");
-                true
-            }
-        };
-        drop(_in_pass);
+        let failed = span.in_scope(|| pass_failed(result, &queued));
         if failed {
             failures = failures.saturating_add(1);
             let wait = Duration::from_secs((5u64 << failures.min(6)).min(300));
@@ -282,6 +256,38 @@ async fn evaluation_loop(heartbeat: Heartbeat, shared: Shared, mut wake: mpsc::R
         } else {
             failures = 0;
             retry_at = None;
+        }
+    }
+}
+
+/// Log how a pass went (and wake delivery when it queued mail); true if it failed.
+fn pass_failed(
+    result: Result<anyhow::Result<crate::jobs::evaluation::PassReport>, tokio::task::JoinError>,
+    queued: &Notify,
+) -> bool {
+    match result {
+        Ok(Ok(report)) => {
+            tracing::info!(
+                cases = report.cases,
+                disputes = report.disputes,
+                notifications = report.notifications,
+                queued = report.queued,
+                skipped = report.skipped,
+                "evaluation pass done"
+            );
+            if report.queued > 0 {
+                queued.notify_one();
+            }
+            false
+        }
+        // State, not the tick, decides what is due: a later pass catches up.
+        Ok(Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "evaluation pass failed");
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "evaluation pass panicked");
+            true
         }
     }
 }

@@ -88,116 +88,51 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     Ok(handle)
 }
 
+/// Every metric's kind, unit and help text, for the `# HELP` lines.
+const DESCRIPTIONS: &[(&str, char, Option<metrics::Unit>, &str)] = {
+    use metrics::Unit::Seconds as S;
+    &[
+        (PASSES, 'c', None, "Evaluation passes by result (done; skipped: another replica held the lock; failed)"),
+        (PASS_DURATION, 'h', Some(S), "How long a completed evaluation pass took"),
+        (CASES_EVALUATED, 'c', None, "Cases evaluated by this replica's passes"),
+        (DISPUTES_EVALUATED, 'c', None, "Professional disagreements evaluated by this replica's passes"),
+        (LAST_PASS_CASES, 'g', None, "Cases evaluated in this replica's last completed pass"),
+        (LAST_PASS_DISPUTES, 'g', None, "Disputes evaluated in this replica's last completed pass"),
+        (LAST_SUCCESS, 'g', Some(S), "When this replica last completed an evaluation pass (Unix time)"),
+        (STAGE_CHANGES, 'c', None, "Dispute stage changes made by this replica's passes"),
+        (NOTICES_QUEUED, 'c', None, "Notices newly queued, by kind (one decision; a message per recipient)"),
+        (QUEUED, 'c', None, "Messages (one per recipient) queued by this replica's passes"),
+        (WITHDRAWN, 'c', None, "Queued notices withdrawn because the case no longer calls for them"),
+        (SENT, 'c', None, "Messages the relay accepted (or written as files), by kind and channel"),
+        (FAILED, 'c', None, "Messages refused for good (5xx), by kind and channel"),
+        (DEAD, 'c', None, "Messages dead-lettered after the last attempt, by kind and channel"),
+        (CANCELLED, 'c', None, "Reminders and due notices not sent: their deadline passed while they waited"),
+        (RETRIED, 'c', None, "Messages refused for now (4xx) and scheduled again, by kind and channel"),
+        (UNCONFIRMED, 'c', None, "Messages sent in full whose end the relay did not answer (recorded sent, not resent)"),
+        (RELAY_FAILURES, 'c', None, "Exchanges that failed because of the relay or our configuration of it (mail waits)"),
+        (LATENCY, 'h', Some(S), "From when a message could first go (its send_after, or its queueing if later) to when it was sent"),
+        (OUTBOX, 'g', None, "Messages in the outbox by status (all replicas)"),
+        (OLDEST_DUE, 'g', Some(S), "Age of the oldest message due to go and not yet sent (0 when none)"),
+        (DISPUTES_OPEN, 'g', None, "Open professional disagreements by ladder policy and stage"),
+        (HOLIDAYS_AGE, 'g', Some(S), "Age of the stored bank-holiday feed (absent while only the built-in snapshot is used)"),
+        (HOLIDAYS_UNTIL, 'g', Some(S), "The last bank holiday the calendars know (Unix time)"),
+        (DATA_QUALITY, 'g', None, "Data-quality notices created in the last 24 hours"),
+        (LAST_PASS_ANY, 'g', Some(S), "When the last evaluation pass by any replica was recorded (Unix time)"),
+        (DATABASE_UP, 'g', None, "1 when this scrape could read the database, else 0"),
+        (BUILD_INFO, 'g', None, "Always 1; the version label says which build runs"),
+    ]
+};
+
 fn describe() {
-    describe_counter!(
-        PASSES,
-        "Evaluation passes by result (done, skipped: another replica held the lock, failed)"
-    );
-    describe_histogram!(
-        PASS_DURATION,
-        metrics::Unit::Seconds,
-        "How long a completed evaluation pass took"
-    );
-    describe_counter!(CASES_EVALUATED, "Cases evaluated by this replica's passes");
-    describe_counter!(
-        DISPUTES_EVALUATED,
-        "Professional disagreements evaluated by this replica's passes"
-    );
-    describe_gauge!(
-        LAST_PASS_CASES,
-        "Cases evaluated in this replica's last completed pass"
-    );
-    describe_gauge!(
-        LAST_PASS_DISPUTES,
-        "Disputes evaluated in this replica's last completed pass"
-    );
-    describe_gauge!(
-        LAST_SUCCESS,
-        metrics::Unit::Seconds,
-        "When this replica last completed an evaluation pass (Unix time)"
-    );
-    describe_counter!(
-        STAGE_CHANGES,
-        "Dispute stage changes made by this replica's passes"
-    );
-    describe_counter!(
-        NOTICES_QUEUED,
-        "Notices newly queued, by kind (a notice is one decision; it has a message per recipient)"
-    );
-    describe_counter!(
-        QUEUED,
-        "Messages (one per recipient) queued by this replica's passes"
-    );
-    describe_counter!(
-        WITHDRAWN,
-        "Queued notices withdrawn because the case no longer calls for them"
-    );
-    describe_counter!(
-        SENT,
-        "Messages the relay accepted (or written as files), by kind and channel"
-    );
-    describe_counter!(
-        FAILED,
-        "Messages refused for good (5xx), by kind and channel"
-    );
-    describe_counter!(
-        DEAD,
-        "Messages dead-lettered after the last attempt, by kind and channel"
-    );
-    describe_counter!(
-        CANCELLED,
-        "Reminders and due notices not sent because their deadline passed while they waited"
-    );
-    describe_counter!(
-        RETRIED,
-        "Messages refused for now (4xx) and scheduled again, by kind and channel"
-    );
-    describe_counter!(
-        UNCONFIRMED,
-        "Messages sent in full whose end the relay did not answer (recorded sent, not resent)"
-    );
-    describe_counter!(
-        RELAY_FAILURES,
-        "Exchanges that failed because of the relay or our configuration of it (mail waits)"
-    );
-    describe_histogram!(LATENCY, metrics::Unit::Seconds, "From when a message could first go (its send_after, or its queueing if later) to when it was sent");
-    describe_gauge!(OUTBOX, "Messages in the outbox by status (all replicas)");
-    describe_gauge!(
-        OLDEST_DUE,
-        metrics::Unit::Seconds,
-        "Age of the oldest message due to go and not yet sent (0 when none)"
-    );
-    describe_gauge!(
-        DISPUTES_OPEN,
-        "Open professional disagreements by ladder policy and stage"
-    );
-    describe_gauge!(
-        HOLIDAYS_AGE,
-        metrics::Unit::Seconds,
-        "Age of the stored bank-holiday feed (absent while only the built-in snapshot is used)"
-    );
-    describe_gauge!(
-        HOLIDAYS_UNTIL,
-        metrics::Unit::Seconds,
-        "The last bank holiday the calendars know (Unix time)"
-    );
-    describe_gauge!(
-        DATA_QUALITY,
-        "Data-quality notices created in the last 24 hours"
-    );
-    describe_gauge!(
-        LAST_PASS_ANY,
-        metrics::Unit::Seconds,
-        "When the last evaluation pass by any replica was recorded (Unix time)"
-    );
-    describe_gauge!(
-        DATABASE_UP,
-        "1 when this scrape could read the database, else 0"
-    );
-    describe_gauge!(
-        BUILD_INFO,
-        "Always 1; the version label says which build runs"
-    );
+    for &(name, kind, unit, help) in DESCRIPTIONS {
+        match (kind, unit) {
+            ('c', _) => describe_counter!(name, help),
+            ('h', Some(u)) => describe_histogram!(name, u, help),
+            ('h', None) => describe_histogram!(name, help),
+            (_, Some(u)) => describe_gauge!(name, u, help),
+            (_, None) => describe_gauge!(name, help),
+        }
+    }
 }
 
 /// How a pass ended, in the figures the metrics keep.
