@@ -61,6 +61,10 @@ fn json_lines_for_log_shippers() {
         })
         .unwrap_or_else(|| panic!("{err}"));
     assert_eq!(line["level"], "ERROR");
+    // In the message's span: its outbox id and its case, not its recipient.
+    assert!(line["span"]["outbox_id"].as_i64().is_some(), "{line}");
+    assert_eq!(line["span"]["case"], "KN-0001", "{line}");
+    assert!(!line.to_string().contains("@ksc.example.org"), "{line}");
     assert!(
         line["fields"]["error"]
             .as_str()

@@ -27,6 +27,7 @@ use lettre::message::Mailbox;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 pub type DbPool = Pool<ConnectionManager<PgConnection>>;
 
@@ -294,11 +295,13 @@ impl Delivery<'_> {
                 report.deferred += self.release(db, &rows[i..]);
                 break;
             }
-            if !self.ready_to_send(db, row, now, &mut report)? {
+            let span = message_span(row);
+            if !span.in_scope(|| self.ready_to_send(db, row, now, &mut report))? {
                 continue;
             }
-            let sent = self.send(row, now).await;
-            if self.settle(db, row, sent, now, &mut report).await? == Flow::RelayDown {
+            let sent = self.send(row, now).instrument(span.clone()).await;
+            let settled = self.settle(db, row, sent, now, &mut report);
+            if settled.instrument(span).await? == Flow::RelayDown {
                 report.deferred += self.release(db, &rows[i + 1..]);
                 break;
             }
@@ -736,6 +739,17 @@ impl Delivery<'_> {
 
 /// A reminder or "due today" notice whose deadline has passed is pointless: the overdue notice
 /// says what matters. Such rows pile up when cpwatch was down; they are cancelled, not sent.
+/// The span of one message's lines: its outbox id, and the case or dispute it is about (never
+/// the recipient).
+fn message_span(row: &Claimed) -> tracing::Span {
+    let notice = row.notice.as_ref().ok();
+    let case = notice.and_then(|n| n.case.as_ref()).map(|c| c.to_string());
+    let dispute = notice
+        .and_then(|n| n.dispute.as_ref())
+        .map(|d| d.to_string());
+    tracing::info_span!("message", outbox_id = row.id, case, dispute)
+}
+
 fn stale(row: &Claimed, now: DateTime<Utc>) -> Option<String> {
     let n = row.notice.as_ref().ok()?;
     (n.kind.stale_after_deadline() && n.due <= now).then(|| {
