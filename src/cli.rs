@@ -42,6 +42,11 @@ pub struct Cli {
     /// Log filter, e.g. info, debug, cpwatch=debug (RUST_LOG overrides).
     #[arg(long, global = true, default_value = "info")]
     pub log_level: String,
+    /// Where and how logs are written: auto (the systemd journal when standard error is
+    /// connected to it, else text), text (plain; colour only on a terminal), json (a JSON object
+    /// a line, for log shippers) or journald.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -127,19 +132,11 @@ pub enum Command {
         #[arg(long, value_parser = parse_instant, hide = true)]
         at: Option<DateTime<Utc>>,
     },
-    /// Probe a deployment: database, schema, last evaluation pass, delivery backlog, dead letters.
-    /// One line per check; exit 0 healthy, 1 unhealthy.
-    Health {
-        /// Fail when the last evaluation pass (by any replica) is older than this.
-        #[arg(long, value_name = "MINUTES", default_value_t = 120)]
-        max_pass_age: i64,
-        /// Fail when mail due this long ago is still queued.
-        #[arg(long, value_name = "MINUTES", default_value_t = 60)]
-        max_backlog: i64,
-        /// Fail when more messages than this are dead-lettered.
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        max_dead: i64,
-    },
+    /// Probe a deployment: database, schema, last evaluation pass, outbox, delivery backlog, the
+    /// relay as delivery last found it, dead letters, failed messages, data-quality notices, the
+    /// bank-holiday data, and a login to the relay (connect, STARTTLS, AUTH, QUIT: nothing is
+    /// sent). One line per check; exit 0 healthy, 1 unhealthy.
+    Health(HealthArgs),
     /// Timeliness per case rule (on time, late, overdue, pending, cancelled), the census-aligned
     /// measures (ICPCs within 15 working days, reviews on time, assessments within 45 working
     /// days, plans of 2 years or more, second plans) over the period, by team and by month,
@@ -170,6 +167,37 @@ pub enum Command {
         #[arg(long, default_value_t = 30)]
         days: u32,
     },
+}
+
+/// `cpwatch health`'s limits and output.
+#[derive(clap::Args, Debug)]
+pub struct HealthArgs {
+    /// Fail when the last evaluation pass (by any replica) is older than this.
+    #[arg(long, value_name = "MINUTES", default_value_t = 120)]
+    pub max_pass_age: i64,
+    /// Fail when mail due this long ago is still queued.
+    #[arg(long, value_name = "MINUTES", default_value_t = 60)]
+    pub max_backlog: i64,
+    /// Fail when more messages than this are dead-lettered.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_dead: i64,
+    /// Fail when the stored bank-holiday feed is older than this (the daemon refreshes it daily).
+    #[arg(long, value_name = "DAYS", default_value_t = 35)]
+    pub max_holiday_age: i64,
+    /// Fail when more messages than this were refused for good (default: report only).
+    #[arg(long, value_name = "N")]
+    pub max_failed: Option<i64>,
+    /// Fail when more data-quality notices than this were queued in the last 24 hours
+    /// (default: report only).
+    #[arg(long, value_name = "N")]
+    pub max_data_quality: Option<i64>,
+    /// Leave out the login to the relay (e.g. for a probe that runs every minute).
+    #[arg(long)]
+    pub no_relay_login: bool,
+    /// text (a line per check) or json (one document: {"healthy", "checks": [{"name", "ok",
+    /// "detail"}]}).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 #[derive(Subcommand, Debug)]
@@ -227,7 +255,7 @@ pub struct InputError(pub String);
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level);
+    crate::logging::init(&cli.log_level, cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<PassSkipped>() => ExitCode::from(EXIT_PASS_SKIPPED),
@@ -252,16 +280,6 @@ fn is_input_error(e: &anyhow::Error) -> bool {
                 Some(ImportError::Invalid { .. } | ImportError::Syntax { .. })
             )
     })
-}
-
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -317,18 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Deliver { once, at } => deliver(&settings, once, at),
         Command::Run => crate::daemon::run(settings),
-        Command::Health {
-            max_pass_age,
-            max_backlog,
-            max_dead,
-        } => health(
-            &settings,
-            crate::health::Limits {
-                max_pass_age_minutes: max_pass_age,
-                max_backlog_minutes: max_backlog,
-                max_dead,
-            },
-        ),
+        Command::Health(args) => health(&settings, args),
         Command::Report(args) => report::run(&settings, args),
         Command::Policy { command } => policy(&settings, command),
         Command::Outbox { command } => outbox::run(&settings, command),
@@ -419,6 +426,15 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
         }
     }
     check_channels(settings);
+    let m = &settings.metrics;
+    if m.enabled && !m.listen.ip().is_loopback() {
+        println!(
+            "note: metrics.listen {} is not a loopback address: /metrics, /healthz and /readyz \
+             (counts and check results, no names or case references) are open to that network; \
+             firewall the port",
+            m.listen
+        );
+    }
     let smtp = &settings.smtp;
     if smtp.insecure_cleartext_password
         && smtp.security == crate::settings::Security::Plain
@@ -818,10 +834,29 @@ async fn team_round(
     Ok(())
 }
 
-fn health(settings: &Settings, limits: crate::health::Limits) -> anyhow::Result<()> {
-    let checks = crate::health::checks(settings.database.url.expose_secret(), &limits, Utc::now());
-    for c in &checks {
-        println!("{c}");
+fn health(settings: &Settings, args: HealthArgs) -> anyhow::Result<()> {
+    let limits = crate::health::Limits {
+        max_pass_age_minutes: args.max_pass_age,
+        max_backlog_minutes: args.max_backlog,
+        max_dead: args.max_dead,
+        max_holiday_age_days: args.max_holiday_age,
+        max_failed: args.max_failed,
+        max_data_quality: args.max_data_quality,
+    };
+    let (relay_login, format) = (!args.no_relay_login, args.format);
+    let now = Utc::now();
+    let checks = if relay_login {
+        crate::health::checks(settings, &limits, now)
+    } else {
+        crate::health::database_checks(settings.database.url.expose_secret(), &limits, now)
+    };
+    match format {
+        Format::Json => println!("{}", crate::health::json(&checks)),
+        Format::Text => {
+            for c in &checks {
+                println!("{c}");
+            }
+        }
     }
     let failed: Vec<&'static str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
     if failed.is_empty() {

@@ -21,10 +21,13 @@ pub mod domain;
 pub mod evaluate;
 pub mod health;
 pub mod holiday_refresh;
+pub mod http;
 pub mod import;
 pub mod jobs;
 pub mod listen;
+pub mod logging;
 pub mod mail;
+pub mod metrics;
 pub mod notify;
 pub mod pass_output;
 #[cfg(feature = "demo")]

@@ -31,6 +31,8 @@ pub struct Settings {
     pub delivery: Delivery,
     pub schedule: Schedule,
     pub calendar: CalendarSettings,
+    /// The daemon's HTTP listener for metrics and health probes.
+    pub metrics: MetricsSettings,
     /// Extra policy files beside the built-in ones (`policies.dir`).
     pub policy_dir: Option<PathBuf>,
     /// Every policy, loaded once from the shipped files and `policy_dir`.
@@ -131,6 +133,13 @@ pub struct CalendarSettings {
     pub holiday_refresh_hours: u64,
 }
 
+/// `[metrics]`: where `cpwatch run` serves `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    pub listen: std::net::SocketAddr,
+}
+
 #[derive(Debug, Clone)]
 pub struct Partnership {
     pub standards_policy: String,
@@ -179,6 +188,7 @@ struct Raw {
     delivery: Delivery,
     schedule: RawSchedule,
     calendar: RawCalendar,
+    metrics: RawMetrics,
     #[serde(default)]
     policies: RawPolicies,
     #[serde(default)]
@@ -244,6 +254,13 @@ struct RawCalendar {
     close: String,
     holiday_feed_url: String,
     holiday_refresh_hours: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    enabled: bool,
+    listen: String,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -368,6 +385,7 @@ impl Settings {
         check_delivery(&raw.delivery, smtp.as_ref(), &mut p);
         let schedule = parse_schedule(raw.schedule, &mut p);
         let calendar = parse_calendar(raw.calendar, &mut p);
+        let metrics = parse_metrics(raw.metrics, &mut p);
         let policy_dir = match raw.policies.dir {
             Some(d) if d.trim().is_empty() => {
                 p.push("policies.dir: empty; leave the key out for the built-in policies only");
@@ -384,7 +402,7 @@ impl Settings {
         };
         let partnerships = parse_partnerships(raw.partnerships, catalogue.as_ref(), &mut p);
         let notify = parse_notify(raw.notify, mail.as_ref(), &raw.delivery, &mut p);
-        match (database, smtp, mail, schedule, calendar, catalogue) {
+        match (database, smtp, mail, schedule, calendar, catalogue, metrics) {
             (
                 Some(database),
                 Some(smtp),
@@ -392,6 +410,7 @@ impl Settings {
                 Some(schedule),
                 Some(calendar),
                 Some(catalogue),
+                Some(metrics),
             ) if p.0.is_empty() => Ok(Settings {
                 database,
                 smtp,
@@ -399,6 +418,7 @@ impl Settings {
                 delivery: raw.delivery,
                 schedule,
                 calendar,
+                metrics,
                 policy_dir,
                 catalogue,
                 partnerships,
@@ -663,6 +683,23 @@ fn parse_calendar(raw: RawCalendar, p: &mut Problems) -> Option<CalendarSettings
     })
 }
 
+fn parse_metrics(raw: RawMetrics, p: &mut Problems) -> Option<MetricsSettings> {
+    match raw.listen.trim().parse::<std::net::SocketAddr>() {
+        Ok(listen) => Some(MetricsSettings {
+            enabled: raw.enabled,
+            listen,
+        }),
+        Err(_) => {
+            p.push(format!(
+                "metrics.listen: {:?} is not an IP address and port (e.g. \"127.0.0.1:9464\", \
+                 \"[::1]:9464\", or \"0.0.0.0:9464\" for every interface)",
+                raw.listen
+            ));
+            None
+        }
+    }
+}
+
 fn parse_partnerships(
     raw: BTreeMap<String, RawPartnership>,
     catalogue: Option<&Catalogue>,
@@ -907,6 +944,7 @@ mod layers {
             "delivery" => v.try_deserialize::<Delivery>().map(drop),
             "schedule" => v.try_deserialize::<RawSchedule>().map(drop),
             "calendar" => v.try_deserialize::<RawCalendar>().map(drop),
+            "metrics" => v.try_deserialize::<RawMetrics>().map(drop),
             "policies" => v.try_deserialize::<RawPolicies>().map(drop),
             "notify" => v.try_deserialize::<crate::notify::RawNotify>().map(drop),
             _ => Ok(()),

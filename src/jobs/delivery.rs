@@ -15,6 +15,7 @@ use super::Runtime;
 use crate::domain::Email;
 use crate::evaluate::{About, Kind, Notice, NoticeKey, Position, Recipient};
 use crate::mail::{self, Channel, MailError, Renderer};
+use crate::metrics;
 use crate::smtp::Verdict;
 use crate::store::deliveries::{self, Claimed, NonUrgent};
 use crate::store::{notices, relay, DbError};
@@ -26,6 +27,7 @@ use lettre::message::Mailbox;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 pub type DbPool = Pool<ConnectionManager<PgConnection>>;
 
@@ -293,11 +295,13 @@ impl Delivery<'_> {
                 report.deferred += self.release(db, &rows[i..]);
                 break;
             }
-            if !self.ready_to_send(db, row, now, &mut report)? {
+            let span = message_span(row);
+            if !span.in_scope(|| self.ready_to_send(db, row, now, &mut report))? {
                 continue;
             }
-            let sent = self.send(row, now).await;
-            if self.settle(db, row, sent, now, &mut report).await? == Flow::RelayDown {
+            let sent = self.send(row, now).instrument(span.clone()).await;
+            let settled = self.settle(db, row, sent, now, &mut report);
+            if settled.instrument(span).await? == Flow::RelayDown {
                 report.deferred += self.release(db, &rows[i + 1..]);
                 break;
             }
@@ -329,6 +333,7 @@ impl Delivery<'_> {
         if let Some(why) = stale(row, now) {
             if db.call(|conn| deliveries::mark_cancelled(conn, row.id, worker, &why))? {
                 report.cancelled += 1;
+                metrics::delivered(metrics::Outcome::Cancelled, row, self.channel_label());
                 tracing::info!(id = row.id, "not sent: {why}");
             }
             return Ok(false);
@@ -359,6 +364,7 @@ impl Delivery<'_> {
                 self.mark_sent(db, row).await?;
                 self.relay_succeeded(db);
                 report.sent += 1;
+                metrics::delivered(metrics::Outcome::Sent, row, self.channel_label());
                 tracing::debug!(id = row.id, "sent");
                 return Ok(Flow::Next);
             }
@@ -366,6 +372,7 @@ impl Delivery<'_> {
         };
         match e.verdict() {
             Verdict::RelayFault => {
+                metrics::relay_failed(self.channel_label());
                 self.relay_down(db, row, &e, report)?;
                 report.relay_down = true;
                 return Ok(Flow::RelayDown);
@@ -382,6 +389,7 @@ impl Delivery<'_> {
             Verdict::Recipient { permanent: true } | Verdict::Message { permanent: true } => {
                 if self.fail(db, row, &e, now)? {
                     report.failed += 1;
+                    metrics::delivered(metrics::Outcome::Failed, row, self.channel_label());
                 }
                 tracing::warn!(id = row.id, error = %e, "permanently rejected");
             }
@@ -425,7 +433,10 @@ impl Delivery<'_> {
     ) {
         let note = format!("unconfirmed: {e}");
         match db.call(|conn| relay::mark_sent_unconfirmed(conn, row.id, &note)) {
-            Ok(()) => report.unconfirmed += 1,
+            Ok(()) => {
+                report.unconfirmed += 1;
+                metrics::delivered(metrics::Outcome::Unconfirmed, row, self.channel_label());
+            }
             // Left leased: it comes back when the lease ends, and is sent again.
             Err(db_error) => {
                 tracing::error!(id = row.id, error = %format!("{db_error:#}"), "cannot record an unconfirmed message")
@@ -499,9 +510,11 @@ impl Delivery<'_> {
             report.lost_claims += 1;
         } else if dead {
             report.dead += 1;
+            metrics::delivered(metrics::Outcome::Dead, row, self.channel_label());
             tracing::error!(id = row.id, error = %e, attempts = row.attempts, "dead-lettered");
         } else {
             report.retried += 1;
+            metrics::delivered(metrics::Outcome::Retried, row, self.channel_label());
             tracing::warn!(id = row.id, error = %e, "will retry");
         }
         Ok(())
@@ -510,6 +523,10 @@ impl Delivery<'_> {
     fn backoff(&self, attempts: i32, row_id: i64) -> Duration {
         let c = &self.control;
         backoff_from(c.retry_base_seconds, c.retry_max_seconds, attempts, row_id)
+    }
+
+    fn channel_label(&self) -> &'static str {
+        metrics::channel_label(self.channel)
     }
 
     fn stopping(&self) -> bool {
@@ -730,6 +747,17 @@ impl Delivery<'_> {
 
 /// A reminder or "due today" notice whose deadline has passed is pointless: the overdue notice
 /// says what matters. Such rows pile up when cpwatch was down; they are cancelled, not sent.
+/// The span of one message's lines: its outbox id, and the case or dispute it is about (never
+/// the recipient).
+fn message_span(row: &Claimed) -> tracing::Span {
+    let notice = row.notice.as_ref().ok();
+    let case = notice.and_then(|n| n.case.as_ref()).map(|c| c.to_string());
+    let dispute = notice
+        .and_then(|n| n.dispute.as_ref())
+        .map(|d| d.to_string());
+    tracing::info_span!("message", outbox_id = row.id, case, dispute)
+}
+
 fn stale(row: &Claimed, now: DateTime<Utc>) -> Option<String> {
     let n = row.notice.as_ref().ok()?;
     (n.kind.stale_after_deadline() && n.due <= now).then(|| {

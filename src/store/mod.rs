@@ -10,6 +10,7 @@ pub mod events;
 pub mod go_live;
 pub mod holidays;
 pub mod import;
+pub mod metrics;
 pub mod notices;
 pub mod outbox_admin;
 pub mod payload;
