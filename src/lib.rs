@@ -15,6 +15,7 @@ pub mod cli;
 pub mod daemon;
 pub mod dburl;
 pub mod demo;
+pub mod digest;
 pub mod domain;
 pub mod evaluate;
 pub mod health;

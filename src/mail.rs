@@ -1,6 +1,8 @@
 //! Turning a notice into a message for one recipient, and the channels that send it (an SMTP
 //! relay, driven phase by phase by `smtp`, or a folder of `.eml` files for the demo).
 
+pub mod digest;
+
 use crate::evaluate::{Kind, Notice};
 use crate::settings::{Security, Smtp};
 use crate::smtp::{self, Relay, Verdict};
@@ -193,6 +195,7 @@ fn kind_label(kind: Kind) -> &'static str {
         Kind::EscalationOutcome => "Disagreement outcome",
         Kind::DataQuality => "Case data to check",
         Kind::GoLiveSummary => "Already overdue when cpwatch started",
+        Kind::Digest => "Digest",
     }
 }
 

@@ -31,6 +31,7 @@ pub struct Settings {
     pub delivery: Delivery,
     pub schedule: Schedule,
     pub calendar: CalendarSettings,
+    pub digest: DigestSettings,
     /// Extra policy files beside the built-in ones (`policies.dir`).
     pub policy_dir: Option<PathBuf>,
     /// Every policy, loaded once from the shipped files and `policy_dir`.
@@ -120,6 +121,17 @@ pub struct CalendarSettings {
     pub holiday_refresh_hours: u64,
 }
 
+/// `[digest]`: the morning digest, and who receives it where a partnership does not say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestSettings {
+    pub enabled: bool,
+    pub time: NaiveTime,
+    /// E-mail addresses, lower-case.
+    pub people: Vec<String>,
+    /// Roles, as the mail names them (`social_worker`); `-` read as `_`.
+    pub roles: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Partnership {
     pub standards_policy: String,
@@ -135,6 +147,9 @@ pub struct Partnership {
     /// When the partnership went live with cpwatch: deadlines that lapsed before it are not
     /// mailed one by one but summarised once per team manager (`go_live`, RFC 3339).
     pub go_live: Option<chrono::DateTime<chrono::Utc>>,
+    /// Who receives the digest here (`digest_people` / `digest_roles`); None: `[digest]`'s.
+    pub digest_people: Option<Vec<String>>,
+    pub digest_roles: Option<Vec<String>>,
 }
 
 /// A configuration that cannot be used; lists every problem with its key.
@@ -153,6 +168,8 @@ struct Raw {
     delivery: Delivery,
     schedule: RawSchedule,
     calendar: RawCalendar,
+    #[serde(default)]
+    digest: RawDigest,
     #[serde(default)]
     policies: RawPolicies,
     #[serde(default)]
@@ -212,6 +229,28 @@ struct RawCalendar {
     holiday_refresh_hours: u64,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDigest {
+    enabled: bool,
+    time: String,
+    #[serde(default)]
+    people: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+impl Default for RawDigest {
+    fn default() -> Self {
+        RawDigest {
+            enabled: false,
+            time: "08:00".into(),
+            people: vec![],
+            roles: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawPolicies {
@@ -237,6 +276,10 @@ struct RawPartnership {
     la_codes: Vec<String>,
     #[serde(default)]
     go_live: Option<String>,
+    #[serde(default)]
+    digest_people: Option<Vec<String>>,
+    #[serde(default)]
+    digest_roles: Option<Vec<String>>,
 }
 
 /// The built-in defaults without their `[partnerships]` (a deployment's file names its own).
@@ -326,6 +369,7 @@ impl Settings {
         check_delivery(&raw.delivery, smtp.as_ref(), &mut p);
         let schedule = parse_schedule(raw.schedule, &mut p);
         let calendar = parse_calendar(raw.calendar, &mut p);
+        let digest = parse_digest(raw.digest, &mut p);
         let policy_dir = match raw.policies.dir {
             Some(d) if d.trim().is_empty() => {
                 p.push("policies.dir: empty; leave the key out for the built-in policies only");
@@ -341,7 +385,7 @@ impl Settings {
             }
         };
         let partnerships = parse_partnerships(raw.partnerships, catalogue.as_ref(), &mut p);
-        match (database, smtp, mail, schedule, calendar, catalogue) {
+        match (database, smtp, mail, schedule, calendar, catalogue, digest) {
             (
                 Some(database),
                 Some(smtp),
@@ -349,6 +393,7 @@ impl Settings {
                 Some(schedule),
                 Some(calendar),
                 Some(catalogue),
+                Some(digest),
             ) if p.0.is_empty() => Ok(Settings {
                 database,
                 smtp,
@@ -356,6 +401,7 @@ impl Settings {
                 delivery: raw.delivery,
                 schedule,
                 calendar,
+                digest,
                 policy_dir,
                 catalogue,
                 partnerships,
@@ -654,11 +700,46 @@ fn parse_partnerships(
                 closure_days,
                 la_codes: part.la_codes,
                 go_live,
+                digest_people: part
+                    .digest_people
+                    .map(|v| digest_people(&format!("partnerships.{name}.digest_people"), v, p)),
+                digest_roles: part.digest_roles.map(digest_roles),
             };
             out.insert(name, parsed);
         }
     }
     out
+}
+
+fn parse_digest(raw: RawDigest, p: &mut Problems) -> Option<DigestSettings> {
+    let time = parse_time("digest.time", &raw.time, p)?;
+    Some(DigestSettings {
+        enabled: raw.enabled,
+        time,
+        people: digest_people("digest.people", raw.people, p),
+        roles: digest_roles(raw.roles),
+    })
+}
+
+/// Addresses, lower-case; one that is not an e-mail address is a problem.
+fn digest_people(key: &str, people: Vec<String>, p: &mut Problems) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in people {
+        match Email::parse(a.trim()) {
+            Ok(e) => out.push(e.as_str().to_ascii_lowercase()),
+            Err(_) => p.push(format!("{key}: {a:?} is not an e-mail address")),
+        }
+    }
+    out
+}
+
+/// Roles as the mail names them: `social-worker` is `social_worker`.
+fn digest_roles(roles: Vec<String>) -> Vec<String> {
+    roles
+        .into_iter()
+        .map(|r| r.trim().to_ascii_lowercase().replace('-', "_"))
+        .filter(|r| !r.is_empty())
+        .collect()
 }
 
 fn check_policies(name: &str, part: &RawPartnership, cat: &Catalogue, p: &mut Problems) {
@@ -801,6 +882,7 @@ mod layers {
             "delivery" => v.try_deserialize::<Delivery>().map(drop),
             "schedule" => v.try_deserialize::<RawSchedule>().map(drop),
             "calendar" => v.try_deserialize::<RawCalendar>().map(drop),
+            "digest" => v.try_deserialize::<RawDigest>().map(drop),
             "policies" => v.try_deserialize::<RawPolicies>().map(drop),
             _ => Ok(()),
         };

@@ -203,7 +203,7 @@ impl<'a> Db<'a> {
     }
 
     /// One short synchronous database call from async code, without stalling the runtime.
-    fn call<T>(
+    pub(super) fn call<T>(
         &mut self,
         f: impl FnOnce(&mut PgConnection) -> Result<T, DbError>,
     ) -> anyhow::Result<T> {
@@ -282,6 +282,8 @@ impl Delivery<'_> {
             Some(open) => NonUrgent::Of(open),
             None => NonUrgent::Any,
         };
+        // The digests whose time has come, made before the claim so they go in this round.
+        db.call(|conn| super::digest::make_due(conn, self.runtime, now))?;
         let rows = db.call(|conn| {
             let (limit, lease) = (self.batch_size, self.lease_seconds);
             deliveries::claim(conn, due_by, non_urgent, limit, lease, &c.worker)
@@ -296,7 +298,8 @@ impl Delivery<'_> {
             if !self.ready_to_send(db, row, now, &mut report)? {
                 continue;
             }
-            let sent = self.send(row, now).await;
+            let digest = self.digest_items(db, row)?;
+            let sent = self.send(row, digest.as_deref(), now).await;
             if self.settle(db, row, sent, now, &mut report).await? == Flow::RelayDown {
                 report.deferred += self.release(db, &rows[i + 1..]);
                 break;
@@ -692,14 +695,22 @@ impl Delivery<'_> {
         }
     }
 
-    async fn send(&self, row: &Claimed, now: DateTime<Utc>) -> Result<(), MailError> {
+    async fn send(
+        &self,
+        row: &Claimed,
+        digest: Option<&[Notice]>,
+        now: DateTime<Utc>,
+    ) -> Result<(), MailError> {
         let n = row.notice.as_ref().map_err(|e| MailError::Unreadable {
             message: e.to_string(),
             permanent: e.is_permanent(),
         })?;
         let tz = self.runtime.tz_of(n.partnership.as_str());
         let copied = row.position == Position::Cc;
-        let rendered = self.renderer.render(n, &row.recipient, copied, now, tz)?;
+        let rendered = match digest {
+            Some(items) => mail::digest::render(n, items, &row.recipient, tz)?,
+            None => self.renderer.render(n, &row.recipient, copied, now, tz)?,
+        };
         let message =
             mail::build_message(&row.recipient, &row.message_id, self.from, &rendered, now)?;
         let about = match (&n.dispute, &n.case) {

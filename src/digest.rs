@@ -1,0 +1,223 @@
+//! Digests, the pure part: who receives one message each working morning instead of single
+//! reminders and "due today" notices, which morning's digest a delivery waits for, and a
+//! digest's items grouped by case. No clock reads and no I/O: the instant is always given.
+//!
+//! Only reminders and "due today" notices ever wait for a digest. Overdue notices, escalations,
+//! cause-for-concern letters, disagreement mail and anything urgent go at once, as before; and a
+//! notice whose deadline would pass before the next digest is not held either.
+
+use crate::calendar::Calendar;
+use crate::domain::{Email, PartnershipId};
+use crate::evaluate::{Kind, Notice, NoticeKey, Recipient};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use std::collections::BTreeSet;
+
+/// Who in one partnership receives a digest, and at what local time of each working morning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptIn {
+    pub time: NaiveTime,
+    /// E-mail addresses, lower-case.
+    pub people: BTreeSet<String>,
+    /// Roles as the mail names them (`social_worker`, `team_manager`, ...).
+    pub roles: BTreeSet<String>,
+}
+
+impl OptIn {
+    /// Whether this recipient has opted in, by address or by any role they are told as.
+    pub fn wants(&self, r: &Recipient) -> bool {
+        self.people.contains(&r.email.as_str().to_ascii_lowercase())
+            || r.role.split('+').any(|role| self.roles.contains(role))
+    }
+}
+
+/// The kinds that may wait for a digest.
+pub fn may_wait(kind: Kind) -> bool {
+    matches!(kind, Kind::Reminder | Kind::Due)
+}
+
+/// The first digest instant (`time` on a working day in the calendar's zone) strictly after
+/// `after`, and not on a day before `not_before`.
+pub fn next_digest(
+    cal: &Calendar,
+    time: NaiveTime,
+    after: DateTime<Utc>,
+    not_before: NaiveDate,
+) -> DateTime<Utc> {
+    let mut day = cal.local_date(after).max(not_before);
+    loop {
+        if cal.is_working_day(day) {
+            let at = cal.at_local(day, time);
+            if at > after {
+                return at;
+            }
+        }
+        day = cal.add_working_days(cal.working_day_on_or_after(day), 1);
+    }
+}
+
+/// One delivery to hold: notice `key` to `recipient`, until the digest at `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub key: String,
+    pub recipient: String,
+    pub until: DateTime<Utc>,
+}
+
+/// The deliveries of `notices` queued at `now` that wait for a digest: reminders and "due today"
+/// notices to people who opted in, each until the next digest after `now` (not before the
+/// working day it is to be sent), provided that digest comes before its deadline.
+pub fn holds(opt: &OptIn, cal: &Calendar, notices: &[Notice], now: DateTime<Utc>) -> Vec<Hold> {
+    let mut out = Vec::new();
+    for n in notices.iter().filter(|n| may_wait(n.kind) && !n.urgent) {
+        let until = next_digest(cal, opt.time, now, cal.local_date(n.send_after));
+        if until >= n.due {
+            continue;
+        }
+        for (r, _) in n.recipients().filter(|(r, _)| opt.wants(r)) {
+            out.push(Hold {
+                key: n.key.to_string(),
+                recipient: r.email.as_str().to_owned(),
+                until,
+            });
+        }
+    }
+    out
+}
+
+/// A digest's items: those whose deadline has passed by `now` are stale (the overdue notice
+/// says what matters) and are not carried; the rest are.
+pub fn split_stale<T>(items: Vec<(T, Notice)>, now: DateTime<Utc>) -> (Vec<(T, Notice)>, Vec<T>) {
+    let mut fresh = Vec::new();
+    let mut stale = Vec::new();
+    for (id, n) in items {
+        if n.due <= now {
+            stale.push(id);
+        } else {
+            fresh.push((id, n));
+        }
+    }
+    (fresh, stale)
+}
+
+/// Items grouped by case (in case order; within a case, by deadline then rule). Items about no
+/// case are grouped under "-".
+pub fn by_case(items: &[Notice]) -> Vec<(String, Vec<&Notice>)> {
+    let mut sorted: Vec<&Notice> = items.iter().collect();
+    let case_of = |n: &Notice| n.case.as_ref().map_or("-".to_owned(), |c| c.to_string());
+    sorted.sort_by(|a, b| {
+        (case_of(a), a.due, &a.rule, &a.key).cmp(&(case_of(b), b.due, &b.rule, &b.key))
+    });
+    let mut out: Vec<(String, Vec<&Notice>)> = Vec::new();
+    for n in sorted {
+        let case = case_of(n);
+        match out.last_mut() {
+            Some((c, list)) if *c == case => list.push(n),
+            _ => out.push((case, vec![n])),
+        }
+    }
+    out
+}
+
+/// The digest notice to `to` of the working morning `date`, made at `at`: one recipient, told
+/// as the role(s) the items reached them as. Its items are not part of it: the deliveries it
+/// carries point at it (`deliveries.digest_id`).
+pub fn notice(
+    partnership: &PartnershipId,
+    to: &Email,
+    role: &str,
+    date: NaiveDate,
+    at: DateTime<Utc>,
+    count: usize,
+) -> Notice {
+    Notice {
+        key: NoticeKey::digest(partnership, date, to.as_str()),
+        kind: Kind::Digest,
+        rule: "digest".into(),
+        standard: None,
+        title: format!("{count} reminder(s) and due-today notice(s)"),
+        action: "See each case below.".into(),
+        partnership: partnership.clone(),
+        case: None,
+        dispute: None,
+        occurrence: date.format("%Y-%m-%d").to_string(),
+        step: "digest".into(),
+        letter: None,
+        due: at,
+        trigger_at: at,
+        send_after: at,
+        urgent: false,
+        to: vec![Recipient {
+            email: to.clone(),
+            person: None,
+            name: None,
+            role: role.to_owned(),
+        }],
+        cc: vec![],
+    }
+}
+
+/// The role(s) `email` was told as across these items, joined with `+`, or "recipient".
+pub fn role_of(email: &str, items: &[Notice]) -> String {
+    let mut roles: Vec<String> = Vec::new();
+    for n in items {
+        for (r, _) in n.recipients().filter(|(r, _)| r.email.as_str() == email) {
+            for role in r.role.split('+') {
+                if !roles.iter().any(|x| x == role) {
+                    roles.push(role.to_owned());
+                }
+            }
+        }
+    }
+    if roles.is_empty() {
+        "recipient".into()
+    } else {
+        roles.join("+")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn cal() -> Calendar {
+        let good_friday = NaiveDate::from_ymd_opt(2026, 4, 3).unwrap();
+        Calendar::new(
+            chrono_tz::Europe::London,
+            NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            NaiveTime::from_hms_opt(17, 0, 0).unwrap(),
+            vec![good_friday],
+        )
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_next_digest_is_a_working_morning_strictly_after_the_instant() {
+        let eight = NaiveTime::from_hms_opt(8, 0, 0).unwrap();
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let c = cal();
+        // Tuesday 09:00 GMT → Wednesday 08:00.
+        let t = at("2026-03-03T09:00:00Z");
+        assert_eq!(next_digest(&c, eight, t, day("2026-03-03")), at("2026-03-04T08:00:00Z"));
+        // Tuesday 07:00 → that morning.
+        let t = at("2026-03-03T07:00:00Z");
+        assert_eq!(next_digest(&c, eight, t, day("2026-03-03")), at("2026-03-03T08:00:00Z"));
+        // At 08:00 exactly: not that digest (it may be made already), the next.
+        let t = at("2026-03-03T08:00:00Z");
+        assert_eq!(next_digest(&c, eight, t, day("2026-03-03")), at("2026-03-04T08:00:00Z"));
+        // Thursday 2 April (BST) afternoon → Good Friday and the weekend skipped → Monday 6
+        // April 08:00 BST.
+        let t = at("2026-04-02T14:00:00Z");
+        assert_eq!(next_digest(&c, eight, t, day("2026-04-02")), at("2026-04-06T07:00:00Z"));
+        // Not before the day it is to be sent.
+        let t = at("2026-03-03T07:00:00Z");
+        assert_eq!(next_digest(&c, eight, t, day("2026-03-05")), at("2026-03-05T08:00:00Z"));
+        assert_eq!(
+            Utc.with_ymd_and_hms(2026, 3, 5, 8, 0, 0).unwrap(),
+            next_digest(&c, eight, t, day("2026-03-05"))
+        );
+    }
+}
