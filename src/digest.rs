@@ -35,24 +35,34 @@ pub fn may_wait(kind: Kind) -> bool {
     matches!(kind, Kind::Reminder | Kind::Due)
 }
 
-/// The first digest instant (`time` on a working day in the calendar's zone) strictly after
-/// `after`, and not on a day before `not_before`.
+/// The first digest instant (`time` on a working day in the calendar's zone) at or after
+/// `from`, and not on a day before `not_before`. At or after: what the pass of the digest's own
+/// instant queues (a "due today" notice at opening time) goes in that digest, which is made only
+/// once that pass has run (`ready_by`).
 pub fn next_digest(
     cal: &Calendar,
     time: NaiveTime,
-    after: DateTime<Utc>,
+    from: DateTime<Utc>,
     not_before: NaiveDate,
 ) -> DateTime<Utc> {
-    let mut day = cal.local_date(after).max(not_before);
+    let mut day = cal.local_date(from).max(not_before);
     loop {
         if cal.is_working_day(day) {
             let at = cal.at_local(day, time);
-            if at > after {
+            if at >= from {
                 return at;
             }
         }
         day = cal.add_working_days(cal.working_day_on_or_after(day), 1);
     }
+}
+
+/// How far digests may be made at `now`: up to the instant of the last evaluation pass that
+/// ran (so the pass of the digest's own instant has queued what it carries), and never more than
+/// an hour behind `now` (no pass is running: the digests still go).
+pub fn ready_by(now: DateTime<Utc>, last_pass: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    let waited = now - chrono::Duration::hours(1);
+    last_pass.map_or(waited, |p| p.min(now).max(waited))
 }
 
 /// One delivery to hold: notice `key` to `recipient`, until the digest at `until`.
@@ -64,7 +74,7 @@ pub struct Hold {
 }
 
 /// The deliveries of `notices` queued at `now` that wait for a digest: reminders and "due today"
-/// notices to people who opted in, each until the next digest after `now` (not before the
+/// notices to people who opted in, each until the next digest from `now` (not before the
 /// working day it is to be sent), provided that digest comes before its deadline.
 pub fn holds(opt: &OptIn, cal: &Calendar, notices: &[Notice], now: DateTime<Utc>) -> Vec<Hold> {
     let mut out = Vec::new();
@@ -195,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn the_next_digest_is_a_working_morning_strictly_after_the_instant() {
+    fn the_next_digest_is_a_working_morning_at_or_after_the_instant() {
         let eight = NaiveTime::from_hms_opt(8, 0, 0).unwrap();
         let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let c = cal();
@@ -205,8 +215,10 @@ mod tests {
         // Tuesday 07:00 → that morning.
         let t = at("2026-03-03T07:00:00Z");
         assert_eq!(next_digest(&c, eight, t, day("2026-03-03")), at("2026-03-03T08:00:00Z"));
-        // At 08:00 exactly: not that digest (it may be made already), the next.
+        // At 08:00 exactly: that digest (made once the 08:00 pass has run).
         let t = at("2026-03-03T08:00:00Z");
+        assert_eq!(next_digest(&c, eight, t, day("2026-03-03")), at("2026-03-03T08:00:00Z"));
+        let t = at("2026-03-03T08:00:01Z");
         assert_eq!(next_digest(&c, eight, t, day("2026-03-03")), at("2026-03-04T08:00:00Z"));
         // Thursday 2 April (BST) afternoon → Good Friday and the weekend skipped → Monday 6
         // April 08:00 BST.
@@ -219,5 +231,14 @@ mod tests {
             Utc.with_ymd_and_hms(2026, 3, 5, 8, 0, 0).unwrap(),
             next_digest(&c, eight, t, day("2026-03-05"))
         );
+    }
+
+    #[test]
+    fn digests_wait_for_the_pass_of_their_instant_but_not_more_than_an_hour() {
+        let now = at("2026-03-03T09:00:30Z");
+        assert_eq!(ready_by(now, Some(at("2026-03-03T09:00:00Z"))), at("2026-03-03T09:00:00Z"));
+        assert_eq!(ready_by(now, Some(at("2026-03-03T08:00:00Z"))), at("2026-03-03T08:00:30Z"));
+        assert_eq!(ready_by(now, Some(at("2026-03-04T09:00:00Z"))), now);
+        assert_eq!(ready_by(now, None), at("2026-03-03T08:00:30Z"));
     }
 }

@@ -244,7 +244,7 @@ impl Default for RawDigest {
     fn default() -> Self {
         RawDigest {
             enabled: false,
-            time: "08:00".into(),
+            time: "09:00".into(),
             people: vec![],
             roles: vec![],
         }
@@ -712,11 +712,12 @@ fn parse_partnerships(
 }
 
 fn parse_digest(raw: RawDigest, p: &mut Problems) -> Option<DigestSettings> {
+    let people = digest_people("digest.people", raw.people, p);
     let time = parse_time("digest.time", &raw.time, p)?;
     Some(DigestSettings {
         enabled: raw.enabled,
         time,
-        people: digest_people("digest.people", raw.people, p),
+        people,
         roles: digest_roles(raw.roles),
     })
 }

@@ -78,7 +78,8 @@ impl DigestReport {
     }
 }
 
-/// Make every digest whose time has come by `now`, one person per transaction.
+/// Make every digest whose time has come by `now` (and whose pass has run: `digest::ready_by`),
+/// one person per transaction.
 pub fn make_due(
     conn: &mut PgConnection,
     runtime: &Runtime,
@@ -92,8 +93,11 @@ pub fn make_due(
         .map(|(name, _)| name.clone())
         .collect();
     report.released += digests::release_partnerships(conn, &off)?;
-    for (partnership, recipient) in digests::due(conn, now)? {
-        let one = conn.transaction(|conn| make_one(conn, runtime, &partnership, &recipient, now))?;
+    let ready = digest::ready_by(now, digests::last_pass_instant(conn)?);
+    for (partnership, recipient) in digests::due(conn, ready)? {
+        let one = conn.transaction(|conn| {
+            make_one(conn, runtime, (&partnership, &recipient), (ready, now))
+        })?;
         report.add(one);
         if one.digests > 0 {
             fault_after_digest();
@@ -116,14 +120,13 @@ pub fn make_due(
 fn make_one(
     conn: &mut PgConnection,
     runtime: &Runtime,
-    partnership: &str,
-    recipient: &str,
-    now: DateTime<Utc>,
+    (partnership, recipient): (&str, &str),
+    (ready, now): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<DigestReport, DbError> {
     let mut report = DigestReport::default();
     let mut readable = Vec::new();
     let mut loose = Vec::new();
-    for h in digests::take(conn, partnership, recipient, now)? {
+    for h in digests::take(conn, partnership, recipient, ready)? {
         match h.notice.read() {
             Ok(n) => readable.push((h.id, n)),
             Err(_) => loose.push(h.id),

@@ -34,6 +34,25 @@ pub fn hold(conn: &mut PgConnection, holds: &[Hold]) -> Result<usize, DbError> {
     .execute(conn)
 }
 
+/// The instant of the latest evaluation pass recorded in the last two days (its audit row's
+/// subject), if any.
+pub fn last_pass_instant(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>, DbError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+        subject: Option<String>,
+    }
+    let r: Row = diesel::sql_query(
+        "SELECT max(subject) AS subject FROM audit_log \
+         WHERE action = 'evaluation_pass' AND at > now() - interval '2 days'",
+    )
+    .get_result(conn)?;
+    Ok(r
+        .subject
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc)))
+}
+
 /// The (partnership, recipient) pairs with held deliveries whose digest time has come by `now`.
 pub fn due(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<(String, String)>, DbError> {
     #[derive(QueryableByName)]
