@@ -65,6 +65,10 @@ pub fn ready_by(now: DateTime<Utc>, last_pass: Option<DateTime<Utc>>) -> DateTim
     last_pass.map_or(waited, |p| p.min(now).max(waited))
 }
 
+/// A pass a little after a digest's instant (the daemon's hourly pass reads the clock just after
+/// the hour) still counts as that digest's pass: what it queues goes in that digest.
+pub const PASS_GRACE: chrono::Duration = chrono::Duration::minutes(5);
+
 /// One delivery to hold: notice `key` to `recipient`, until the digest at `until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
@@ -74,12 +78,17 @@ pub struct Hold {
 }
 
 /// The deliveries of `notices` queued at `now` that wait for a digest: reminders and "due today"
-/// notices to people who opted in, each until the next digest from `now` (not before the
-/// working day it is to be sent), provided that digest comes before its deadline.
+/// notices to people who opted in, each until the next digest from `now` (less `PASS_GRACE`; not
+/// before the working day it is to be sent), provided that digest comes before its deadline.
 pub fn holds(opt: &OptIn, cal: &Calendar, notices: &[Notice], now: DateTime<Utc>) -> Vec<Hold> {
     let mut out = Vec::new();
     for n in notices.iter().filter(|n| may_wait(n.kind) && !n.urgent) {
-        let until = next_digest(cal, opt.time, now, cal.local_date(n.send_after));
+        let until = next_digest(
+            cal,
+            opt.time,
+            now - PASS_GRACE,
+            cal.local_date(n.send_after),
+        );
         if until >= n.due {
             continue;
         }
@@ -211,22 +220,40 @@ mod tests {
         let c = cal();
         // Tuesday 09:00 GMT → Wednesday 08:00.
         let t = at("2026-03-03T09:00:00Z");
-        assert_eq!(next_digest(&c, eight, t, day("2026-03-03")), at("2026-03-04T08:00:00Z"));
+        assert_eq!(
+            next_digest(&c, eight, t, day("2026-03-03")),
+            at("2026-03-04T08:00:00Z")
+        );
         // Tuesday 07:00 → that morning.
         let t = at("2026-03-03T07:00:00Z");
-        assert_eq!(next_digest(&c, eight, t, day("2026-03-03")), at("2026-03-03T08:00:00Z"));
+        assert_eq!(
+            next_digest(&c, eight, t, day("2026-03-03")),
+            at("2026-03-03T08:00:00Z")
+        );
         // At 08:00 exactly: that digest (made once the 08:00 pass has run).
         let t = at("2026-03-03T08:00:00Z");
-        assert_eq!(next_digest(&c, eight, t, day("2026-03-03")), at("2026-03-03T08:00:00Z"));
+        assert_eq!(
+            next_digest(&c, eight, t, day("2026-03-03")),
+            at("2026-03-03T08:00:00Z")
+        );
         let t = at("2026-03-03T08:00:01Z");
-        assert_eq!(next_digest(&c, eight, t, day("2026-03-03")), at("2026-03-04T08:00:00Z"));
+        assert_eq!(
+            next_digest(&c, eight, t, day("2026-03-03")),
+            at("2026-03-04T08:00:00Z")
+        );
         // Thursday 2 April (BST) afternoon → Good Friday and the weekend skipped → Monday 6
         // April 08:00 BST.
         let t = at("2026-04-02T14:00:00Z");
-        assert_eq!(next_digest(&c, eight, t, day("2026-04-02")), at("2026-04-06T07:00:00Z"));
+        assert_eq!(
+            next_digest(&c, eight, t, day("2026-04-02")),
+            at("2026-04-06T07:00:00Z")
+        );
         // Not before the day it is to be sent.
         let t = at("2026-03-03T07:00:00Z");
-        assert_eq!(next_digest(&c, eight, t, day("2026-03-05")), at("2026-03-05T08:00:00Z"));
+        assert_eq!(
+            next_digest(&c, eight, t, day("2026-03-05")),
+            at("2026-03-05T08:00:00Z")
+        );
         assert_eq!(
             Utc.with_ymd_and_hms(2026, 3, 5, 8, 0, 0).unwrap(),
             next_digest(&c, eight, t, day("2026-03-05"))
@@ -236,8 +263,14 @@ mod tests {
     #[test]
     fn digests_wait_for_the_pass_of_their_instant_but_not_more_than_an_hour() {
         let now = at("2026-03-03T09:00:30Z");
-        assert_eq!(ready_by(now, Some(at("2026-03-03T09:00:00Z"))), at("2026-03-03T09:00:00Z"));
-        assert_eq!(ready_by(now, Some(at("2026-03-03T08:00:00Z"))), at("2026-03-03T08:00:30Z"));
+        assert_eq!(
+            ready_by(now, Some(at("2026-03-03T09:00:00Z"))),
+            at("2026-03-03T09:00:00Z")
+        );
+        assert_eq!(
+            ready_by(now, Some(at("2026-03-03T08:00:00Z"))),
+            at("2026-03-03T08:00:30Z")
+        );
         assert_eq!(ready_by(now, Some(at("2026-03-04T09:00:00Z"))), now);
         assert_eq!(ready_by(now, None), at("2026-03-03T08:00:30Z"));
     }

@@ -88,7 +88,11 @@ fn slip(rng: &mut Rng, late_by: (i64, i64)) -> i64 {
 fn plan_events(rng: &mut Rng, icpc: i64, days: i64, case: usize) -> Vec<Value> {
     let d0 = icpc - 14;
     let mut out = vec![
-        ev("strategy_discussion_held", on(d0, 10), json!({"s47_initiated": true})),
+        ev(
+            "strategy_discussion_held",
+            on(d0, 10),
+            json!({"s47_initiated": true}),
+        ),
         ev("strategy_decisions_recorded", on(d0, 16), json!({})),
         ev("strategy_minutes_circulated", on(d0 + 1, 12), json!({})),
         ev("icpc_held", on(icpc, 10), json!({"outcome": "plan"})),
@@ -114,7 +118,11 @@ fn plan_events(rng: &mut Rng, icpc: i64, days: i64, case: usize) -> Vec<Value> {
     while core < days {
         out.push(ev("core_group_held", on(core, 11), json!({})));
         let minutes = core + 3 + slip(rng, (4, 8));
-        out.push(ev("core_group_minutes_circulated", on(minutes, 16), json!({})));
+        out.push(ev(
+            "core_group_minutes_circulated",
+            on(minutes, 16),
+            json!({}),
+        ));
         core += rng.between(24, 28) + slip(rng, (2, 6));
     }
     let mut review = icpc + 85;
@@ -125,8 +133,16 @@ fn plan_events(rng: &mut Rng, icpc: i64, days: i64, case: usize) -> Vec<Value> {
         out.push(json!({"kind": "rcpc_scheduled", "at": at.to_rfc3339(),
                         "recorded_at": (at - Duration::days(28)).to_rfc3339(), "meeting": meeting}));
         let report = review - 6 - slip(rng, (-3, -1));
-        out.push(ev("report_received", on(report, 12), json!({"meeting": meeting, "agency": "ksc"})));
-        out.push(ev("rcpc_held", at, json!({"outcome": "continue", "meeting": meeting})));
+        out.push(ev(
+            "report_received",
+            on(report, 12),
+            json!({"meeting": meeting, "agency": "ksc"}),
+        ));
+        out.push(ev(
+            "rcpc_held",
+            at,
+            json!({"outcome": "continue", "meeting": meeting}),
+        ));
         review += 180;
         n += 1;
     }
@@ -142,9 +158,21 @@ fn new_case_events(rng: &mut Rng, d0: i64, days: i64, case: usize) -> Vec<Value>
     let mut out = vec![
         json!({"kind": "icpc_scheduled", "at": at.to_rfc3339(),
                "recorded_at": on(d0 + 2, 10).to_rfc3339(), "meeting": meeting}),
-        ev("single_assessment_sent", on(icpc - 5 + slip(rng, (3, 4)), 12), json!({"meeting": meeting})),
-        ev("single_assessment_shared", on(icpc - 2, 12), json!({"meeting": meeting})),
-        ev("chair_met_family", on(icpc - 1, 12), json!({"meeting": meeting})),
+        ev(
+            "single_assessment_sent",
+            on(icpc - 5 + slip(rng, (3, 4)), 12),
+            json!({"meeting": meeting}),
+        ),
+        ev(
+            "single_assessment_shared",
+            on(icpc - 2, 12),
+            json!({"meeting": meeting}),
+        ),
+        ev(
+            "chair_met_family",
+            on(icpc - 1, 12),
+            json!({"meeting": meeting}),
+        ),
     ];
     out.extend(plan_events(rng, icpc, days, case));
     out
@@ -186,7 +214,9 @@ fn caseload(teams: usize, days: i64) -> (String, BTreeMap<String, &'static str>)
                 };
                 let roles = json!({"social_worker": sw, "team_manager": tm, "senior_manager": "sm",
                                    "conference_chair": format!("ch{}", (t + k) % 2)});
-                cases.push(json!({"ref": format!("KN-{:04}", n + 1), "roles": roles, "events": events}));
+                cases.push(
+                    json!({"ref": format!("KN-{:04}", n + 1), "roles": roles, "events": events}),
+                );
             }
         }
     }
@@ -212,15 +242,23 @@ fn simulate(digests: bool, teams: usize, days: i64) -> (PerDay, BTreeMap<String,
     cpwatch::store::go_live::set(&mut conn, "knowsley", start()).unwrap();
     let mut settings = Settings::defaults_with_database(&db.url).unwrap();
     settings.digest.enabled = digests;
-    settings.digest.roles = ["social_worker", "team_manager", "conference_chair", "senior_manager"]
-        .map(String::from)
-        .to_vec();
+    settings.digest.roles = [
+        "social_worker",
+        "team_manager",
+        "conference_chair",
+        "senior_manager",
+    ]
+    .map(String::from)
+    .to_vec();
     let runtime = Runtime::load(&settings, &mut conn);
     let tz = runtime.tz_of("knowsley");
     let out = tempfile::tempdir().unwrap();
     let channel = Channel::files(out.path());
     let renderer = Renderer::new(false);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut per_day = PerDay::new();
     let mut per_kind = BTreeMap::new();
     rt.block_on(async {
@@ -238,7 +276,13 @@ fn simulate(digests: bool, teams: usize, days: i64) -> (PerDay, BTreeMap<String,
         let mut seen = HashSet::new();
         for hour in 0..days * 24 {
             let now = start() + Duration::hours(hour);
-            let pass = EvaluationPass { runtime: &runtime, now, mode: Mode::Write, full: false, batch_size: 500 };
+            let pass = EvaluationPass {
+                runtime: &runtime,
+                now,
+                mode: Mode::Write,
+                full: false,
+                batch_size: 500,
+            };
             tokio::task::block_in_place(|| pass.run(&mut conn, &mut |_| {})).unwrap();
             while delivery.run_once(&mut conn, now).await.unwrap().handled() > 0 {}
             for line in cpwatch::store::deliveries::sent(&mut conn).unwrap() {
@@ -258,14 +302,23 @@ fn simulate(digests: bool, teams: usize, days: i64) -> (PerDay, BTreeMap<String,
 #[test]
 #[ignore = "a 2 × 90-day simulation; run with --ignored --nocapture"]
 fn messages_per_person_per_working_day_with_digests_off_and_on() {
-    let teams: usize = std::env::var("CPWATCH_VOLUME_TEAMS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
-    let days: i64 = std::env::var("CPWATCH_VOLUME_DAYS").ok().and_then(|v| v.parse().ok()).unwrap_or(90);
+    let teams: usize = std::env::var("CPWATCH_VOLUME_TEAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let days: i64 = std::env::var("CPWATCH_VOLUME_DAYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(90);
     let (file, kinds) = caseload(teams, days);
     if let Ok(path) = std::env::var("CPWATCH_VOLUME_DUMP") {
         std::fs::write(path, &file).unwrap();
     }
     let settings = Settings::defaults_with_database("postgres://localhost/x").unwrap();
-    let cal = settings.calendar_for(&settings.partnerships["knowsley"], &cpwatch::calendar::BankHolidays::snapshot());
+    let cal = settings.calendar_for(
+        &settings.partnerships["knowsley"],
+        &cpwatch::calendar::BankHolidays::snapshot(),
+    );
     let first = start().date_naive();
     let working: Vec<chrono::NaiveDate> = (0..days)
         .map(|d| first + Duration::days(d))
@@ -280,33 +333,72 @@ fn messages_per_person_per_working_day_with_digests_off_and_on() {
         working.len(),
         t.elapsed().as_secs_f64()
     );
-    println!("{:<18} {:>6} | {:>9} {:>9} | {:>9} {:>9}", "person", "people", "off mean", "off max", "on mean", "on max");
+    println!(
+        "{:<18} {:>6} | {:>9} {:>9} | {:>9} {:>9}",
+        "person", "people", "off mean", "off max", "on mean", "on max"
+    );
     let mut totals = (0usize, 0usize);
-    for kind in ["social worker", "team manager", "conference chair", "senior manager", "other"] {
-        let who: Vec<&String> = kinds.iter().filter(|(_, k)| **k == kind).map(|(e, _)| e).collect();
+    for kind in [
+        "social worker",
+        "team manager",
+        "conference chair",
+        "senior manager",
+        "other",
+    ] {
+        let who: Vec<&String> = kinds
+            .iter()
+            .filter(|(_, k)| **k == kind)
+            .map(|(e, _)| e)
+            .collect();
         let figures = |m: &HashMap<(String, chrono::NaiveDate), usize>| {
-            let cell = |e: &String, d: &chrono::NaiveDate| m.get(&(e.clone(), *d)).copied().unwrap_or(0);
-            let total: usize = who.iter().flat_map(|e| working.iter().map(|d| cell(e, d))).sum();
-            let max = who.iter().flat_map(|e| working.iter().map(|d| cell(e, d))).max().unwrap_or(0);
-            (total, total as f64 / (who.len() * working.len()).max(1) as f64, max)
+            let cell =
+                |e: &String, d: &chrono::NaiveDate| m.get(&(e.clone(), *d)).copied().unwrap_or(0);
+            let total: usize = who
+                .iter()
+                .flat_map(|e| working.iter().map(|d| cell(e, d)))
+                .sum();
+            let max = who
+                .iter()
+                .flat_map(|e| working.iter().map(|d| cell(e, d)))
+                .max()
+                .unwrap_or(0);
+            (
+                total,
+                total as f64 / (who.len() * working.len()).max(1) as f64,
+                max,
+            )
         };
         let (t_off, mean_off, max_off) = figures(&off);
         let (t_on, mean_on, max_on) = figures(&on);
         totals.0 += t_off;
         totals.1 += t_on;
-        println!("{kind:<18} {:>6} | {mean_off:>9.2} {max_off:>9} | {mean_on:>9.2} {max_on:>9}", who.len());
+        println!(
+            "{kind:<18} {:>6} | {mean_off:>9.2} {max_off:>9} | {mean_on:>9.2} {max_on:>9}",
+            who.len()
+        );
     }
     let weekend = |m: &HashMap<(String, chrono::NaiveDate), usize>| {
-        m.iter().filter(|((_, d), _)| !cal.is_working_day(*d)).map(|(_, n)| n).sum::<usize>()
+        m.iter()
+            .filter(|((_, d), _)| !cal.is_working_day(*d))
+            .map(|(_, n)| n)
+            .sum::<usize>()
     };
     println!(
         "messages on working days: {} off, {} on; on other days (urgent only): {} off, {} on",
-        totals.0, totals.1, weekend(&off), weekend(&on)
+        totals.0,
+        totals.1,
+        weekend(&off),
+        weekend(&on)
     );
-    let all: std::collections::BTreeSet<&String> = off_kinds.keys().chain(on_kinds.keys()).collect();
+    let all: std::collections::BTreeSet<&String> =
+        off_kinds.keys().chain(on_kinds.keys()).collect();
     for kind in all {
         let n = |m: &BTreeMap<String, usize>| m.get(kind).copied().unwrap_or(0);
-        println!("  {kind:<22} {:>6} off {:>6} on", n(&off_kinds), n(&on_kinds));
+        println!(
+            "  {kind:<22} {:>6} off {:>6} on",
+            n(&off_kinds),
+            n(&on_kinds)
+        );
     }
     assert!(totals.0 > 0, "the caseload produces mail");
     assert!(totals.1 < totals.0, "digests mean fewer messages");

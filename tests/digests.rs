@@ -19,9 +19,7 @@ fn cases() -> String {
         {"id": "p-sw2", "name": "B Worker", "email": "sw2@ksc.example.org", "agency": "ksc", "manager": "p-tm1"}
     ));
     let icpc = json!([{"kind": "icpc_held", "at": "2026-03-02T10:00:00Z", "outcome": "plan"}]);
-    let roles = |sw: &str| {
-        json!({"social_worker": sw, "team_manager": "p-tm1", "conference_chair": "p-ch1", "senior_manager": "p-sm1"})
-    };
+    let roles = |sw: &str| json!({"social_worker": sw, "team_manager": "p-tm1", "conference_chair": "p-ch1", "senior_manager": "p-sm1"});
     f["cases"] = json!([
         {"ref": "KN-0002", "roles": roles("p-sw1"), "events": icpc},
         {"ref": "KN-0001", "roles": roles("p-sw1"), "events": icpc},
@@ -153,7 +151,10 @@ fn a_digest_recipient_gets_one_message_grouped_by_case_others_as_before_overdue_
     s.deliver(THU_MORNING);
     s.deliver("2026-03-05T12:00:00Z");
     assert_eq!((s.to(SW1).len(), s.to(SW2).len()), (1, 2), "nothing more");
-    assert!(s.smtp.message_id_counts().values().all(|&n| n == 1), "nothing sent twice");
+    assert!(
+        s.smtp.message_id_counts().values().all(|&n| n == 1),
+        "nothing sent twice"
+    );
 
     // Friday: the overdue notices are not held for a digest, and no digest is made.
     s.evaluate(FRI_MORNING);
@@ -164,8 +165,14 @@ fn a_digest_recipient_gets_one_message_grouped_by_case_others_as_before_overdue_
     s.deliver(FRI_MORNING);
     let friday: Vec<String> = subjects(&s.to(SW1)).into_iter().skip(1).collect();
     assert_eq!(friday.len(), 2, "{friday:?}");
-    assert!(friday.iter().all(|x| x.starts_with("Overdue: ")), "{friday:?}");
-    assert_eq!(s.db.count("SELECT count(*) AS n FROM notices WHERE kind = 'digest'"), 1);
+    assert!(
+        friday.iter().all(|x| x.starts_with("Overdue: ")),
+        "{friday:?}"
+    );
+    assert_eq!(
+        s.db.count("SELECT count(*) AS n FROM notices WHERE kind = 'digest'"),
+        1
+    );
 }
 
 #[test]
@@ -188,7 +195,10 @@ fn a_digest_by_role_and_a_held_reminder_gone_stale_is_cancelled_not_sent() {
         3
     );
     assert!(s.to(SW1).is_empty() && s.to(SW2).is_empty());
-    assert_eq!(s.db.count("SELECT count(*) AS n FROM notices WHERE kind = 'digest'"), 0);
+    assert_eq!(
+        s.db.count("SELECT count(*) AS n FROM notices WHERE kind = 'digest'"),
+        0
+    );
 }
 
 #[test]
@@ -196,12 +206,11 @@ fn a_crash_between_making_the_digest_and_sending_it_sends_it_once_with_every_ite
     let s = Setup::new("enabled = true\npeople = [\"sw1@ksc.example.org\"]");
     s.evaluate(WED_CLOSE);
     s.evaluate(THU_MORNING);
-    let crashed = s
-        .cp
-        .command(&s.args(&["deliver", "--once", "--at", THU_MORNING]))
-        .env(cpwatch::jobs::digest::FAULT_ABORT_AFTER_DIGEST, "1")
-        .output()
-        .unwrap();
+    let crashed =
+        s.cp.command(&s.args(&["deliver", "--once", "--at", THU_MORNING]))
+            .env(cpwatch::jobs::digest::FAULT_ABORT_AFTER_DIGEST, "1")
+            .output()
+            .unwrap();
     assert!(!crashed.status.success(), "the fault point aborts");
     assert!(s.to(SW1).is_empty(), "made, not sent");
     assert_eq!(
@@ -236,7 +245,10 @@ fn two_delivery_processes_at_the_digest_time_make_and_send_one_digest() {
     assert_eq!(sw1.len(), 1, "{:?}", subjects(&sw1));
     assert_thursday_digest(&sw1[0]);
     assert_eq!(s.to(SW2).len(), 2);
-    assert_eq!(s.db.count("SELECT count(*) AS n FROM notices WHERE kind = 'digest'"), 1);
+    assert_eq!(
+        s.db.count("SELECT count(*) AS n FROM notices WHERE kind = 'digest'"),
+        1
+    );
     assert!(s.smtp.message_id_counts().values().all(|&n| n == 1));
 }
 
@@ -251,6 +263,12 @@ fn check_names_a_bad_digest_time_and_address() {
     let out = s.cp.run(&s.args(&["check"]));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("digest.time: \"8am\" is not a time of day (HH:MM)"), "{err}");
-    assert!(err.contains("digest.people: \"not an address\" is not an e-mail address"), "{err}");
+    assert!(
+        err.contains("digest.time: \"8am\" is not a time of day (HH:MM)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("digest.people: \"not an address\" is not an e-mail address"),
+        "{err}"
+    );
 }

@@ -47,8 +47,7 @@ pub fn last_pass_instant(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>
          WHERE action = 'evaluation_pass' AND at > now() - interval '2 days'",
     )
     .get_result(conn)?;
-    Ok(r
-        .subject
+    Ok(r.subject
         .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
         .map(|t| t.with_timezone(&Utc)))
 }
@@ -94,10 +93,12 @@ pub fn take(
     recipient: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<Held>, DbError> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('cpwatch-digest/' || $1 || '/' || $2, 0))")
-        .bind::<Text, _>(partnership)
-        .bind::<Text, _>(recipient)
-        .execute(conn)?;
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('cpwatch-digest/' || $1 || '/' || $2, 0))",
+    )
+    .bind::<Text, _>(partnership)
+    .bind::<Text, _>(recipient)
+    .execute(conn)?;
     diesel::sql_query(
         "SELECT d.id, n.key, n.partnership_id, n.kind, n.rule, n.case_ref, n.dispute_ref, \
                 n.occurrence, n.step, n.due_at, n.trigger_at, n.send_after, n.urgent, n.payload \
@@ -125,9 +126,11 @@ pub fn notice_id(conn: &mut PgConnection, key: &str) -> Result<Option<i64>, DbEr
 /// The digest's own delivery goes at its digest time whatever the working hours (the person
 /// asked for it then): it is claimed like urgent mail.
 pub fn send_at_digest_time(conn: &mut PgConnection, digest_id: i64) -> Result<usize, DbError> {
-    diesel::sql_query("UPDATE deliveries SET urgent = true WHERE notice_id = $1 AND status = 'pending'")
-        .bind::<Int8, _>(digest_id)
-        .execute(conn)
+    diesel::sql_query(
+        "UPDATE deliveries SET urgent = true WHERE notice_id = $1 AND status = 'pending'",
+    )
+    .bind::<Int8, _>(digest_id)
+    .execute(conn)
 }
 
 /// Mark deliveries as carried by the digest `digest_id`: sent by it, never on their own.
