@@ -187,7 +187,7 @@ fn caseload(teams: usize, days: i64) -> (String, BTreeMap<String, &'static str>)
     ];
     let mut kinds = BTreeMap::from([
         ("sm@ksc.example.org".to_owned(), "senior manager"),
-        ("sqa@ksc.example.org".to_owned(), "other"),
+        ("sqa@ksc.example.org".to_owned(), "safeguarding lead"),
     ]);
     for c in 0..2 {
         let email = format!("chair{c}@ksc.example.org");
