@@ -343,7 +343,7 @@ fn messages_per_person_per_working_day_with_digests_off_and_on() {
         "team manager",
         "conference chair",
         "senior manager",
-        "other",
+        "safeguarding lead",
     ] {
         let who: Vec<&String> = kinds
             .iter()
