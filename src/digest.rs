@@ -260,6 +260,98 @@ mod tests {
         );
     }
 
+    fn item(kind: Kind, case: &str, role: &str, queued_due: (&str, &str)) -> Notice {
+        let p = PartnershipId::parse("knowsley").unwrap();
+        let email = Email::parse(&format!("{role}@ksc.example.org")).unwrap();
+        let mut n = notice(&p, &email, role, NaiveDate::MIN, at(queued_due.0), 0);
+        n.kind = kind;
+        n.case = Some(crate::domain::CaseRef::parse(case).unwrap());
+        n.key = NoticeKey::stored(format!("k/{case}/{}/{}", kind.as_str(), queued_due.1));
+        n.send_after = cal().next_working_instant(at(queued_due.0));
+        n.due = at(queued_due.1);
+        n
+    }
+
+    #[test]
+    fn only_reminders_and_due_today_to_those_who_opted_in_wait_and_never_past_their_deadline() {
+        let opt = OptIn {
+            time: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            people: BTreeSet::from(["tm@ksc.example.org".to_owned()]),
+            roles: BTreeSet::from(["social_worker".to_owned()]),
+        };
+        let thu_close = "2026-03-05T17:00:00Z";
+        let held = |n: Notice, now: &str| {
+            holds(&opt, &cal(), &[n], at(now))
+                .into_iter()
+                .map(|h| h.until)
+                .collect::<Vec<_>>()
+        };
+        let wed = "2026-03-04T17:00:00Z";
+        let reminder = item(Kind::Reminder, "KN-1", "social_worker", (wed, thu_close));
+        assert_eq!(held(reminder.clone(), wed), [at("2026-03-05T09:00:00Z")]);
+        let by_address = item(Kind::Reminder, "KN-1", "tm", (wed, thu_close));
+        assert_eq!(held(by_address, wed), [at("2026-03-05T09:00:00Z")]);
+        let other = item(Kind::Reminder, "KN-1", "conference_chair", (wed, thu_close));
+        assert!(held(other, wed).is_empty(), "not opted in");
+        for kind in [
+            Kind::Overdue,
+            Kind::OverdueEscalation,
+            Kind::CauseForConcern,
+            Kind::EscalationStage,
+        ] {
+            let n = item(kind, "KN-1", "social_worker", (wed, thu_close));
+            assert!(held(n, wed).is_empty(), "{kind} is never held");
+        }
+        let mut urgent = reminder;
+        urgent.urgent = true;
+        assert!(held(urgent, wed).is_empty(), "urgent mail is never held");
+        // "Due today", decided by the daemon's pass a moment after 09:00: that morning's digest.
+        let thu = "2026-03-05T09:00:00.300Z";
+        let due = item(Kind::Due, "KN-1", "social_worker", (thu, thu_close));
+        assert_eq!(held(due, thu), [at("2026-03-05T09:00:00Z")]);
+        // Decided at 10:00: the next digest (Friday) is after its deadline, so it goes alone.
+        let ten = "2026-03-05T10:00:00Z";
+        let due = item(Kind::Due, "KN-1", "social_worker", (ten, thu_close));
+        assert!(held(due, ten).is_empty());
+    }
+
+    #[test]
+    fn a_digests_items_are_grouped_by_case_in_order_of_deadline() {
+        let a = item(
+            Kind::Due,
+            "KN-2",
+            "social_worker",
+            ("2026-03-05T09:00:00Z", "2026-03-05T17:00:00Z"),
+        );
+        let b = item(
+            Kind::Reminder,
+            "KN-1",
+            "social_worker",
+            ("2026-03-05T09:00:00Z", "2026-03-09T17:00:00Z"),
+        );
+        let c = item(
+            Kind::Reminder,
+            "KN-1",
+            "social_worker",
+            ("2026-03-05T09:00:00Z", "2026-03-06T17:00:00Z"),
+        );
+        let all = [a.clone(), b.clone(), c.clone()];
+        let groups = by_case(&all);
+        let keys: Vec<(String, Vec<&str>)> = groups
+            .iter()
+            .map(|(case, list)| (case.clone(), list.iter().map(|n| n.key.as_str()).collect()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("KN-1".to_owned(), vec![c.key.as_str(), b.key.as_str()]),
+                ("KN-2".to_owned(), vec![a.key.as_str()])
+            ]
+        );
+        let (fresh, stale) = split_stale(vec![(1, a), (2, b)], at("2026-03-05T17:00:00Z"));
+        assert_eq!((fresh.len(), stale), (1, vec![1]));
+    }
+
     #[test]
     fn digests_wait_for_the_pass_of_their_instant_but_not_more_than_an_hour() {
         let now = at("2026-03-03T09:00:30Z");

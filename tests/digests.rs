@@ -272,3 +272,26 @@ fn check_names_a_bad_digest_time_and_address() {
         "{err}"
     );
 }
+
+#[test]
+fn a_digest_before_opening_carries_the_reminders_waits_for_opening_and_due_today_goes_alone() {
+    let s = Setup::new("enabled = true\ntime = \"08:00\"\npeople = [\"sw1@ksc.example.org\"]");
+    s.evaluate(WED_CLOSE);
+    s.evaluate("2026-03-05T08:00:00Z");
+    s.deliver("2026-03-05T08:00:00Z");
+    assert_eq!(
+        s.db.count("SELECT count(*) AS n FROM notices WHERE kind = 'digest'"),
+        1,
+        "made at 08:00"
+    );
+    assert!(s.to(SW1).is_empty(), "non-urgent mail waits for opening");
+    s.evaluate(THU_MORNING);
+    s.deliver(THU_MORNING);
+    let sw1 = subjects(&s.to(SW1));
+    assert_eq!(sw1.len(), 3, "{sw1:?}");
+    assert_eq!(sw1[0], "cpwatch digest Thu 5 Mar: 2 items on 2 cases");
+    assert!(
+        sw1[1..].iter().all(|x| x.starts_with("Due today: ")),
+        "decided at opening, after the digest: on their own ({sw1:?})"
+    );
+}

@@ -156,7 +156,6 @@ fn make_one(
         report.released += digests::release(conn, &ids)?;
         return Ok(report);
     };
-    digests::send_at_digest_time(conn, id)?;
     report.carried += digests::carry(conn, &ids, id)?;
     report.digests += 1;
     Ok(report)

@@ -55,7 +55,7 @@ pub fn render(
     let cases: Vec<Value> = groups
         .iter()
         .map(|(case, list)| {
-            let items: Vec<Value> = list.iter().map(|n| item(n, tz)).collect();
+            let items: Vec<Value> = list.iter().map(|n| item(n, recipient, tz)).collect();
             context! { case => case, items => items }
         })
         .collect();
@@ -83,8 +83,15 @@ pub fn render(
     })
 }
 
-fn item(n: &Notice, tz: Tz) -> Value {
+/// One item, with who else it was sent to, by role (never by name).
+fn item(n: &Notice, recipient: &str, tz: Tz) -> Value {
+    let others: Vec<String> = n
+        .recipients()
+        .filter(|(r, _)| r.email.as_str() != recipient)
+        .map(|(r, _)| format!("the {}", r.role.replace('_', " ").replace('+', " and ")))
+        .collect();
     context! {
+        others => others,
         kind => n.kind.as_str(),
         kind_label => kind_label(n.kind),
         rule => n.rule,

@@ -123,16 +123,6 @@ pub fn notice_id(conn: &mut PgConnection, key: &str) -> Result<Option<i64>, DbEr
         .optional()
 }
 
-/// The digest's own delivery goes at its digest time whatever the working hours (the person
-/// asked for it then): it is claimed like urgent mail.
-pub fn send_at_digest_time(conn: &mut PgConnection, digest_id: i64) -> Result<usize, DbError> {
-    diesel::sql_query(
-        "UPDATE deliveries SET urgent = true WHERE notice_id = $1 AND status = 'pending'",
-    )
-    .bind::<Int8, _>(digest_id)
-    .execute(conn)
-}
-
 /// Mark deliveries as carried by the digest `digest_id`: sent by it, never on their own.
 pub fn carry(conn: &mut PgConnection, ids: &[i64], digest_id: i64) -> Result<usize, DbError> {
     diesel::sql_query(
