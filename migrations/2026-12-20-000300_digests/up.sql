@@ -15,3 +15,6 @@ ALTER TABLE deliveries ADD CONSTRAINT deliveries_status_check
 CREATE INDEX deliveries_held ON deliveries (digest_at) WHERE status = 'pending' AND digest_at IS NOT NULL;
 -- A digest's items, read when it is rendered.
 CREATE INDEX deliveries_digest ON deliveries (digest_id) WHERE digest_id IS NOT NULL;
+-- The last evaluation pass, read by the digest step (is the pass of the digest's instant done?)
+-- and by `cpwatch health`.
+CREATE INDEX audit_log_passes ON audit_log (at) WHERE action = 'evaluation_pass';
