@@ -340,6 +340,7 @@ fn notice_text(n: &NoticeLine, tz: Tz) -> String {
     };
     let status = match n.status.as_str() {
         "cancelled" => "withdrawn",
+        "digested" => "in digest",
         other => other,
     };
     format!(

@@ -123,7 +123,8 @@ pub enum Command {
         #[arg(long)]
         partnership: Option<String>,
     },
-    /// Send what is queued in the outbox.
+    /// Send what is queued in the outbox, first making the morning digests whose time has come
+    /// (see [digest] in the configuration).
     Deliver {
         /// Send what is due now and exit (default: keep delivering until interrupted).
         #[arg(long)]

@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod dburl;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod digest;
 pub mod domain;
 pub mod evaluate;
 pub mod health;

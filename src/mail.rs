@@ -2,6 +2,7 @@
 //! relay, driven phase by phase by `smtp`, or a folder of `.eml` files for the demo).
 
 use crate::evaluate::Kind;
+pub mod digest;
 use crate::settings::{Security, Smtp};
 use crate::smtp::{self, Relay, Verdict};
 use chrono::{DateTime, Utc};

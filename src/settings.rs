@@ -33,6 +33,7 @@ pub struct Settings {
     pub calendar: CalendarSettings,
     /// The daemon's HTTP listener for metrics and health probes.
     pub metrics: MetricsSettings,
+    pub digest: DigestSettings,
     /// Extra policy files beside the built-in ones (`policies.dir`).
     pub policy_dir: Option<PathBuf>,
     /// Every policy, loaded once from the shipped files and `policy_dir`.
@@ -140,6 +141,17 @@ pub struct MetricsSettings {
     pub listen: std::net::SocketAddr,
 }
 
+/// `[digest]`: the morning digest, and who receives it where a partnership does not say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestSettings {
+    pub enabled: bool,
+    pub time: NaiveTime,
+    /// E-mail addresses, lower-case.
+    pub people: Vec<String>,
+    /// Roles, as the mail names them (`social_worker`); `-` read as `_`.
+    pub roles: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Partnership {
     pub standards_policy: String,
@@ -159,6 +171,9 @@ pub struct Partnership {
     pub team_channel: Option<crate::team_channel::TeamChannel>,
     /// How its mail is signed, where replies go, and its own templates.
     pub mail: PartnershipMail,
+    /// Who receives the digest here (`digest_people` / `digest_roles`); None: `[digest]`'s.
+    pub digest_people: Option<Vec<String>>,
+    pub digest_roles: Option<Vec<String>>,
 }
 
 /// A partnership's own mail settings (`partnerships.NAME.signature`, `.contact`, `.templates`).
@@ -189,6 +204,8 @@ struct Raw {
     schedule: RawSchedule,
     calendar: RawCalendar,
     metrics: RawMetrics,
+    #[serde(default)]
+    digest: RawDigest,
     #[serde(default)]
     policies: RawPolicies,
     #[serde(default)]
@@ -263,6 +280,28 @@ struct RawMetrics {
     listen: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDigest {
+    enabled: bool,
+    time: String,
+    #[serde(default)]
+    people: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+impl Default for RawDigest {
+    fn default() -> Self {
+        RawDigest {
+            enabled: false,
+            time: "09:00".into(),
+            people: vec![],
+            roles: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawPolicies {
@@ -296,6 +335,9 @@ struct RawPartnership {
     contact: Option<String>,
     #[serde(default)]
     templates: Option<String>,
+    digest_people: Option<Vec<String>>,
+    #[serde(default)]
+    digest_roles: Option<Vec<String>>,
 }
 
 /// The built-in defaults without their `[partnerships]` (a deployment's file names its own).
@@ -386,6 +428,7 @@ impl Settings {
         let schedule = parse_schedule(raw.schedule, &mut p);
         let calendar = parse_calendar(raw.calendar, &mut p);
         let metrics = parse_metrics(raw.metrics, &mut p);
+        let digest = parse_digest(raw.digest, &mut p);
         let policy_dir = match raw.policies.dir {
             Some(d) if d.trim().is_empty() => {
                 p.push("policies.dir: empty; leave the key out for the built-in policies only");
@@ -402,7 +445,9 @@ impl Settings {
         };
         let partnerships = parse_partnerships(raw.partnerships, catalogue.as_ref(), &mut p);
         let notify = parse_notify(raw.notify, mail.as_ref(), &raw.delivery, &mut p);
-        match (database, smtp, mail, schedule, calendar, catalogue, metrics) {
+        match (
+            database, smtp, mail, schedule, calendar, catalogue, metrics, digest,
+        ) {
             (
                 Some(database),
                 Some(smtp),
@@ -411,6 +456,7 @@ impl Settings {
                 Some(calendar),
                 Some(catalogue),
                 Some(metrics),
+                Some(digest),
             ) if p.0.is_empty() => Ok(Settings {
                 database,
                 smtp,
@@ -419,6 +465,7 @@ impl Settings {
                 schedule,
                 calendar,
                 metrics,
+                digest,
                 policy_dir,
                 catalogue,
                 partnerships,
@@ -771,6 +818,10 @@ fn parse_partnerships(
                 go_live,
                 team_channel,
                 mail,
+                digest_people: part
+                    .digest_people
+                    .map(|v| digest_people(&format!("partnerships.{name}.digest_people"), v, p)),
+                digest_roles: part.digest_roles.map(digest_roles),
             };
             out.insert(name, parsed);
         }
@@ -802,6 +853,38 @@ fn parse_partnership_mail(name: &str, part: &RawPartnership, p: &mut Problems) -
         contact,
         templates,
     }
+}
+
+fn parse_digest(raw: RawDigest, p: &mut Problems) -> Option<DigestSettings> {
+    let people = digest_people("digest.people", raw.people, p);
+    let time = parse_time("digest.time", &raw.time, p)?;
+    Some(DigestSettings {
+        enabled: raw.enabled,
+        time,
+        people,
+        roles: digest_roles(raw.roles),
+    })
+}
+
+/// Addresses, lower-case; one that is not an e-mail address is a problem.
+fn digest_people(key: &str, people: Vec<String>, p: &mut Problems) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in people {
+        match Email::parse(a.trim()) {
+            Ok(e) => out.push(e.as_str().to_ascii_lowercase()),
+            Err(_) => p.push(format!("{key}: {a:?} is not an e-mail address")),
+        }
+    }
+    out
+}
+
+/// Roles as the mail names them: `social-worker` is `social_worker`.
+fn digest_roles(roles: Vec<String>) -> Vec<String> {
+    roles
+        .into_iter()
+        .map(|r| r.trim().to_ascii_lowercase().replace('-', "_"))
+        .filter(|r| !r.is_empty())
+        .collect()
 }
 
 fn check_policies(name: &str, part: &RawPartnership, cat: &Catalogue, p: &mut Problems) {
@@ -945,6 +1028,7 @@ mod layers {
             "schedule" => v.try_deserialize::<RawSchedule>().map(drop),
             "calendar" => v.try_deserialize::<RawCalendar>().map(drop),
             "metrics" => v.try_deserialize::<RawMetrics>().map(drop),
+            "digest" => v.try_deserialize::<RawDigest>().map(drop),
             "policies" => v.try_deserialize::<RawPolicies>().map(drop),
             "notify" => v.try_deserialize::<crate::notify::RawNotify>().map(drop),
             _ => Ok(()),

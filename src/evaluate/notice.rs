@@ -22,6 +22,8 @@ pub enum Kind {
     DataQuality,
     /// At go-live: one team manager's list of what was already overdue on their cases.
     GoLiveSummary,
+    /// One person's morning digest of their reminders and "due today" notices (`crate::digest`).
+    Digest,
 }
 
 impl Kind {
@@ -35,6 +37,7 @@ impl Kind {
         Kind::EscalationOutcome,
         Kind::DataQuality,
         Kind::GoLiveSummary,
+        Kind::Digest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Kind {
             Kind::EscalationOutcome => "escalation_outcome",
             Kind::DataQuality => "data_quality",
             Kind::GoLiveSummary => "go_live_summary",
+            Kind::Digest => "digest",
         }
     }
 
@@ -97,6 +101,7 @@ pub struct Recipient {
 /// | case or dispute data that cannot be evaluated | `{partnership}/case/{ref}/data-quality/{code}`, `{partnership}/dispute/{ref}/data-quality/{code}` |
 /// | a refused delivery | `{partnership}/{case/REF\|dispute/REF\|partnership}/data-quality/undeliverable/{email}` |
 /// | the go-live summary to one team manager | `{partnership}/go-live/{instant}/{email}` |
+/// | one person's morning digest | `{partnership}/digest/{local date}/{email}` |
 ///
 /// Each recipient's delivery is keyed `{key}/{email}`; its `Message-ID` is derived from that.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -136,6 +141,11 @@ impl NoticeKey {
     /// The go-live summary (go-live at `go_live`, RFC 3339) to one recipient.
     pub fn go_live_summary(p: &PartnershipId, go_live: &str, to: &Email) -> Self {
         NoticeKey(format!("{p}/go-live/{go_live}/{to}"))
+    }
+
+    /// One person's digest of the working morning `date` (local, `YYYY-MM-DD`).
+    pub fn digest(p: &PartnershipId, date: chrono::NaiveDate, to: &str) -> Self {
+        NoticeKey(format!("{p}/digest/{}/{to}", date.format("%Y-%m-%d")))
     }
 
     /// A key read back from the store (it was made by one of the constructors).

@@ -205,7 +205,7 @@ impl<'a> Db<'a> {
     }
 
     /// One short synchronous database call from async code, without stalling the runtime.
-    fn call<T>(
+    pub(super) fn call<T>(
         &mut self,
         f: impl FnOnce(&mut PgConnection) -> Result<T, DbError>,
     ) -> anyhow::Result<T> {
@@ -284,6 +284,8 @@ impl Delivery<'_> {
             Some(open) => NonUrgent::Of(open),
             None => NonUrgent::Any,
         };
+        // The digests whose time has come, made before the claim so they go in this round.
+        db.call(|conn| super::digest::make_due(conn, self.runtime, now))?;
         let rows = db.call(|conn| {
             let (limit, lease) = (self.batch_size, self.lease_seconds);
             deliveries::claim(conn, due_by, non_urgent, limit, lease, &c.worker)
@@ -299,7 +301,11 @@ impl Delivery<'_> {
             if !span.in_scope(|| self.ready_to_send(db, row, now, &mut report))? {
                 continue;
             }
-            let sent = self.send(row, now).instrument(span.clone()).await;
+            let digest = self.digest_items(db, row)?;
+            let sent = self
+                .send(row, digest.as_deref(), now)
+                .instrument(span.clone())
+                .await;
             let settled = self.settle(db, row, sent, now, &mut report);
             if settled.instrument(span).await? == Flow::RelayDown {
                 report.deferred += self.release(db, &rows[i + 1..]);
@@ -710,14 +716,22 @@ impl Delivery<'_> {
         }
     }
 
-    async fn send(&self, row: &Claimed, now: DateTime<Utc>) -> Result<(), MailError> {
+    async fn send(
+        &self,
+        row: &Claimed,
+        digest: Option<&[Notice]>,
+        now: DateTime<Utc>,
+    ) -> Result<(), MailError> {
         let n = row.notice.as_ref().map_err(|e| MailError::Unreadable {
             message: e.to_string(),
             permanent: e.is_permanent(),
         })?;
         let tz = self.runtime.tz_of(n.partnership.as_str());
         let copied = row.position == Position::Cc;
-        let rendered = self.renderer.render(n, &row.recipient, copied, now, tz)?;
+        let rendered = match digest {
+            Some(items) => mail::digest::render(n, items, &row.recipient, tz)?,
+            None => self.renderer.render(n, &row.recipient, copied, now, tz)?,
+        };
         let reference = format!("{}/{}", n.key.as_str(), row.recipient);
         if let Some(sent) = (self.channel)
             .send_notify(&row.recipient, n.kind, &rendered, &reference)

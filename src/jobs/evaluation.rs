@@ -370,6 +370,7 @@ impl EvaluationPass<'_> {
         let domain = &self.runtime.message_id_domain;
         let (queued, cancelled) = conn.transaction(|conn| -> Result<_, store::DbError> {
             let n = notices::enqueue_new(conn, &decided, domain)?;
+            super::digest::hold(conn, self.runtime, scope.partnership, &decided, self.now)?;
             let c = notices::cancel_superseded(conn, scope.partnership, &refs, &keys, self.now)?;
             cases::set_next_checks(conn, &checks)?;
             Ok((n, c))

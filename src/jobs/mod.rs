@@ -4,6 +4,7 @@
 
 pub mod census;
 pub mod delivery;
+pub mod digest;
 pub mod evaluation;
 pub mod team_channel;
 pub mod timeliness;
@@ -32,6 +33,8 @@ pub struct PartnershipRuntime {
     /// The configured go-live instant (`partnerships.NAME.go_live`, or `--go-live`); when None
     /// the one `cpwatch import --go-live` stored applies, if any.
     pub go_live: Option<chrono::DateTime<chrono::Utc>>,
+    /// Who receives the morning digest here, and when (None: digests are off here).
+    pub digest: Option<crate::digest::OptIn>,
 }
 
 impl Runtime {
@@ -47,6 +50,7 @@ impl Runtime {
                         standards_policy: p.standards_policy.clone(),
                         calendar: settings.calendar_for(p, holidays),
                         go_live: p.go_live,
+                        digest: digest::opt_in(&settings.digest, p),
                     },
                 )
             })

@@ -278,6 +278,7 @@ pub fn template_for(n: &Notice) -> &'static str {
         (Kind::CauseForConcern, None) => "cause_for_concern",
         (Kind::EscalationStage, None) => "escalation_stage",
         (Kind::GoLiveSummary, None) => "go_live_summary",
+        (Kind::Digest, None) => "digest",
     }
 }
 

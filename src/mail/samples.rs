@@ -301,26 +301,34 @@ pub fn notices() -> Vec<(String, Notice)> {
     all
 }
 
-/// The digest's sample context (engineer 13c's digest renders `digest` with this shape).
+/// The digest's sample context: the shape `mail::digest::render` gives `digest.*.j2`.
 pub fn digest_context() -> serde_json::Value {
+    let item = |kind: &str, label: &str, rule: &str, title: &str, due: &str, others: &[&str]| {
+        json!({
+            "kind": kind, "kind_label": label, "rule": rule, "standard": "6", "title": title,
+            "due_local": due, "action": "Record it in the case system when it is done.",
+            "others": others, "key": format!("knowsley/case/KN-0001/{rule}/2026-03-02T09:00:00Z/{kind}"),
+        })
+    };
     json!({
-        "reader": {"stance": "act", "role": "the team manager", "role_code": "team_manager"},
-        "key": "knowsley/digest/2026-03-24/tm@ksc.example.org",
-        "contact": null,
-        "others": [],
-        "digest": {
-            "date": "Tuesday 24 March 2026",
-            "count": 3,
-            "cases": [
-                {"ref": "KN-0001", "items": [
-                    {"what": "Overdue", "title": "Initial child protection conference within 15 working days", "deadline": "Mon 23 Mar", "late": "1 working day", "stance": "escalated"},
-                    {"what": "Reminder", "title": "Core group within 10 working days", "deadline": "Fri 27 Mar", "late": null, "stance": "act"}
-                ]},
-                {"ref": "KN-0002", "items": [
-                    {"what": "Due today", "title": "Child seen every 4 weeks", "deadline": "Tue 24 Mar", "late": null, "stance": "informed"}
-                ]}
-            ]
-        }
+        "date_local": "Tuesday 24 March 2026",
+        "date_short": "Tue 24 Mar",
+        "count": 3,
+        "case_count": 2,
+        "role": "the child's social worker",
+        "key": "knowsley/digest/2026-03-24/sw@ksc.example.org",
+        "cases": [
+            {"case": "KN-0001", "items": [
+                item("reminder", "Reminder", "core-group-within-10wd", "Core group within 10 working days",
+                     "Friday 27 March 2026, 17:00 GMT", &["the team manager"]),
+                item("due", "Due today", "visit-every-4-weeks", "Child seen every 4 weeks",
+                     "Tuesday 24 March 2026, 17:00 GMT", &[]),
+            ]},
+            {"case": "KN-0002", "items": [
+                item("reminder", "Reminder", "rcpc-sw-report", "Social worker's report to the review conference",
+                     "Thursday 26 March 2026, 17:00 GMT", &[]),
+            ]},
+        ],
     })
 }
 

@@ -24,6 +24,8 @@ pub enum Status {
     Dead,
     /// Withdrawn: no longer due, or stale.
     Cancelled,
+    /// Carried by a digest (`digest_id`): sent by it, never on its own.
+    Digested,
 }
 
 impl Status {
@@ -33,6 +35,7 @@ impl Status {
         Status::Failed,
         Status::Dead,
         Status::Cancelled,
+        Status::Digested,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,6 +44,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Dead => "dead",
             Status::Cancelled => "cancelled",
+            Status::Digested => "digested",
         }
     }
     pub fn parse(s: &str) -> Option<Status> {
@@ -112,6 +116,7 @@ pub fn claim(
                   attempts = attempts + 1, claimed_by = $4 \
            WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND send_after <= $1 \
                         AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now()) \
+                        AND digest_at IS NULL \
                         AND (urgent OR $5 OR EXISTS (SELECT 1 FROM notices o WHERE o.id = deliveries.notice_id \
                                                      AND o.partnership_id = ANY($6))) \
                         ORDER BY urgent DESC, send_after, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
@@ -315,7 +320,8 @@ pub fn backlog(
     }
     let b: Backlog = diesel::sql_query(
         "SELECT count(*) AS waiting, min(send_after) AS oldest FROM deliveries \
-         WHERE status = 'pending' AND send_after <= $1 - make_interval(mins => $2)",
+         WHERE status = 'pending' AND send_after <= $1 - make_interval(mins => $2) \
+           AND (digest_at IS NULL OR digest_at <= $1 - make_interval(mins => $2))",
     )
     .bind::<Timestamptz, _>(now)
     .bind::<Int4, _>(minutes.clamp(0, i32::MAX as i64) as i32)

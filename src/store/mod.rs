@@ -5,6 +5,7 @@ pub mod case_notices;
 pub mod cases;
 pub mod changes;
 pub mod deliveries;
+pub mod digests;
 pub mod disputes;
 pub mod events;
 pub mod go_live;
