@@ -330,6 +330,7 @@ impl Channel {
             timeout: cfg.timeout,
             cleartext_auth: cfg.insecure_cleartext_password,
             hello: ClientId::default(),
+            kept: Default::default(),
         }))
     }
 
@@ -351,6 +352,21 @@ impl Channel {
         match self {
             Channel::Smtp(r) => Some(r.name()),
             Channel::Files(_) => None,
+        }
+    }
+
+    /// The longest one message may take to send (`smtp.timeout_seconds`).
+    pub fn exchange_timeout(&self) -> std::time::Duration {
+        match self {
+            Channel::Smtp(r) => r.timeout,
+            Channel::Files(_) => std::time::Duration::ZERO,
+        }
+    }
+
+    /// Close the connection kept open for the next message, if any.
+    pub async fn close(&self) {
+        if let Channel::Smtp(relay) = self {
+            relay.close().await;
         }
     }
 
