@@ -266,12 +266,11 @@ impl Relay {
             return Ok(None);
         }
         // A relay that went silent must not take the whole deadline from the fresh session.
-        let probe = Limits {
+        let mut probe = Limits {
             deadline: limits.deadline.min(Instant::now() + limits.timeout / 4),
             timeout: limits.timeout,
             stop: limits.stop.clone(),
         };
-        let mut probe = probe;
         let reset = session.conn.command(Rset);
         match step(Phase::Connect, &mut probe, &session.relay, reset).await {
             Ok(_) => Ok(Some(session)),
@@ -283,11 +282,12 @@ impl Relay {
         }
     }
 
-    /// Close the kept session, if any (QUIT, if the relay answers within a second).
+    /// Close the kept session, if any: QUIT, if the relay answers within a quarter of a second
+    /// (this runs while cpwatch stops, and a relay that stalls must not hold that up).
     pub async fn close(&self) {
         if let Some(k) = self.kept.lock().await.take() {
             k.session
-                .quit(Instant::now() + Duration::from_secs(1))
+                .quit(Instant::now() + Duration::from_millis(250))
                 .await;
         }
     }
