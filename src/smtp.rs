@@ -308,7 +308,11 @@ impl Relay {
         let transport: Box<dyn AsyncTokioStream> = match &self.security {
             Security::Tls(params) => {
                 let tls = tls_stream(stream, params.clone());
-                Box::new(step(Phase::Connect, limits, &relay, tls).await?)
+                let tls = step(Phase::Connect, limits, &relay, tls).await;
+                Box::new(tls.map_err(|f| match f.cause {
+                    Cause::Network(e) => fail(Phase::Connect, Cause::Tls(e)),
+                    _ => f,
+                })?)
             }
             _ => Box::new(stream),
         };
