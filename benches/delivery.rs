@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     println!("sink ceiling, 1 connection reused: {one:>8.0} messages/s");
     println!("sink ceiling, 3 connections:       {three:>8.0} messages/s");
 
-    let runs: [(&str, usize, &[(&str, &str)]); 3] = [
+    let runs: [Run; 3] = [
         ("1 process", 1, &[]),
         ("3 processes", 3, &[]),
         (
@@ -77,6 +77,9 @@ fn main() -> anyhow::Result<()> {
     println!("== load average after: {}", load());
     Ok(())
 }
+
+/// A run: its label, how many processes, extra configuration.
+type Run = (&'static str, usize, &'static [(&'static str, &'static str)]);
 
 /// Every queued Message-ID arrived exactly once, and every row is marked sent.
 fn check(url: &str, tag: &str, ids: &[String], seen: &smtp_sink::Seen) -> anyhow::Result<()> {

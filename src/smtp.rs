@@ -191,8 +191,9 @@ pub struct Relay {
     /// Allow the password over a connection that is not encrypted.
     pub cleartext_auth: bool,
     pub hello: ClientId,
-    /// The session kept open after the last message, for the next one.
-    pub kept: tokio::sync::Mutex<Option<Kept>>,
+    /// The session kept open after the last message, for the next one (boxed: a relay is
+    /// small, a session is not).
+    pub kept: tokio::sync::Mutex<Option<Box<Kept>>>,
 }
 
 /// An open connection: greeted, secured and logged in as configured.
@@ -249,17 +250,21 @@ impl Relay {
         };
         // On a failure the session is dropped here, which closes its connection.
         session.transaction(envelope, message, &mut limits).await?;
-        *kept = Some(Kept {
+        *kept = Some(Box::new(Kept {
             session,
             since: Instant::now(),
-        });
+        }));
         Ok(())
     }
 
     /// A kept session, reset for the next message; None if it went stale or broke (the relay
     /// closed it while it sat idle): then the caller opens a new one. Only a stop is an error.
-    async fn reuse(&self, kept: Kept, limits: &mut Limits) -> Result<Option<Session>, Failure> {
-        let Kept { mut session, since } = kept;
+    async fn reuse(
+        &self,
+        kept: Box<Kept>,
+        limits: &mut Limits,
+    ) -> Result<Option<Session>, Failure> {
+        let Kept { mut session, since } = *kept;
         if since.elapsed() > MAX_IDLE {
             let polite = Instant::now() + Duration::from_millis(200);
             session.quit(polite.min(limits.deadline)).await;
