@@ -1,6 +1,8 @@
 //! The command line: parse, load settings, call into jobs and the store, map errors to exit codes
 //! (0 ok, 2 usage/config/input error, 1 runtime failure).
 
+mod generate;
+mod outbox;
 mod report;
 
 use crate::evaluate::rfc3339;
@@ -40,6 +42,11 @@ pub struct Cli {
     /// Log filter, e.g. info, debug, cpwatch=debug (RUST_LOG overrides).
     #[arg(long, global = true, default_value = "info")]
     pub log_level: String,
+    /// Where and how logs are written: auto (the systemd journal when standard error is
+    /// connected to it, else text), text (plain; colour only on a terminal), json (a JSON object
+    /// a line, for log shippers) or journald.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -125,19 +132,11 @@ pub enum Command {
         #[arg(long, value_parser = parse_instant, hide = true)]
         at: Option<DateTime<Utc>>,
     },
-    /// Probe a deployment: database, schema, last evaluation pass, delivery backlog, dead letters.
-    /// One line per check; exit 0 healthy, 1 unhealthy.
-    Health {
-        /// Fail when the last evaluation pass (by any replica) is older than this.
-        #[arg(long, value_name = "MINUTES", default_value_t = 120)]
-        max_pass_age: i64,
-        /// Fail when mail due this long ago is still queued.
-        #[arg(long, value_name = "MINUTES", default_value_t = 60)]
-        max_backlog: i64,
-        /// Fail when more messages than this are dead-lettered.
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        max_dead: i64,
-    },
+    /// Probe a deployment: database, schema, last evaluation pass, outbox, delivery backlog, the
+    /// relay as delivery last found it, dead letters, failed messages, data-quality notices, the
+    /// bank-holiday data, and a login to the relay (connect, STARTTLS, AUTH, QUIT: nothing is
+    /// sent). One line per check; exit 0 healthy, 1 unhealthy.
+    Health(HealthArgs),
     /// Timeliness per case rule (on time, late, overdue, pending, cancelled), the census-aligned
     /// measures (ICPCs within 15 working days, reviews on time, assessments within 45 working
     /// days, plans of 2 years or more, second plans) over the period, by team and by month,
@@ -149,7 +148,17 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// The outbox: list deliveries, show one message as it will be or was sent, retry failed or
+    /// dead ones, cancel queued ones; each retry and cancel is written to the audit log.
+    Outbox {
+        #[command(subcommand)]
+        command: outbox::OutboxCommand,
+    },
+    /// Write the man page or the shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
     /// A private database, the sample partnership, a simulated month; mail written to ./outbox/.
+    #[cfg(feature = "demo")]
     Demo {
         /// Where the .eml files go.
         #[arg(long, default_value = "outbox")]
@@ -158,6 +167,37 @@ pub enum Command {
         #[arg(long, default_value_t = 30)]
         days: u32,
     },
+}
+
+/// `cpwatch health`'s limits and output.
+#[derive(clap::Args, Debug)]
+pub struct HealthArgs {
+    /// Fail when the last evaluation pass (by any replica) is older than this.
+    #[arg(long, value_name = "MINUTES", default_value_t = 120)]
+    pub max_pass_age: i64,
+    /// Fail when mail due this long ago is still queued.
+    #[arg(long, value_name = "MINUTES", default_value_t = 60)]
+    pub max_backlog: i64,
+    /// Fail when more messages than this are dead-lettered.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_dead: i64,
+    /// Fail when the stored bank-holiday feed is older than this (the daemon refreshes it daily).
+    #[arg(long, value_name = "DAYS", default_value_t = 35)]
+    pub max_holiday_age: i64,
+    /// Fail when more messages than this were refused for good (default: report only).
+    #[arg(long, value_name = "N")]
+    pub max_failed: Option<i64>,
+    /// Fail when more data-quality notices than this were queued in the last 24 hours
+    /// (default: report only).
+    #[arg(long, value_name = "N")]
+    pub max_data_quality: Option<i64>,
+    /// Leave out the login to the relay (e.g. for a probe that runs every minute).
+    #[arg(long)]
+    pub no_relay_login: bool,
+    /// text (a line per check) or json (one document: {"healthy", "checks": [{"name", "ok",
+    /// "detail"}]}).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 #[derive(Subcommand, Debug)]
@@ -215,7 +255,7 @@ pub struct InputError(pub String);
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level);
+    crate::logging::init(&cli.log_level, cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<PassSkipped>() => ExitCode::from(EXIT_PASS_SKIPPED),
@@ -242,52 +282,25 @@ fn is_input_error(e: &anyhow::Error) -> bool {
     })
 }
 
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
+    #[cfg(feature = "demo")]
     if let Command::Demo { out, days } = &cli.command {
         return crate::demo::run(out, *days);
+    }
+    if let Command::Generate(args) = &cli.command {
+        return generate::run(args);
     }
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Check => check(&settings),
         Command::Migrate => migrate(&settings),
         Command::Import {
-            format: ImportFormat::Json,
-            partnership: Some(_),
-            ..
-        }
-        | Command::Import {
-            format: ImportFormat::Json,
-            roles: Some(_),
-            ..
-        } => Err(InputError(
-            "--partnership and --roles are for --format cin-census; a case file names its partnership \
-             and its roles itself"
-                .into(),
-        )
-        .into()),
-        Command::Import {
             file,
-            format: ImportFormat::Json,
-            go_live,
-            ..
-        } => import_file(&settings, &file, go_live),
-        Command::Import {
-            file,
-            format: ImportFormat::CinCensus,
+            format,
             partnership,
             roles,
             go_live,
-        } => census::import(&settings, &file, partnership.as_deref(), roles.as_deref(), go_live),
+        } => import(&settings, &file, format, partnership, roles, go_live),
         Command::Evaluate {
             at,
             dry_run,
@@ -322,21 +335,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Deliver { once, at } => deliver(&settings, once, at),
         Command::Run => crate::daemon::run(settings),
-        Command::Health {
-            max_pass_age,
-            max_backlog,
-            max_dead,
-        } => health(
-            &settings,
-            crate::health::Limits {
-                max_pass_age_minutes: max_pass_age,
-                max_backlog_minutes: max_backlog,
-                max_dead,
-            },
-        ),
+        Command::Health(args) => health(&settings, args),
         Command::Report(args) => report::run(&settings, args),
         Command::Policy { command } => policy(&settings, command),
+        Command::Outbox { command } => outbox::run(&settings, command),
+        #[cfg(feature = "demo")]
         Command::Demo { .. } => unreachable!("handled above"),
+        Command::Generate(_) => unreachable!("handled above"),
+    }
+}
+
+/// `cpwatch import`: a case file, or a census extract with its options.
+fn import(
+    settings: &Settings,
+    file: &std::path::Path,
+    format: ImportFormat,
+    partnership: Option<String>,
+    roles: Option<PathBuf>,
+    go_live: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
+    match format {
+        ImportFormat::Json if partnership.is_some() || roles.is_some() => Err(InputError(
+            "--partnership and --roles are for --format cin-census; a case file names its partnership \
+             and its roles itself"
+                .into(),
+        )
+        .into()),
+        ImportFormat::Json => import_file(settings, file, go_live),
+        ImportFormat::CinCensus => {
+            census::import(settings, file, partnership.as_deref(), roles.as_deref(), go_live)
+        }
     }
 }
 
@@ -387,6 +415,7 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
     println!("policies: {}", ids.join(", "));
     let names: Vec<&str> = settings.partnerships.keys().map(String::as_str).collect();
     println!("partnerships: {}", names.join(", "));
+    check_templates(settings)?;
     for (name, p) in &settings.partnerships {
         if p.standards_defaulted {
             println!(
@@ -395,6 +424,16 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
                 p.standards_policy
             );
         }
+    }
+    check_channels(settings);
+    let m = &settings.metrics;
+    if m.enabled && !m.listen.ip().is_loopback() {
+        println!(
+            "note: metrics.listen {} is not a loopback address: /metrics, /healthz and /readyz \
+             (counts and check results, no names or case references) are open to that network; \
+             firewall the port",
+            m.listen
+        );
     }
     let smtp = &settings.smtp;
     if smtp.insecure_cleartext_password
@@ -407,6 +446,61 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
             smtp.host
         );
     }
+    Ok(())
+}
+
+/// `check`: where mail goes, and the team channels (never their URLs).
+fn check_channels(settings: &Settings) {
+    if settings.mail.channel == crate::settings::MailChannel::Notify {
+        let n = &settings.notify;
+        let service = n.key.as_ref().map_or("?", |k| k.service_id.as_str());
+        println!(
+            "mail: through GOV.UK Notify at {} (service {service}; {} kind(s) with a template of their own)",
+            n.base_url,
+            n.templates.len()
+        );
+    }
+    for (name, p) in &settings.partnerships {
+        if let Some(t) = &p.team_channel {
+            println!(
+                "partnership {name}: team channel ({:?}): overdue summary {}, immediate-risk alerts {}",
+                t.format,
+                if t.summary { format!("at {} on working days", t.summary_at.format("%H:%M")) } else { "off".into() },
+                if t.alerts { "on" } else { "off" }
+            );
+        }
+    }
+}
+
+/// `check`: every template of every partnership rendered against the sample notices.
+fn check_templates(settings: &Settings) -> anyhow::Result<()> {
+    let renderer = Renderer::configured(settings).map_err(crate::mail::template_error)?;
+    let mut problems = Vec::new();
+    for (name, p) in &settings.partnerships {
+        problems.extend(crate::mail::samples::check(&renderer, &[name], p.timezone));
+    }
+    if !problems.is_empty() {
+        return Err(crate::mail::template_error(problems));
+    }
+    let own: Vec<String> = settings
+        .partnerships
+        .iter()
+        .filter_map(|(n, p)| {
+            p.mail
+                .templates
+                .as_ref()
+                .map(|d| format!("{n} ({})", d.display()))
+        })
+        .collect();
+    println!(
+        "mail templates: {} kinds render for every reader{}",
+        crate::mail::TEMPLATES.len(),
+        if own.is_empty() {
+            String::new()
+        } else {
+            format!("; partnerships' own templates: {}", own.join(", "))
+        }
+    );
     Ok(())
 }
 
@@ -667,7 +761,7 @@ fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow
         store::ensure_schema(&mut conn, false)?;
         let runtime = Runtime::load(settings, &mut conn);
         let channel = Channel::configured(settings)?;
-        let renderer = Renderer::new(settings.mail.include_names);
+        let renderer = Renderer::configured(settings).map_err(crate::mail::template_error)?;
         let delivery = Delivery::configured(
             &runtime,
             &channel,
@@ -684,6 +778,7 @@ fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow
                 .await?;
             total.add(report);
             if report.handled() == 0 {
+                team_round(settings, &runtime, &mut conn, at).await?;
                 if once {
                     break;
                 }
@@ -716,10 +811,53 @@ fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow
     })
 }
 
-fn health(settings: &Settings, limits: crate::health::Limits) -> anyhow::Result<()> {
-    let checks = crate::health::checks(settings.database.url.expose_secret(), &limits, Utc::now());
-    for c in &checks {
-        println!("{c}");
+/// When the mail queue is empty: the team channels' summaries, alerts and posts (if any
+/// partnership has a team channel).
+async fn team_round(
+    settings: &Settings,
+    runtime: &Runtime,
+    conn: &mut PgConnection,
+    at: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
+    use crate::jobs::team_channel::TeamChannels;
+    if !TeamChannels::any(settings) {
+        return Ok(());
+    }
+    let r = TeamChannels::new(runtime, settings)
+        .run_once(conn, at.unwrap_or_else(Utc::now))
+        .await?;
+    if r != Default::default() {
+        println!(
+            "team channels: queued {} summaries and {} alerts; posted {}, to retry {}, refused {}, dead-lettered {}",
+            r.summaries, r.alerts, r.sent, r.retried, r.failed, r.dead
+        );
+    }
+    Ok(())
+}
+
+fn health(settings: &Settings, args: HealthArgs) -> anyhow::Result<()> {
+    let limits = crate::health::Limits {
+        max_pass_age_minutes: args.max_pass_age,
+        max_backlog_minutes: args.max_backlog,
+        max_dead: args.max_dead,
+        max_holiday_age_days: args.max_holiday_age,
+        max_failed: args.max_failed,
+        max_data_quality: args.max_data_quality,
+    };
+    let (relay_login, format) = (!args.no_relay_login, args.format);
+    let now = Utc::now();
+    let checks = if relay_login {
+        crate::health::checks(settings, &limits, now)
+    } else {
+        crate::health::database_checks(settings.database.url.expose_secret(), &limits, now)
+    };
+    match format {
+        Format::Json => println!("{}", crate::health::json(&checks)),
+        Format::Text => {
+            for c in &checks {
+                println!("{c}");
+            }
+        }
     }
     let failed: Vec<&'static str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
     if failed.is_empty() {

@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_cron_scheduler::JobScheduler;
+use tracing::Instrument as _;
 
 /// How long a loop may go without a heartbeat before the watchdog stops vouching for it.
 const EVALUATION_STALL: Duration = Duration::from_secs(30 * 60);
@@ -39,6 +40,8 @@ struct Shared {
 }
 
 async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
+    // Templates that do not compile stop cpwatch before anything is evaluated or sent.
+    Renderer::configured(&settings).map_err(crate::mail::template_error)?;
     let url = settings.database.url.expose_secret();
     crate::dburl::check(url).map_err(store::StoreError::BadUrl)?;
     let pool: DbPool = Pool::builder()
@@ -76,7 +79,10 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     .await?;
     scheduler.start().await?;
     let _ = wake_tx.try_send(()); // one pass at start-up
-    let mut tasks = spawn_loops(&shared, wake_rx);
+    let (mut tasks, watched) = spawn_loops(&shared, wake_rx);
+    if let Some(task) = start_http(&shared, watched).await {
+        tasks.push(task);
+    }
     // Rows a case system writes are evaluated within seconds, not at the next tick.
     tasks.push(tokio::spawn(crate::listen::run(
         settings.database.url.expose_secret().to_owned(),
@@ -100,8 +106,55 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Each loop the watchdog and `/healthz` watch: its name, heartbeat and stall limit.
+type Watched = Vec<(&'static str, Heartbeat, Duration)>;
+
+/// The metrics and health listener, when `[metrics] enabled`. A listener that cannot start is
+/// logged and left out: the mail matters more than the figures.
+async fn start_http(shared: &Shared, watched: Watched) -> Option<tokio::task::JoinHandle<()>> {
+    let m = &shared.settings.metrics;
+    if !m.enabled {
+        return None;
+    }
+    let handle = match crate::metrics::install() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot set up metrics; /metrics is off");
+            return None;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(m.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(
+                error = %e,
+                "metrics.listen {}: cannot listen; metrics and health probes are off (is another \
+                 cpwatch on this machine using the port?)",
+                m.listen
+            );
+            return None;
+        }
+    };
+    let at = listener.local_addr().map_or(m.listen, |a| a);
+    tracing::info!(address = %at, "metrics on http://{at}/metrics, probes on /healthz and /readyz");
+    let probe = crate::http::Probe::new(
+        handle,
+        shared.pool.clone(),
+        shared.settings.clone(),
+        watched,
+    );
+    Some(tokio::spawn(crate::http::serve(
+        listener,
+        Arc::new(probe),
+        shared.stop.clone(),
+    )))
+}
+
 /// The evaluation, delivery, bank-holiday and watchdog loops.
-fn spawn_loops(shared: &Shared, wake: mpsc::Receiver<()>) -> Vec<tokio::task::JoinHandle<()>> {
+fn spawn_loops(
+    shared: &Shared,
+    wake: mpsc::Receiver<()>,
+) -> (Vec<tokio::task::JoinHandle<()>>, Watched) {
     let (eval_beat, delivery_beat) = (Heartbeat::default(), Heartbeat::default());
     eval_beat.beat();
     delivery_beat.beat();
@@ -115,12 +168,19 @@ fn spawn_loops(shared: &Shared, wake: mpsc::Receiver<()>) -> Vec<tokio::task::Jo
         ("evaluation", eval_beat.clone(), EVALUATION_STALL),
         ("delivery", delivery_beat.clone(), stall),
     ];
-    vec![
+    let tasks = vec![
         tokio::spawn(evaluation_loop(eval_beat, shared.clone(), wake)),
         tokio::spawn(delivery_loop(delivery_beat, shared.clone())),
         tokio::spawn(holiday_loop(shared.clone())),
-        tokio::spawn(watchdog_loop(watched, shared.stop.clone())),
-    ]
+        tokio::spawn(crate::jobs::team_channel::run_loop(
+            shared.pool.clone(),
+            shared.settings.clone(),
+            shared.runtime.clone(),
+            shared.stop.clone(),
+        )),
+        tokio::spawn(watchdog_loop(watched.clone(), shared.stop.clone())),
+    ];
+    (tasks, watched)
 }
 
 async fn wait_for_signal() {
@@ -180,7 +240,10 @@ async fn evaluation_loop(heartbeat: Heartbeat, shared: Shared, mut wake: mpsc::R
             _ = beat.tick() => continue,
         }
         let (pool, settings, rt) = (pool.clone(), settings.clone(), current(&runtime));
+        let span = pass_span();
+        let inner = span.clone();
         let result = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let _in_pass = inner.enter();
             let mut conn = pool.get()?;
             let pass = EvaluationPass {
                 runtime: &rt,
@@ -192,29 +255,7 @@ async fn evaluation_loop(heartbeat: Heartbeat, shared: Shared, mut wake: mpsc::R
             pass.run(&mut conn, &mut |_| {})
         })
         .await;
-        let failed = match result {
-            Ok(Ok(report)) => {
-                tracing::info!(
-                    cases = report.cases,
-                    notifications = report.notifications,
-                    queued = report.queued,
-                    "evaluation pass done"
-                );
-                if report.queued > 0 {
-                    queued.notify_one();
-                }
-                false
-            }
-            // State, not the tick, decides what is due: a later pass catches up.
-            Ok(Err(e)) => {
-                tracing::error!(error = %format!("{e:#}"), "evaluation pass failed");
-                true
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "evaluation pass panicked");
-                true
-            }
-        };
+        let failed = span.in_scope(|| pass_failed(result, &queued));
         if failed {
             failures = failures.saturating_add(1);
             let wait = Duration::from_secs((5u64 << failures.min(6)).min(300));
@@ -225,6 +266,51 @@ async fn evaluation_loop(heartbeat: Heartbeat, shared: Shared, mut wake: mpsc::R
             retry_at = None;
         }
     }
+}
+
+/// Log how a pass went (and wake delivery when it queued mail); true if it failed.
+fn pass_failed(
+    result: Result<anyhow::Result<crate::jobs::evaluation::PassReport>, tokio::task::JoinError>,
+    queued: &Notify,
+) -> bool {
+    match result {
+        Ok(Ok(report)) => {
+            tracing::info!(
+                cases = report.cases,
+                disputes = report.disputes,
+                notifications = report.notifications,
+                queued = report.queued,
+                skipped = report.skipped,
+                "evaluation pass done"
+            );
+            if report.queued > 0 {
+                queued.notify_one();
+            }
+            false
+        }
+        // State, not the tick, decides what is due: a later pass catches up.
+        Ok(Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "evaluation pass failed");
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "evaluation pass panicked");
+            true
+        }
+    }
+}
+
+/// The span of one evaluation pass: every line it logs carries `pass_id`
+/// (`{UTC start}-{process id}-{sequence}`), so one pass's lines can be followed across replicas.
+fn pass_span() -> tracing::Span {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!(
+        "{}-{}-{n}",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    );
+    tracing::info_span!("pass", pass_id = %id)
 }
 
 async fn delivery_loop(heartbeat: Heartbeat, shared: Shared) {
@@ -238,18 +324,27 @@ async fn delivery_loop(heartbeat: Heartbeat, shared: Shared) {
     let channel = match Channel::configured(&settings) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "cannot set up SMTP; delivery is off");
+            tracing::error!(error = %format!("{e:#}"), "cannot set up the mail channel; delivery is off");
             return;
         }
     };
-    let renderer = Renderer::new(settings.mail.include_names);
+    let renderer = match Renderer::configured(&settings) {
+        Ok(r) => r,
+        Err(problems) => {
+            let e = crate::mail::template_error(problems);
+            tracing::error!(error = %format!("{e:#}"), "mail templates do not compile; delivery is off");
+            return;
+        }
+    };
     let mut control = Control::from_settings(&settings.delivery);
     control.heartbeat = heartbeat.clone();
     control.stop = Some(stop.clone());
     tracing::info!(worker = %control.worker, "delivering");
     let interval = Duration::from_secs(settings.delivery.interval_seconds);
     let mut db = Db::pool(&pool);
+    let mut round: u64 = 0;
     loop {
+        round += 1;
         heartbeat.beat();
         if *stop.borrow() {
             break;
@@ -264,7 +359,12 @@ async fn delivery_loop(heartbeat: Heartbeat, shared: Shared) {
             control.clone(),
         );
         // A round finishes the message it is sending and gives back the rest on SIGTERM.
-        let handled = match delivery.run_round(&mut db, Utc::now()).await {
+        let span = tracing::info_span!("delivery_round", round);
+        let handled = match delivery
+            .run_round(&mut db, Utc::now())
+            .instrument(span)
+            .await
+        {
             Ok(r) => r.handled(),
             Err(e) => {
                 // Usually the database is away: claimed rows come back when their lease ends.

@@ -1,6 +1,10 @@
-//! `cpwatch health`: what an operator or a monitoring probe needs to know, one line per check.
-//! Exit 0 when every check passes, 1 otherwise.
+//! `cpwatch health` (and the daemon's `/readyz`): what an operator or a monitoring probe needs
+//! to know, one line per check. Exit 0 when every check passes, 1 otherwise.
+//!
+//! The database's checks (`database_checks`) read figures only; the relay's login check
+//! (`relay_login`) runs an SMTP exchange up to AUTH and says goodbye, sending nothing.
 
+use crate::settings::Settings;
 use crate::store::{self, deliveries::Status};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -14,9 +18,31 @@ pub struct Limits {
     pub max_backlog_minutes: i64,
     /// Dead-lettered messages tolerated (each is a notice nobody received).
     pub max_dead: i64,
+    /// The stored bank-holiday feed may be at most this old (days).
+    pub max_holiday_age_days: i64,
+    /// Messages refused for good (`failed`) tolerated; None: reported, never failing.
+    pub max_failed: Option<i64>,
+    /// Data-quality notices in the last 24 hours tolerated; None: reported, never failing.
+    pub max_data_quality: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pass_age_minutes: 120,
+            max_backlog_minutes: 60,
+            max_dead: 0,
+            max_holiday_age_days: 35,
+            max_failed: None,
+            max_data_quality: None,
+        }
+    }
+}
+
+/// The bank holidays must be known at least this many days ahead.
+const HOLIDAYS_AHEAD_DAYS: i64 = 90;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Check {
     pub name: &'static str,
     pub ok: bool,
@@ -35,8 +61,26 @@ impl std::fmt::Display for Check {
 #[error("unhealthy: {}", .0.join(", "))]
 pub struct Unhealthy(pub Vec<&'static str>);
 
-/// Run every check against the database at `url`.
-pub fn checks(url: &str, limits: &Limits, now: DateTime<Utc>) -> Vec<Check> {
+/// Every check: the database's, then the relay's login. For the command line (it runs the
+/// SMTP exchange on a runtime of its own).
+pub fn checks(settings: &Settings, limits: &Limits, now: DateTime<Utc>) -> Vec<Check> {
+    use secrecy::ExposeSecret;
+    let mut out = database_checks(settings.database.url.expose_secret(), limits, now);
+    let login = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| rt.block_on(relay_login(settings)));
+    out.push(login.unwrap_or_else(|e| fail("relay-login", e.to_string())));
+    out
+}
+
+/// The checks as one JSON document: `{"healthy", "checks": [{"name", "ok", "detail"}]}`.
+pub fn json(checks: &[Check]) -> serde_json::Value {
+    serde_json::json!({"healthy": checks.iter().all(|c| c.ok), "checks": checks})
+}
+
+/// Every check the database answers, against the database at `url`.
+pub fn database_checks(url: &str, limits: &Limits, now: DateTime<Utc>) -> Vec<Check> {
     let mut conn = match store::connect(url) {
         Ok(c) => c,
         Err(e) => return vec![fail("database", format!("unreachable: {e}"))],
@@ -68,7 +112,99 @@ pub fn checks(url: &str, limits: &Limits, now: DateTime<Utc>) -> Vec<Check> {
     out.push(backlog(&mut conn, limits, now));
     out.push(relay(&mut conn, now));
     out.push(dead_letters(count(Status::Dead), limits));
+    out.push(failed_rows(count(Status::Failed), limits));
+    out.push(data_quality(&mut conn, limits, now));
+    out.push(holidays(&mut conn, limits, now));
     out
+}
+
+/// The relay as configured: connect, greeting, EHLO, STARTTLS (as configured), AUTH (when a
+/// password is configured), then QUIT. Nothing is sent.
+pub async fn relay_login(settings: &Settings) -> Check {
+    let relay = match crate::mail::Channel::configured(settings) {
+        Ok(crate::mail::Channel::Smtp(r)) => r,
+        Ok(_) => return pass("relay-login", "mail is not sent through a relay".into()),
+        Err(e) => return fail("relay-login", format!("{e:#}")),
+    };
+    let mut limits = crate::smtp::Limits {
+        deadline: tokio::time::Instant::now() + relay.timeout,
+        timeout: relay.timeout,
+        stop: None,
+    };
+    match relay.open(&mut limits).await {
+        Ok(session) => {
+            session.quit(limits.deadline).await;
+            let login = if relay.credentials.is_some() {
+                "accepted our login"
+            } else {
+                "accepted a session (no login configured)"
+            };
+            pass("relay-login", format!("{} {login}", relay.name()))
+        }
+        Err(f) => fail("relay-login", format!("{f}; {}", f.advice())),
+    }
+}
+
+fn failed_rows(failed: i64, limits: &Limits) -> Check {
+    let detail = format!(
+        "{failed} message(s) refused for good by the relay (each with a data-quality notice; \
+         outbox.last_error says why)"
+    );
+    match limits.max_failed {
+        Some(max) if failed > max => fail("failed", format!("{detail}; limit {max}")),
+        _ => pass("failed", detail),
+    }
+}
+
+fn data_quality(conn: &mut PgConnection, limits: &Limits, now: DateTime<Utc>) -> Check {
+    let n = match store::metrics::figures(conn, now) {
+        Ok(f) => f.data_quality_last_day,
+        Err(e) => return fail("data-quality", e.to_string()),
+    };
+    let detail = format!("{n} data-quality notice(s) in the last 24 h");
+    match limits.max_data_quality {
+        Some(max) if n > max => fail(
+            "data-quality",
+            format!("{detail}; limit {max}: is a case system's feed or a role mapping wrong?"),
+        ),
+        _ => pass("data-quality", detail),
+    }
+}
+
+/// The bank-holiday data the calendars use: the stored feed recent, and holidays known ahead.
+fn holidays(conn: &mut PgConnection, limits: &Limits, now: DateTime<Utc>) -> Check {
+    let (fetched, until) = match crate::metrics::holiday_data(conn) {
+        Ok(d) => d,
+        Err(e) => return fail("holidays", format!("{e:#}")),
+    };
+    let until_text = until.map_or("-".into(), |d| d.to_string());
+    let ahead = until.map_or(i64::MIN, |d| (d - now.date_naive()).num_days());
+    let source = match fetched {
+        Some(at) => format!(
+            "feed fetched {} ({} day(s) ago; limit {})",
+            crate::evaluate::rfc3339(at),
+            (now - at).num_days(),
+            limits.max_holiday_age_days
+        ),
+        None => "no feed fetched yet: the built-in snapshot".into(),
+    };
+    let detail = format!("{source}; holidays known to {until_text}");
+    if ahead < HOLIDAYS_AHEAD_DAYS {
+        fail(
+            "holidays",
+            format!(
+                "{detail}: fewer than {HOLIDAYS_AHEAD_DAYS} days ahead; can cpwatch reach \
+                 calendar.holiday_feed_url?"
+            ),
+        )
+    } else if fetched.is_some_and(|at| (now - at).num_days() > limits.max_holiday_age_days) {
+        fail(
+            "holidays",
+            format!("{detail}: the daily refresh is failing; can cpwatch reach calendar.holiday_feed_url?"),
+        )
+    } else {
+        pass("holidays", detail)
+    }
 }
 
 /// The mail relay as delivery last found it: failing (with why and what to fix) or working.

@@ -1,7 +1,7 @@
 //! Turning a notice into a message for one recipient, and the channels that send it (an SMTP
 //! relay, driven phase by phase by `smtp`, or a folder of `.eml` files for the demo).
 
-use crate::evaluate::{Kind, Notice};
+use crate::evaluate::Kind;
 use crate::settings::{Security, Smtp};
 use crate::smtp::{self, Relay, Verdict};
 use chrono::{DateTime, Utc};
@@ -12,8 +12,15 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::TlsParameters;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::Message;
-use minijinja::{context, Environment};
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+pub mod context;
+mod render;
+pub mod samples;
+pub use render::{
+    environment, render_parts, template_for, Rendered, Renderer, BUILT_IN, TEMPLATES,
+};
 
 /// `Auto-Submitted: auto-generated` (RFC 3834), so auto-responders stay quiet.
 #[derive(Clone)]
@@ -36,7 +43,8 @@ pub enum MailError {
     /// The stored notice cannot be read; `permanent` when no version of cpwatch can read it.
     #[error("{message}")]
     Unreadable { message: String, permanent: bool },
-    #[error("template: {0}")]
+    /// A template that does not render: its name and line, and what is wrong.
+    #[error("template {}", render::template_problem(.0.name().unwrap_or("?"), .0))]
     Template(#[from] minijinja::Error),
     #[error("building the message: {0}")]
     Build(String),
@@ -47,6 +55,8 @@ pub enum MailError {
     Setup(String),
     #[error("writing the message file: {0}")]
     File(String),
+    #[error("{0}")]
+    Notify(#[from] crate::notify::Failure),
 }
 
 impl MailError {
@@ -54,6 +64,7 @@ impl MailError {
     pub fn verdict(&self) -> Verdict {
         match self {
             MailError::Smtp(f) => f.verdict(),
+            MailError::Notify(f) => f.verdict(),
             MailError::Setup(_) => Verdict::RelayFault,
             // A template fault is ours, not the recipient's: retry, so a fixed build can send it.
             MailError::Template(_) | MailError::File(_) => Verdict::Message { permanent: false },
@@ -69,162 +80,9 @@ impl MailError {
     pub fn advice(&self) -> &'static str {
         match self {
             MailError::Smtp(f) => f.advice(),
+            MailError::Notify(f) => f.advice(),
             _ => "check the [smtp] settings",
         }
-    }
-}
-
-/// How mail is worded.
-pub struct Renderer {
-    env: Environment<'static>,
-    pub include_names: bool,
-}
-
-/// A rendered message, before it is addressed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
-
-impl Default for Renderer {
-    fn default() -> Self {
-        Self::new(false)
-    }
-}
-
-impl Renderer {
-    pub fn new(include_names: bool) -> Self {
-        let mut env = Environment::new();
-        env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html.j2") {
-                minijinja::AutoEscape::Html
-            } else {
-                minijinja::AutoEscape::None
-            }
-        });
-        // The templates are compiled in; a syntax error in them is caught by the tests.
-        for (name, text) in [
-            ("subject.j2", include_str!("../templates/subject.j2")),
-            ("body.txt.j2", include_str!("../templates/body.txt.j2")),
-            ("body.html.j2", include_str!("../templates/body.html.j2")),
-        ] {
-            if let Err(e) = env.add_template(name, text) {
-                tracing::error!(template = name, error = %e, "built-in mail template does not compile");
-            }
-        }
-        Renderer { env, include_names }
-    }
-
-    /// Word a notification for one recipient, at `now` (for "late by"), with times in `tz`.
-    pub fn render(
-        &self,
-        n: &Notice,
-        recipient: &str,
-        copied: bool,
-        now: DateTime<Utc>,
-        tz: Tz,
-    ) -> Result<Rendered, MailError> {
-        let me = n
-            .recipients()
-            .find(|(r, _)| r.email.as_str() == recipient)
-            .map(|(r, _)| r);
-        let role = me.map_or("recipient".to_owned(), |r| r.role.replace('_', " "));
-        let others: Vec<String> = n
-            .recipients()
-            .filter(|(r, _)| r.email.as_str() != recipient)
-            .map(|(r, _)| match (&r.name, self.include_names) {
-                (Some(name), true) => format!("{name} ({})", r.role.replace('_', " ")),
-                _ => format!("the {}", r.role.replace('_', " ")),
-            })
-            .collect();
-        let late = now - n.due;
-        let lateness = (late.num_minutes() > 0
-            && matches!(
-                n.kind,
-                Kind::Overdue | Kind::OverdueEscalation | Kind::CauseForConcern
-            ))
-        .then(|| human_duration(late));
-        let opening = opening(n);
-        let ctx = context! {
-            kind => n.kind.as_str(),
-            kind_label => kind_label(n.kind),
-            title => n.title,
-            case => n.case.as_ref().map(|c| c.to_string()),
-            dispute => n.dispute.as_ref().map(|d| d.to_string()),
-            rule => n.rule,
-            standard => n.standard,
-            standard_number => n.standard.as_deref().map(|s| s.trim_start_matches('S').to_owned()),
-            action => n.action,
-            due_local => n.due.with_timezone(&tz).format("%A %-d %B %Y, %H:%M %Z").to_string(),
-            lateness => lateness,
-            others => others,
-            role => role,
-            copied => copied,
-            key => n.key.as_str(),
-            opening => opening,
-            letter => n.letter,
-        };
-        let subject = self
-            .env
-            .get_template("subject.j2")?
-            .render(&ctx)?
-            .trim()
-            .to_owned();
-        let text = self.env.get_template("body.txt.j2")?.render(&ctx)?;
-        let html = self.env.get_template("body.html.j2")?.render(&ctx)?;
-        Ok(Rendered {
-            subject,
-            text,
-            html,
-        })
-    }
-}
-
-fn kind_label(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Reminder => "Reminder",
-        Kind::Due => "Due today",
-        Kind::Overdue => "Overdue",
-        Kind::OverdueEscalation => "Overdue, escalated to you",
-        Kind::CauseForConcern => "Cause for concern",
-        Kind::EscalationStage => "Professional disagreement",
-        Kind::EscalationOutcome => "Disagreement outcome",
-        Kind::DataQuality => "Case data to check",
-        Kind::GoLiveSummary => "Already overdue when cpwatch started",
-    }
-}
-
-fn opening(n: &Notice) -> String {
-    match n.kind {
-        Kind::Reminder => "This timescale is coming due and is not yet recorded as done.".into(),
-        Kind::Due => "This timescale is due today and is not yet recorded as done.".into(),
-        Kind::Overdue => "This timescale has been missed: it is not recorded as done.".into(),
-        Kind::OverdueEscalation if n.letter == Some(crate::policy::Letter::ChairChallenge) => {
-            "The conference chair challenges this: a timescale of the child's plan has been missed and is still not \
-             recorded as done. Please make sure it is put right and tell the chair what has happened."
-                .into()
-        }
-        Kind::OverdueEscalation => {
-            "This timescale has been missed and is still not recorded as done. It is escalated to you as the next manager.".into()
-        }
-        Kind::DataQuality => "cpwatch could not fully evaluate this case because of its recorded data.".into(),
-        _ => "cpwatch has a notice for you about this case.".into(),
-    }
-}
-
-fn human_duration(d: chrono::Duration) -> String {
-    let days = d.num_days();
-    let hours = d.num_hours() - days * 24;
-    match (days, hours) {
-        (0, h) => format!("{h} hour{}", if h == 1 { "" } else { "s" }),
-        (d, 0) => format!("{d} day{}", if d == 1 { "" } else { "s" }),
-        (d, h) => format!(
-            "{d} day{} {h} hour{}",
-            if d == 1 { "" } else { "s" },
-            if h == 1 { "" } else { "s" }
-        ),
     }
 }
 
@@ -242,13 +100,20 @@ pub fn build_message(
         .map_err(|e: lettre::address::AddressError| {
             MailError::Build(format!("recipient {recipient}: {e}"))
         })?;
-    Message::builder()
+    let root = thread_root(&rendered.thread, message_id);
+    let mut builder = Message::builder()
         .from(from.clone())
         .to(to)
         .subject(rendered.subject.clone())
         .date(std::time::SystemTime::from(date))
         .message_id(Some(message_id.to_owned()))
-        .header(AutoSubmitted)
+        .in_reply_to(root.clone())
+        .references(root)
+        .header(AutoSubmitted);
+    if let Some(reply_to) = rendered.reply_to.as_deref().and_then(|r| r.parse().ok()) {
+        builder = builder.reply_to(reply_to);
+    }
+    builder
         .multipart(
             MultiPart::alternative()
                 .singlepart(
@@ -265,11 +130,31 @@ pub fn build_message(
         .map_err(|e| MailError::Build(e.to_string()))
 }
 
+/// Mail templates that do not compile or render, as one error listing each with its file and line.
+pub fn template_error(problems: Vec<String>) -> anyhow::Error {
+    anyhow::anyhow!("mail templates:\n  {}", problems.join("\n  "))
+}
+
+/// The `Message-ID` every message of one thread (`Rendered::thread`: a notice's thread key and
+/// its reader) replies to: a hash of it at the domain of this message's own `Message-ID`, so it
+/// is derived, never looked up. Mail clients show the messages as one conversation.
+pub fn thread_root(thread: &str, message_id: &str) -> String {
+    let domain = message_id
+        .trim_matches(|c| c == '<' || c == '>')
+        .rsplit_once('@')
+        .map_or("cpwatch.invalid", |(_, d)| d);
+    let digest = Sha256::digest(format!("thread/{thread}").as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("<{hex}@{domain}>")
+}
+
 /// Where messages go: an SMTP relay, or a folder of `.eml` files (the demo).
 pub enum Channel {
     Smtp(Relay),
     /// Each message as a file named by `eml_file_name`.
     Files(std::path::PathBuf),
+    /// GOV.UK Notify: the rendered notice, sent with `send_notify` (not a built message).
+    Notify(crate::notify::Client),
 }
 
 /// What a message's `.eml` file is named after: when it was sent, what it is about, its kind,
@@ -337,6 +222,10 @@ impl Channel {
     /// The relay as configured, reading the password file if there is one.
     pub fn configured(settings: &crate::settings::Settings) -> anyhow::Result<Self> {
         use anyhow::Context as _;
+        if settings.mail.channel == crate::settings::MailChannel::Notify {
+            let client = crate::notify::Client::new(&settings.notify).map_err(MailError::Setup)?;
+            return Ok(Channel::Notify(client));
+        }
         let password = settings.smtp_password().context("smtp.password_file")?;
         Ok(Channel::smtp(&settings.smtp, password)?)
     }
@@ -352,6 +241,7 @@ impl Channel {
         match self {
             Channel::Smtp(r) => Some(r.name()),
             Channel::Files(_) => None,
+            Channel::Notify(n) => Some(n.name()),
         }
     }
 
@@ -360,6 +250,7 @@ impl Channel {
         match self {
             Channel::Smtp(r) => r.timeout,
             Channel::Files(_) => std::time::Duration::ZERO,
+            Channel::Notify(n) => n.timeout(),
         }
     }
 
@@ -395,7 +286,34 @@ impl Channel {
                     .await
                     .map_err(|e| MailError::File(format!("{}: {e}", path.display())))?;
             }
+            Channel::Notify(_) => {
+                return Err(MailError::Setup(
+                    "GOV.UK Notify sends a rendered notice, not a built message".into(),
+                ))
+            }
         }
         Ok(())
+    }
+
+    /// GOV.UK Notify, when that is the channel: send the rendered notice to `recipient`, with
+    /// `reference` (the delivery's dedupe key). None for the other channels.
+    pub async fn send_notify(
+        &self,
+        recipient: &str,
+        kind: Kind,
+        rendered: &Rendered,
+        reference: &str,
+    ) -> Option<Result<(), MailError>> {
+        let Channel::Notify(client) = self else {
+            return None;
+        };
+        let email = crate::notify::Email {
+            to: recipient,
+            kind,
+            subject: &rendered.subject,
+            body: &rendered.text,
+            reference,
+        };
+        Some(client.send(&email).await.map_err(MailError::from))
     }
 }

@@ -31,11 +31,15 @@ pub struct Settings {
     pub delivery: Delivery,
     pub schedule: Schedule,
     pub calendar: CalendarSettings,
+    /// The daemon's HTTP listener for metrics and health probes.
+    pub metrics: MetricsSettings,
     /// Extra policy files beside the built-in ones (`policies.dir`).
     pub policy_dir: Option<PathBuf>,
     /// Every policy, loaded once from the shipped files and `policy_dir`.
     pub catalogue: Catalogue,
     pub partnerships: BTreeMap<String, Partnership>,
+    /// `[notify]`: GOV.UK Notify, used when `mail.channel = "notify"`.
+    pub notify: crate::notify::NotifySettings,
 }
 
 #[derive(Debug)]
@@ -90,6 +94,15 @@ pub struct Mail {
     /// Where data-quality notices go when a case has no reachable team manager.
     pub admin_address: Option<Email>,
     pub message_id_domain: String,
+    /// Where mail goes: the SMTP relay or GOV.UK Notify.
+    pub channel: MailChannel,
+}
+
+/// `mail.channel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailChannel {
+    Smtp,
+    Notify,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +141,13 @@ pub struct CalendarSettings {
     pub holiday_refresh_hours: u64,
 }
 
+/// `[metrics]`: where `cpwatch run` serves `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    pub listen: std::net::SocketAddr,
+}
+
 #[derive(Debug, Clone)]
 pub struct Partnership {
     pub standards_policy: String,
@@ -143,6 +163,21 @@ pub struct Partnership {
     /// When the partnership went live with cpwatch: deadlines that lapsed before it are not
     /// mailed one by one but summarised once per team manager (`go_live`, RFC 3339).
     pub go_live: Option<chrono::DateTime<chrono::Utc>>,
+    /// The team's channel (a Teams or Slack incoming webhook), if it has one.
+    pub team_channel: Option<crate::team_channel::TeamChannel>,
+    /// How its mail is signed, where replies go, and its own templates.
+    pub mail: PartnershipMail,
+}
+
+/// A partnership's own mail settings (`partnerships.NAME.signature`, `.contact`, `.templates`).
+#[derive(Debug, Clone, Default)]
+pub struct PartnershipMail {
+    /// The lines that sign a letter ("Conference chair, Safeguarding and Quality Assurance unit").
+    pub signature: Option<String>,
+    /// Where readers may write back: the `Reply-To` of every message, named in letters.
+    pub contact: Option<Email>,
+    /// A directory of templates replacing the built-in ones of the same name.
+    pub templates: Option<PathBuf>,
 }
 
 /// A configuration that cannot be used; lists every problem with its key.
@@ -161,10 +196,13 @@ struct Raw {
     delivery: Delivery,
     schedule: RawSchedule,
     calendar: RawCalendar,
+    metrics: RawMetrics,
     #[serde(default)]
     policies: RawPolicies,
     #[serde(default)]
     partnerships: BTreeMap<String, RawPartnership>,
+    #[serde(default)]
+    notify: crate::notify::RawNotify,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,6 +240,12 @@ struct RawMail {
     #[serde(default)]
     admin_address: Option<String>,
     message_id_domain: String,
+    #[serde(default = "default_channel")]
+    channel: String,
+}
+
+fn default_channel() -> String {
+    "smtp".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,6 +262,13 @@ struct RawCalendar {
     close: String,
     holiday_feed_url: String,
     holiday_refresh_hours: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    enabled: bool,
+    listen: String,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -245,6 +296,14 @@ struct RawPartnership {
     la_codes: Vec<String>,
     #[serde(default)]
     go_live: Option<String>,
+    #[serde(default)]
+    team_channel: Option<crate::team_channel::RawTeamChannel>,
+    #[serde(default)]
+    signature: Option<String>,
+    #[serde(default)]
+    contact: Option<String>,
+    #[serde(default)]
+    templates: Option<String>,
 }
 
 /// The built-in defaults without their `[partnerships]` (a deployment's file names its own).
@@ -334,6 +393,7 @@ impl Settings {
         check_delivery(&raw.delivery, smtp.as_ref(), &mut p);
         let schedule = parse_schedule(raw.schedule, &mut p);
         let calendar = parse_calendar(raw.calendar, &mut p);
+        let metrics = parse_metrics(raw.metrics, &mut p);
         let policy_dir = match raw.policies.dir {
             Some(d) if d.trim().is_empty() => {
                 p.push("policies.dir: empty; leave the key out for the built-in policies only");
@@ -349,7 +409,8 @@ impl Settings {
             }
         };
         let partnerships = parse_partnerships(raw.partnerships, catalogue.as_ref(), &mut p);
-        match (database, smtp, mail, schedule, calendar, catalogue) {
+        let notify = parse_notify(raw.notify, mail.as_ref(), &raw.delivery, &mut p);
+        match (database, smtp, mail, schedule, calendar, catalogue, metrics) {
             (
                 Some(database),
                 Some(smtp),
@@ -357,6 +418,7 @@ impl Settings {
                 Some(schedule),
                 Some(calendar),
                 Some(catalogue),
+                Some(metrics),
             ) if p.0.is_empty() => Ok(Settings {
                 database,
                 smtp,
@@ -364,9 +426,11 @@ impl Settings {
                 delivery: raw.delivery,
                 schedule,
                 calendar,
+                metrics,
                 policy_dir,
                 catalogue,
                 partnerships,
+                notify,
             }),
             _ => Err(ConfigError(p.0)),
         }
@@ -536,11 +600,41 @@ fn parse_mail(raw: RawMail, p: &mut Problems) -> Option<Mail> {
         },
         None => None,
     };
+    let channel = match raw.channel.as_str() {
+        "smtp" => MailChannel::Smtp,
+        "notify" => MailChannel::Notify,
+        other => {
+            p.push(format!(
+                "mail.channel: {other:?} is not one of smtp, notify"
+            ));
+            MailChannel::Smtp
+        }
+    };
     Some(Mail {
         include_names: raw.include_names,
         admin_address,
         message_id_domain: raw.message_id_domain,
+        channel,
     })
+}
+
+/// `[notify]`: with `mail.channel = "notify"` its key file and templates must be there, and a
+/// lease must outlast one request.
+fn parse_notify(
+    raw: crate::notify::RawNotify,
+    mail: Option<&Mail>,
+    d: &Delivery,
+    p: &mut Problems,
+) -> crate::notify::NotifySettings {
+    let required = mail.is_some_and(|m| m.channel == MailChannel::Notify);
+    let n = crate::notify::parse_settings(raw, required, &mut p.0);
+    if required && d.lease_seconds <= n.timeout.as_secs() as i64 {
+        p.push(format!(
+            "delivery.lease_seconds: must be longer than notify.timeout_seconds ({})",
+            n.timeout.as_secs()
+        ));
+    }
+    n
 }
 
 fn check_delivery(d: &Delivery, smtp: Option<&Smtp>, p: &mut Problems) {
@@ -600,6 +694,23 @@ fn parse_calendar(raw: RawCalendar, p: &mut Problems) -> Option<CalendarSettings
     })
 }
 
+fn parse_metrics(raw: RawMetrics, p: &mut Problems) -> Option<MetricsSettings> {
+    match raw.listen.trim().parse::<std::net::SocketAddr>() {
+        Ok(listen) => Some(MetricsSettings {
+            enabled: raw.enabled,
+            listen,
+        }),
+        Err(_) => {
+            p.push(format!(
+                "metrics.listen: {:?} is not an IP address and port (e.g. \"127.0.0.1:9464\", \
+                 \"[::1]:9464\", or \"0.0.0.0:9464\" for every interface)",
+                raw.listen
+            ));
+            None
+        }
+    }
+}
+
 fn parse_partnerships(
     raw: BTreeMap<String, RawPartnership>,
     catalogue: Option<&Catalogue>,
@@ -655,6 +766,10 @@ fn parse_partnerships(
                 })
                 .ok()
         });
+        let team_channel = part.team_channel.take().and_then(|raw| {
+            crate::team_channel::parse(&format!("partnerships.{name}.team_channel"), raw, &mut p.0)
+        });
+        let mail = parse_partnership_mail(&name, &part, p);
         if let Some(timezone) = timezone {
             let parsed = Partnership {
                 standards_policy,
@@ -665,11 +780,39 @@ fn parse_partnerships(
                 closure_days,
                 la_codes: part.la_codes,
                 go_live,
+                team_channel,
+                mail,
             };
             out.insert(name, parsed);
         }
     }
     out
+}
+
+fn parse_partnership_mail(name: &str, part: &RawPartnership, p: &mut Problems) -> PartnershipMail {
+    let contact = part.contact.as_deref().and_then(|c| {
+        Email::parse(c)
+            .map_err(|_| {
+                p.push(format!(
+                    "partnerships.{name}.contact: {c:?} is not an email address"
+                ))
+            })
+            .ok()
+    });
+    let templates = part.templates.as_deref().map(PathBuf::from);
+    if let Some(dir) = &templates {
+        if !dir.is_dir() {
+            p.push(format!(
+                "partnerships.{name}.templates: {} is not a directory",
+                dir.display()
+            ));
+        }
+    }
+    PartnershipMail {
+        signature: part.signature.clone().filter(|s| !s.trim().is_empty()),
+        contact,
+        templates,
+    }
 }
 
 fn check_policies(name: &str, part: &RawPartnership, cat: &Catalogue, p: &mut Problems) {
@@ -812,7 +955,9 @@ mod layers {
             "delivery" => v.try_deserialize::<Delivery>().map(drop),
             "schedule" => v.try_deserialize::<RawSchedule>().map(drop),
             "calendar" => v.try_deserialize::<RawCalendar>().map(drop),
+            "metrics" => v.try_deserialize::<RawMetrics>().map(drop),
             "policies" => v.try_deserialize::<RawPolicies>().map(drop),
+            "notify" => v.try_deserialize::<crate::notify::RawNotify>().map(drop),
             _ => Ok(()),
         };
         r.map_err(|e| tidy(&e.to_string()))

@@ -338,7 +338,7 @@ fn the_head_teacher_receives_the_chairs_letter_once_by_mail() {
         .filter(|m| {
             m.header("Subject")
                 .unwrap()
-                .starts_with("Cause for concern")
+                .starts_with("KN-0001 cause for concern:")
         })
         .collect();
     assert_eq!(to_head.len(), 1, "one letter, not one per role");
@@ -351,7 +351,7 @@ fn the_head_teacher_receives_the_chairs_letter_once_by_mail() {
         mail.iter().any(|m| m.to == ["chair1@ksc.example.org"]
             && m.header("Subject")
                 .unwrap()
-                .starts_with("Cause for concern")),
+                .starts_with("KN-0001 cause for concern:")),
         "the chair is copied"
     );
 }

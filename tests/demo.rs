@@ -182,7 +182,7 @@ fn demo_simulates_a_month_and_writes_the_mail() {
     assert_eq!(row[1], "KN-0002");
     let escalation = &d.mail[&row[5]];
     assert!(
-        escalation.contains("Subject: Overdue, escalated to you:"),
+        escalation.contains("Subject: KN-0002 escalated to you:"),
         "{escalation}"
     );
     // KN-0005: the school's report never came: the chair's letter to the head teacher, who is

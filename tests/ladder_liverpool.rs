@@ -49,7 +49,23 @@ fn four_stages_with_logs_and_report_forms() {
     let s3 = find(&o, &format!("{P}:3"), "entered").unwrap();
     assert_eq!(emails(&s3.to), ["p-hrep@example.org", "p-krep@example.org"]);
     assert_eq!(emails(&s3.cc), ["p-hsl@example.org", "p-bm@example.org"]);
-    assert!(s3.action.contains("LSCB report form"), "{}", s3.action);
+    // The record the stage demands is a fact of the notice; its template says it in words.
+    let story = s3
+        .facts
+        .dispute
+        .as_ref()
+        .expect("a dispute notice tells its story");
+    assert_eq!(story.records, ["lscb_report_form", "summary_log.lscb"]);
+    let words = cpwatch::mail::Renderer::new(false)
+        .render(
+            s3,
+            "p-hrep@example.org",
+            false,
+            s3.due,
+            chrono_tz::Europe::London,
+        )
+        .unwrap();
+    assert!(words.text.contains("LSCB report form"), "{}", words.text);
     let s4 = find(&o, &format!("{P}:4"), "entered").unwrap();
     assert_eq!(emails(&s4.to), ["p-bm@example.org", "p-chair@example.org"]);
     let mut records: Vec<(String, u32)> = o

@@ -111,7 +111,7 @@ fn a_row_queued_by_the_previous_version_still_delivers() {
     );
     let subject = to_tm.header("Subject").unwrap();
     assert!(
-        subject.starts_with("Overdue: Initial child protection conference"),
+        subject.starts_with("KN-0001 overdue: Initial child protection conference"),
         "{subject}"
     );
     assert!(subject.contains("KN-0001"), "{subject}");
@@ -120,13 +120,18 @@ fn a_row_queued_by_the_previous_version_still_delivers() {
         body.contains("Convene the initial child protection conference."),
         "{body}"
     );
-    assert!(body.contains("Also told: the social worker"), "{body}");
+    assert!(
+        body.contains("Also told: the child's social worker"),
+        "{body}"
+    );
     let to_sw = got
         .iter()
         .find(|m| m.to.iter().any(|t| t.contains("sw1@ksc.example.org")))
         .expect("the social worker's copy");
     assert!(
-        to_sw.text().contains("(copied for information)"),
+        to_sw
+            .text()
+            .contains("You are copied for information as the child's social worker"),
         "{}",
         to_sw.text()
     );

@@ -56,7 +56,7 @@ fn a_late_agency_report_brings_one_cause_for_concern_letter_from_the_chair() {
         .filter(|m| {
             m.header("Subject")
                 .unwrap()
-                .starts_with("Cause for concern")
+                .starts_with("KN-0001 cause for concern:")
         })
         .collect();
     assert_eq!(
@@ -86,14 +86,22 @@ fn a_late_agency_report_brings_one_cause_for_concern_letter_from_the_chair() {
         "{body}"
     );
     assert!(
-        body.contains("Also told: the conference chair, the invitee"),
+        body.contains(
+            "Also told: the conference chair and the agency's representative at the meeting"
+        ),
         "{body}"
     );
     let chair = letters
         .iter()
         .find(|m| m.to == ["chair1@ksc.example.org"])
         .unwrap();
-    assert!(chair.text().contains("(copied for information)"));
+    assert!(
+        chair
+            .text()
+            .contains("You are copied for information: this letter went in your name"),
+        "{}",
+        chair.text()
+    );
 }
 
 #[test]

@@ -153,18 +153,41 @@ fn evaluate_writes_the_outbox_once_and_delivery_sends_real_mail() {
             m.to == ["tm1@ksc.example.org"]
                 && m.header("Subject")
                     .unwrap()
-                    .starts_with("Overdue, escalated")
+                    .starts_with("KN-0001 escalated")
         })
         .expect("the team manager is copied on the escalation");
-    assert!(copied.text().contains("(copied for information)"));
+    assert!(
+        copied
+            .text()
+            .contains("You are copied for information as the team manager"),
+        "{}",
+        copied.text()
+    );
 
+    // The overdue notice and the escalation about one deadline are one conversation in the
+    // team manager's mail: each its own Message-ID, both replying to the thread's root.
+    let tm: Vec<_> = mail
+        .iter()
+        .filter(|m| m.to == ["tm1@ksc.example.org"])
+        .collect();
+    assert_eq!(tm.len(), 2);
+    let root = tm[0].header("In-Reply-To").expect("In-Reply-To");
+    assert!(root.ends_with("@cpwatch.invalid>"), "{root}");
+    assert_eq!(tm[1].header("In-Reply-To").as_deref(), Some(root.as_str()));
+    assert_eq!(tm[0].header("References").as_deref(), Some(root.as_str()));
+    assert_ne!(tm[0].header("Message-ID"), tm[1].header("Message-ID"));
     let chair = mail
         .iter()
         .find(|m| m.to == ["chair1@ksc.example.org"])
         .unwrap();
+    assert_ne!(
+        chair.header("In-Reply-To"),
+        Some(root),
+        "each reader's own thread"
+    );
     let subject = chair.header("Subject").unwrap();
     assert!(
-        subject.starts_with("Overdue, escalated to you:"),
+        subject.starts_with("KN-0001 escalated to you:"),
         "{subject}"
     );
     assert!(subject.contains("KN-0001"), "{subject}");
@@ -191,7 +214,7 @@ fn evaluate_writes_the_outbox_once_and_delivery_sends_real_mail() {
         "{body}"
     );
     assert!(
-        body.contains("Also told: the senior manager, the team manager"),
+        body.contains("Also told: the senior manager and the team manager"),
         "{body}"
     );
     assert!(

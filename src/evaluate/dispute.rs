@@ -10,6 +10,7 @@
 use super::notice::{merge_people, Draft};
 use super::recipients::{DisputeResolver, Party, Problem};
 use super::{reminder_time, rfc3339, wording, Context, Kind, Notice, NoticeKey, Recipient};
+use super::{DisputeFacts, Facts, NextStage, StageVisit};
 use crate::calendar::{Calendar, Timescale};
 use crate::domain::{Dispute, DisputeEventKind, DisputeRef, PersonId};
 use crate::policy::ladder::{
@@ -155,6 +156,8 @@ struct Ladder<'a> {
     /// When the partnership went live with cpwatch, if that matters here.
     go_live: Option<DateTime<Utc>>,
     next_check: Option<DateTime<Utc>>,
+    /// The stages the replay entered (for each notice's story).
+    entries: Vec<Entered>,
 }
 
 impl<'a> Ladder<'a> {
@@ -183,6 +186,7 @@ impl<'a> Ladder<'a> {
             dated: 0,
             go_live: None,
             next_check: None,
+            entries: Vec::new(),
         }
     }
 
@@ -195,6 +199,7 @@ impl<'a> Ladder<'a> {
             return self.not_yet_opened();
         }
         let (entries, resolution) = self.replay();
+        self.entries = entries.clone();
         let now = self.now;
         let d = self.d;
         if let Some(first_future) = d.events.iter().map(|e| e.at).filter(|t| *t > now).min() {
@@ -535,19 +540,11 @@ impl<'a> Ladder<'a> {
         }
         let to = self.resolver.resolve(&to_roles, &mut self.problems);
         let cc = self.resolver.resolve(&stage.cc, &mut self.problems);
-        let mut action = stage.action.clone();
-        if let Some(why) = wording::why_moved(e.why) {
-            action = format!("{why} {action}");
-        }
-        if risk {
-            action = format!("{} {action}", wording::IMMEDIATE_RISK);
-        }
-        if !e.skipped.is_empty() {
-            action.push_str(&wording::passed_over(&e.skipped));
-        }
-        for r in &stage.records {
-            action.push_str(wording::record_demand(*r));
-        }
+        let action = stage.action.clone();
+        let mut story = self.story(e.stage, false);
+        story.why = e.why.map(|w| w.as_str().to_owned());
+        story.skipped = e.skipped.clone();
+        story.records = stage.records.iter().map(|r| record_code(*r)).collect();
         let draft = Draft {
             kind: Kind::EscalationStage,
             step: "entered".into(),
@@ -557,7 +554,7 @@ impl<'a> Ladder<'a> {
             to,
             cc,
         };
-        self.push(e.stage, action, draft);
+        self.push(e.stage, action, draft, story);
     }
 
     /// The stage the dispute is in: its reminder while its deadline is ahead, and after the last
@@ -585,7 +582,7 @@ impl<'a> Ladder<'a> {
             return;
         }
         let to = self.resolver.resolve(&stage.to, &mut self.problems);
-        let action = wording::stage_reminder(&stage.action);
+        let action = stage.action.clone();
         let draft = Draft {
             kind: Kind::Reminder,
             step: "reminder".into(),
@@ -595,7 +592,8 @@ impl<'a> Ladder<'a> {
             to,
             cc: vec![],
         };
-        self.push(e.stage, action, draft);
+        let story = self.story(e.stage, false);
+        self.push(e.stage, action, draft, story);
     }
 
     /// After the last stage: a notice when it lapsed, then one every interval until resolved.
@@ -632,7 +630,9 @@ impl<'a> Ladder<'a> {
         let to = self
             .resolver
             .resolve(&self.policy.after_last_stage.to, &mut self.problems);
-        let action = wording::after_last_stage(&self.policy.title, &stage.name, &every.to_string());
+        let action = stage.action.clone();
+        let mut story = self.story(e.stage, false);
+        story.within = Some(every.to_string());
         let draft = Draft {
             kind: Kind::Overdue,
             step: format!("weekly-{n}"),
@@ -642,7 +642,7 @@ impl<'a> Ladder<'a> {
             to,
             cc: vec![],
         };
-        self.push(e.stage, action, draft);
+        self.push(e.stage, action, draft, story);
     }
 
     /// A resolution: the outcome to the parties and the stage's people, and the written
@@ -657,7 +657,9 @@ impl<'a> Ladder<'a> {
             roles.extend(stage.to.iter().cloned());
             let to = self.resolver.resolve(&roles, &mut self.problems);
             let cc = self.resolver.resolve(&stage.cc, &mut self.problems);
-            let action = wording::resolved(r.stage, &stage.name, &outcome);
+            let action = stage.action.clone();
+            let mut story = self.story(r.stage, true);
+            story.outcome = Some(outcome.clone());
             let draft = Draft {
                 kind: Kind::EscalationOutcome,
                 step: "outcome".into(),
@@ -667,7 +669,7 @@ impl<'a> Ladder<'a> {
                 to,
                 cc,
             };
-            self.push(r.stage, action, draft);
+            self.push(r.stage, action, draft, story);
         }
         self.confirm_outcome(r, &outcome);
     }
@@ -694,11 +696,13 @@ impl<'a> Ladder<'a> {
         let to = self
             .resolver
             .resolve(&stage.outcome_confirmed_by, &mut self.problems);
-        let within = within.to_string();
-        let (action, draft) = if self.now < due {
+        let mut story = self.story(r.stage, true);
+        story.outcome = Some(outcome.to_owned());
+        story.within = Some(within.to_string());
+        let action = stage.action.clone();
+        let draft = if self.now < due {
             self.wake_at(due);
-            let action = wording::confirm_outcome(r.stage, &stage.name, outcome, &within);
-            let draft = Draft {
+            Draft {
                 kind: Kind::Reminder,
                 step: "confirm-outcome".into(),
                 trigger: r.at,
@@ -706,14 +710,13 @@ impl<'a> Ladder<'a> {
                 urgent: false,
                 to,
                 cc: vec![],
-            };
-            (action, draft)
+            }
         } else {
             let raiser = self.resolver.resolve(
                 &[LadderRole::Party(crate::policy::ladder::Side::Raiser)],
                 &mut self.problems,
             );
-            let draft = Draft {
+            Draft {
                 kind: Kind::Overdue,
                 step: "confirm-outcome-overdue".into(),
                 trigger: due,
@@ -721,10 +724,9 @@ impl<'a> Ladder<'a> {
                 urgent: false,
                 to,
                 cc: raiser,
-            };
-            (wording::confirm_outcome_overdue(r.stage, &within), draft)
+            }
         };
-        self.push(r.stage, action, draft);
+        self.push(r.stage, action, draft, story);
     }
 
     /// Pan-Cheshire: remind the social worker to tell the family of the escalation and its outcome.
@@ -755,7 +757,7 @@ impl<'a> Ladder<'a> {
             ),
             Some(r) => (
                 r.stage,
-                wording::family_outcome(r.stage, &f.action),
+                f.action.clone(),
                 Draft {
                     kind: Kind::Reminder,
                     step: "tell-family-outcome".into(),
@@ -768,7 +770,9 @@ impl<'a> Ladder<'a> {
             ),
         };
         // The notice is titled after the first stage the family is told of.
-        self.push_titled(stage, first.stage, action, draft);
+        let mut story = self.story(first.stage, resolution.is_some());
+        story.outcome = resolution.map(|r| r.outcome.clone().unwrap_or_else(|| "resolved".into()));
+        self.push_titled(stage, first.stage, action, draft, story);
     }
 
     fn data_quality(&mut self) {
@@ -793,13 +797,64 @@ impl<'a> Ladder<'a> {
         self.notifications.extend(notices);
     }
 
+    /// The dispute's story as of stage `stage`: what it is about, the stages so far, and (while
+    /// unresolved) the stage it moves to next, when, and whom it reaches.
+    fn story(&self, stage: u32, resolved: bool) -> DisputeFacts {
+        let name = |n: u32| {
+            self.policy
+                .stage(n)
+                .map(|s| s.name.clone())
+                .unwrap_or_default()
+        };
+        let history = self
+            .entries
+            .iter()
+            .filter(|e| e.stage <= stage)
+            .map(|e| StageVisit {
+                stage: e.stage,
+                name: name(e.stage),
+                entered_at: e.at,
+                why: e.why.map(|w| w.as_str().to_owned()),
+            })
+            .collect();
+        let next = if resolved {
+            None
+        } else {
+            let here = self.entries.iter().rev().find(|e| e.stage == stage);
+            let after = self.policy.stages.iter().find(|s| s.number > stage);
+            here.zip(after).map(|(here, after)| NextStage {
+                stage: after.number,
+                name: after.name.clone(),
+                at: here.deadline,
+                to: after.to.iter().map(|r| r.to_string()).collect(),
+            })
+        };
+        DisputeFacts {
+            subject: self.d.subject.clone(),
+            policy_title: self.policy.title.clone(),
+            stage,
+            stage_name: name(stage),
+            immediate_risk: self.d.immediate_risk,
+            history,
+            next,
+            ..DisputeFacts::default()
+        }
+    }
+
     /// Add a notice about stage `stage` of the ladder.
-    fn push(&mut self, stage: u32, action: String, draft: Draft) {
-        self.push_titled(stage, stage, action, draft);
+    fn push(&mut self, stage: u32, action: String, draft: Draft, story: DisputeFacts) {
+        self.push_titled(stage, stage, action, draft, story);
     }
 
     /// Add a notice about stage `stage`, titled with stage `titled`'s name.
-    fn push_titled(&mut self, stage: u32, titled: u32, action: String, d: Draft) {
+    fn push_titled(
+        &mut self,
+        stage: u32,
+        titled: u32,
+        action: String,
+        d: Draft,
+        story: DisputeFacts,
+    ) {
         // Problems met resolving this notice's people were first met when it fell due.
         super::stamp(&mut self.problems[self.dated..], d.trigger);
         self.dated = self.problems.len();
@@ -839,6 +894,18 @@ impl<'a> Ladder<'a> {
             to,
             cc,
             letter: None,
+            facts: Facts {
+                dispute: Some(story),
+                ..Facts::default()
+            },
         });
     }
+}
+
+/// A record kind as its stored name (`escalation_notice`, `summary_log.lscb`).
+fn record_code(kind: RecordKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

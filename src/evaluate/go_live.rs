@@ -142,6 +142,7 @@ pub fn summaries(
                 to: vec![to],
                 cc: vec![],
                 letter: None,
+                facts: Default::default(),
             }
         })
         .collect()

@@ -12,7 +12,8 @@ mod rule;
 mod wording;
 
 pub use notice::{
-    merge_people, rfc3339, About, CaseOutcome, Kind, Notice, NoticeKey, Position, Recipient,
+    merge_people, rfc3339, About, CaseOutcome, DisputeFacts, Facts, Kind, Lateness, NextStage,
+    Notice, NoticeKey, Position, Recipient, StageVisit, Stance,
 };
 pub use rule::{OccurrenceFact, Timeliness};
 
@@ -147,6 +148,35 @@ pub(crate) fn reminder_time(
     }
 }
 
+/// How late `deadline` was at `at`, counted in the unit of its rule's timescale `ts`: working
+/// days for a working-day rule, hours for an hours rule, else days. None when not late.
+pub(crate) fn lateness(
+    cal: &Calendar,
+    ts: Timescale,
+    deadline: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Option<Lateness> {
+    if at <= deadline {
+        return None;
+    }
+    let late = match ts {
+        Timescale::WorkingDays(_) | Timescale::WorkingDaysBefore(_) | Timescale::SameWorkingDay => {
+            let (d, a) = (cal.local_date(deadline), cal.local_date(at));
+            // Working days after the deadline's own day, up to and including today's.
+            Lateness::WorkingDays(cal.working_days_between(d, a).max(1))
+        }
+        Timescale::Hours(_) | Timescale::HoursBefore(_) => {
+            Lateness::Hours((at - deadline).num_hours().max(1))
+        }
+        _ => Lateness::Days(
+            (cal.local_date(at) - cal.local_date(deadline))
+                .num_days()
+                .max(1),
+        ),
+    };
+    Some(late)
+}
+
 /// A step of an occurrence that is not due yet: when it falls due and whom it will reach.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upcoming {
@@ -267,6 +297,7 @@ pub(crate) fn data_quality_notices(
             to: vec![to.clone()],
             cc: vec![],
             letter: None,
+            facts: Facts::default(),
         })
         .collect()
 }

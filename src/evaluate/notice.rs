@@ -214,6 +214,106 @@ pub struct Notice {
     pub cc: Vec<Recipient>,
     /// For escalations: how it is worded (an escalation, a cause for concern letter, the chair's challenge).
     pub letter: Option<Letter>,
+    /// What the templates say in words: how late, why it came, the dispute's story.
+    pub facts: Facts,
+}
+
+/// The facts a notice's words are made from, decided by the evaluator (no wording here: the
+/// templates under `config/templates/` say them).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    /// How late the deadline was when this step fell due (working days for a working-day rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<Lateness>,
+    /// The person below (who should have been told first) could not be reached: no email
+    /// address. Why an escalation came.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub below_unreachable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<DisputeFacts>,
+}
+
+/// Lateness in the unit its rule counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "unit", content = "n", rename_all = "snake_case")]
+pub enum Lateness {
+    WorkingDays(i64),
+    Days(i64),
+    Hours(i64),
+}
+
+/// A professional disagreement as its mail tells it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DisputeFacts {
+    /// What the disagreement is about (the dispute's `subject`).
+    pub subject: String,
+    pub policy_title: String,
+    /// The stage this notice is about, and its name.
+    pub stage: u32,
+    pub stage_name: String,
+    /// Why it reached this stage: `timescale lapsed`, `escalated by hand`, `immediate risk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    #[serde(default)]
+    pub immediate_risk: bool,
+    /// Stages passed over because their people are one person.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<u32>,
+    /// The records the stage demands (`escalation_notice`, `lscb_report_form`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<String>,
+    /// The stages so far, oldest first.
+    #[serde(default)]
+    pub history: Vec<StageVisit>,
+    /// Where it goes if not resolved: the next stage, when, and whom it reaches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<NextStage>,
+    /// The outcome, once resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// A timescale phrase the notice needs: confirm the outcome within it, or told every it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<String>,
+}
+
+/// One stage the dispute was at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageVisit {
+    pub stage: u32,
+    pub name: String,
+    pub entered_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// The stage a dispute moves to next if nobody resolves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NextStage {
+    pub stage: u32,
+    pub name: String,
+    pub at: DateTime<Utc>,
+    /// Role expressions of the people it reaches (`respondent.line_manager`).
+    pub to: Vec<String>,
+}
+
+/// Where a recipient stands in a notice: asked to act, told because the person below has not
+/// acted (or could not be reached), or copied for information.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stance {
+    Act,
+    Escalated,
+    Informed,
+}
+
+impl Stance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stance::Act => "act",
+            Stance::Escalated => "escalated",
+            Stance::Informed => "informed",
+        }
+    }
 }
 
 impl Notice {
@@ -232,6 +332,41 @@ impl Notice {
             "send_after": rfc3339(self.send_after),
             "key": self.key.as_str(),
         })
+    }
+
+    /// Where someone addressed at `position` stands: the people an overdue escalation or a
+    /// chair's challenge reaches are told because the person below has not acted; a dispute's
+    /// weekly notice after its last stage goes to those it was escalated to; the rest addressed
+    /// act; anyone copied is told for information.
+    pub fn stance(&self, position: Position) -> Stance {
+        match (position, self.kind) {
+            (Position::Cc, _) => Stance::Informed,
+            (Position::To, Kind::OverdueEscalation) => Stance::Escalated,
+            (Position::To, Kind::EscalationStage)
+                if self
+                    .facts
+                    .dispute
+                    .as_ref()
+                    .is_some_and(|d| d.why.as_deref() == Some("timescale lapsed")) =>
+            {
+                Stance::Escalated
+            }
+            (Position::To, _) => Stance::Act,
+        }
+    }
+
+    /// The conversation this notice belongs to: one per occurrence of a case rule (reminder,
+    /// due, overdue and escalations alike), one per dispute; a letter or data-quality notice
+    /// is its own. Messages of one thread point at one root `Message-ID` derived from it.
+    pub fn thread_key(&self) -> String {
+        let p = &self.partnership;
+        match (&self.dispute, &self.case, self.kind) {
+            (Some(d), _, k) if k != Kind::DataQuality => format!("{p}/dispute/{d}"),
+            (None, Some(c), k) if Kind::CASE_RULE.contains(&k) && k != Kind::CauseForConcern => {
+                format!("{p}/case/{c}/{}/{}", self.rule, self.occurrence)
+            }
+            _ => self.key.as_str().to_owned(),
+        }
     }
 
     /// Every (recipient, `to`/`cc`) pair, `to` first.

@@ -2,6 +2,7 @@
 
 use super::Recipient;
 use crate::domain::{AgencyId, Case, Directory, Event, PersonId};
+use crate::policy::role_words::in_words;
 use crate::policy::RoleRef;
 
 /// Something about the case's people that stops a notification reaching someone.
@@ -53,9 +54,10 @@ impl Resolver<'_> {
                 None => problems.push(Problem {
                     code: format!("no-{role}"),
                     message: format!(
-                        "Case {} has nobody in the role {role}, so a notification could not be addressed. \
-                         Record who holds it.",
-                        self.case.reference
+                        "Case {} has nobody recorded as {}, so a notification could not be addressed. \
+                         Record who holds the role ({role}).",
+                        self.case.reference,
+                        in_words(&role.to_string())
                     ),
                     since: None,
                 }),
@@ -217,8 +219,17 @@ impl DisputeResolver<'_> {
         roles: &[crate::policy::ladder::LadderRole],
         problems: &mut Vec<Problem>,
     ) -> Vec<Recipient> {
+        use crate::policy::ladder::LadderRole as L;
         let mut out = Vec::new();
         for role in roles {
+            // Of alternatives, the one someone holds names the person's role.
+            let role = match role {
+                L::FirstOf(options) => options
+                    .iter()
+                    .find(|o| self.person_for(o).is_some())
+                    .unwrap_or(role),
+                _ => role,
+            };
             match self.person_for(role) {
                 Some(id) => match self.recipient(&id, &role.to_string()) {
                     Ok(r) => out.push(r),
@@ -227,9 +238,10 @@ impl DisputeResolver<'_> {
                 None => problems.push(Problem {
                     code: format!("no-{role}"),
                     message: format!(
-                        "For {}, nobody holds the role {role}, so a notification could not be addressed. \
-                         Record who holds it.",
-                        self.subject
+                        "For {}, nobody is recorded as {}, so a notification could not be addressed. \
+                         Record who holds the role ({role}).",
+                        self.subject,
+                        in_words(&role.to_string())
                     ),
                     since: None,
                 }),
@@ -254,7 +266,10 @@ fn recipient(
     let Some(person) = directory.person(id) else {
         return Err(Problem {
             code: format!("unknown-person-{id}"),
-            message: format!("Person {id}, named as {role} on {subject}, is not known."),
+            message: format!(
+                "Person {id}, named as {} on {subject}, is not known.",
+                in_words(role)
+            ),
             since: None,
         });
     };
@@ -267,7 +282,10 @@ fn recipient(
         }),
         None => Err(Problem {
             code: format!("no-email-{id}"),
-            message: format!("Person {id} ({role} on {subject}) has no email address, so cpwatch cannot reach them."),
+            message: format!(
+                "Person {id} ({} on {subject}) has no email address, so cpwatch cannot reach them.",
+                in_words(role)
+            ),
             since: None,
         }),
     }

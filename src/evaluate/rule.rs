@@ -5,7 +5,7 @@
 use super::notice::{merge_people, Draft};
 use super::plan::PlanPeriods;
 use super::{reminder_time, rfc3339, wording, Context, Kind, Notice, NoticeKey, Outcome};
-use super::{Recipient, Resolver};
+use super::{Facts, Recipient, Resolver};
 use crate::calendar::Timescale;
 use crate::domain::{AgencyId, Case, Event, EventKind, Origin};
 use crate::policy::{DoneSince, EventMatch, Letter, Pick, Requirement, RoleRef, Rule, SameField};
@@ -500,6 +500,17 @@ struct Step {
     draft: Draft,
     until: Option<DateTime<Utc>>,
     letter: Option<Letter>,
+    facts: Facts,
+}
+
+/// Where an overdue step falls: its index, when, the deadline it is about, and whether the level
+/// below it could not be reached.
+#[derive(Clone, Copy)]
+struct Escalation {
+    i: usize,
+    trigger: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+    below_unreachable: bool,
 }
 
 /// The earliest trigger of the steps that were due, if any was (whether or not it could be
@@ -552,6 +563,7 @@ impl Steps<'_, '_> {
             },
             until,
             letter: None,
+            facts: Facts::default(),
         }
     }
 
@@ -589,22 +601,29 @@ impl Steps<'_, '_> {
         let mut due = None;
         let mut trigger = deadline;
         let mut told: Vec<Recipient> = self.responsible.iter().chain(self.cc).cloned().collect();
+        // Whether the level below this step was reached (the responsible people first).
+        let mut below_reached = !self.responsible.is_empty();
         for (i, esc) in rule.overdue_steps.iter().enumerate() {
             trigger = ctx.calendar.deadline(esc.after, trigger);
+            let at = Escalation {
+                i,
+                trigger,
+                deadline,
+                below_unreachable: !below_reached,
+            };
             if trigger > ctx.now {
                 // Not yet: say who it will reach (problems count only once it is due).
                 let mut later = Outcome::new(ctx, self.occ.st.case);
-                if let Some(step) =
-                    self.escalation_step(i, esc, trigger, deadline, &told, &mut later)
-                {
+                if let Some(step) = self.escalation_step(esc, &at, &told, &mut later) {
                     self.step(out, step);
                 }
                 out.wake_at(trigger);
                 break;
             }
             let before = out.problems.len();
-            let step = self.escalation_step(i, esc, trigger, deadline, &told, out);
+            let step = self.escalation_step(esc, &at, &told, out);
             super::stamp(&mut out.problems[before..], trigger);
+            below_reached = step.is_some() || out.problems.len() == before;
             let Some(step) = step else { continue };
             told.extend(step.draft.to.iter().cloned());
             due = earliest(due, self.step(out, step));
@@ -612,16 +631,20 @@ impl Steps<'_, '_> {
         due
     }
 
-    /// Overdue step `i`: who it goes to, and how it is worded; None when it reaches nobody new.
+    /// Overdue step `at.i`: who it goes to, and what it says; None when it reaches nobody new.
     fn escalation_step(
         &self,
-        i: usize,
         esc: &crate::policy::OverdueStep,
-        trigger: DateTime<Utc>,
-        deadline: DateTime<Utc>,
+        at: &Escalation,
         told: &[Recipient],
         out: &mut Outcome,
     ) -> Option<Step> {
+        let Escalation {
+            i,
+            trigger,
+            deadline,
+            ..
+        } = *at;
         let resolver = self.occ.resolver();
         let fresh = if esc.letter == Letter::CauseForConcern {
             // The chair's letter goes to the agency's appropriate manager even when that is
@@ -668,7 +691,18 @@ impl Steps<'_, '_> {
             },
             until: None,
             letter: Some(esc.letter),
+            facts: self.escalation_facts(at),
         })
+    }
+
+    /// How late the deadline is when the step comes, and whether the level below was reached.
+    fn escalation_facts(&self, at: &Escalation) -> Facts {
+        let cal = self.occ.ctx.calendar;
+        Facts {
+            late: super::lateness(cal, self.occ.rule.deadline, at.deadline, at.trigger),
+            below_unreachable: at.below_unreachable,
+            dispute: None,
+        }
     }
 
     /// Who a cause-for-concern letter goes to, whoever else was told about the occurrence; None
@@ -775,6 +809,7 @@ impl Steps<'_, '_> {
             to,
             cc,
             letter: step.letter,
+            facts: step.facts,
         });
         Some(d.trigger)
     }

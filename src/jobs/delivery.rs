@@ -17,6 +17,7 @@ use super::Runtime;
 use crate::domain::Email;
 use crate::evaluate::{About, Kind, Notice, NoticeKey, Position, Recipient};
 use crate::mail::{self, Channel, MailError, Renderer};
+use crate::metrics;
 use crate::smtp::Verdict;
 use crate::store::deliveries::{self, Claimed, NonUrgent};
 use crate::store::{notices, relay, DbError};
@@ -28,6 +29,7 @@ use lettre::message::Mailbox;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 pub type DbPool = Pool<ConnectionManager<PgConnection>>;
 
@@ -339,19 +341,19 @@ impl Delivery<'_> {
                 report.deferred += self.release(db, &rows[i..]);
                 break;
             }
-            if !self
-                .ready_to_send(db, &rows[i..], now, round, report)
-                .await?
-            {
+            let span = message_span(row);
+            let ready = self.ready_to_send(db, &rows[i..], now, round, report);
+            if !ready.instrument(span.clone()).await? {
                 continue;
             }
             let started = std::time::Instant::now();
-            let sent = self.send(row, now).await;
+            let sent = self.send(row, now).instrument(span.clone()).await;
             let flow = match sent {
                 Ok(()) => {
                     self.fault_after_send();
                     round.unmarked.push(row.id);
                     report.sent += 1;
+                    metrics::delivered(metrics::Outcome::Sent, row, self.channel_label());
                     let due = round.unmarked.len() >= self.control.mark_every
                         || started.elapsed() >= SLOW_EXCHANGE;
                     if due {
@@ -362,7 +364,7 @@ impl Delivery<'_> {
                 }
                 Err(e) => {
                     self.flush_marks(db, round).await?;
-                    self.settle(db, row, e, now, report)?
+                    span.in_scope(|| self.settle(db, row, e, now, report))?
                 }
             };
             if flow == Flow::RelayDown {
@@ -400,6 +402,7 @@ impl Delivery<'_> {
         if let Some(why) = stale(row, now) {
             if db.call(|conn| deliveries::mark_cancelled(conn, row.id, worker, &why))? {
                 report.cancelled += 1;
+                metrics::delivered(metrics::Outcome::Cancelled, row, self.channel_label());
                 tracing::info!(id = row.id, "not sent: {why}");
             }
             return Ok(false);
@@ -442,6 +445,7 @@ impl Delivery<'_> {
     ) -> anyhow::Result<Flow> {
         match e.verdict() {
             Verdict::RelayFault => {
+                metrics::relay_failed(self.channel_label());
                 self.relay_down(db, row, &e, report)?;
                 report.relay_down = true;
                 return Ok(Flow::RelayDown);
@@ -458,6 +462,7 @@ impl Delivery<'_> {
             Verdict::Recipient { permanent: true } | Verdict::Message { permanent: true } => {
                 if self.fail(db, row, &e, now)? {
                     report.failed += 1;
+                    metrics::delivered(metrics::Outcome::Failed, row, self.channel_label());
                 }
                 tracing::warn!(id = row.id, error = %e, "permanently rejected");
             }
@@ -501,7 +506,10 @@ impl Delivery<'_> {
     ) {
         let note = format!("unconfirmed: {e}");
         match db.call(|conn| relay::mark_sent_unconfirmed(conn, row.id, &note)) {
-            Ok(()) => report.unconfirmed += 1,
+            Ok(()) => {
+                report.unconfirmed += 1;
+                metrics::delivered(metrics::Outcome::Unconfirmed, row, self.channel_label());
+            }
             // Left leased: it comes back when the lease ends, and is sent again.
             Err(db_error) => {
                 tracing::error!(id = row.id, error = %format!("{db_error:#}"), "cannot record an unconfirmed message")
@@ -575,9 +583,11 @@ impl Delivery<'_> {
             report.lost_claims += 1;
         } else if dead {
             report.dead += 1;
+            metrics::delivered(metrics::Outcome::Dead, row, self.channel_label());
             tracing::error!(id = row.id, error = %e, attempts = row.attempts, "dead-lettered");
         } else {
             report.retried += 1;
+            metrics::delivered(metrics::Outcome::Retried, row, self.channel_label());
             tracing::warn!(id = row.id, error = %e, "will retry");
         }
         Ok(())
@@ -586,6 +596,10 @@ impl Delivery<'_> {
     fn backoff(&self, attempts: i32, row_id: i64) -> Duration {
         let c = &self.control;
         backoff_from(c.retry_base_seconds, c.retry_max_seconds, attempts, row_id)
+    }
+
+    fn channel_label(&self) -> &'static str {
+        metrics::channel_label(self.channel)
     }
 
     fn stopping(&self) -> bool {
@@ -725,6 +739,7 @@ impl Delivery<'_> {
             occurrence: "-".into(),
             step: "undeliverable".into(),
             letter: None,
+            facts: Default::default(),
             due: now,
             trigger_at: now,
             send_after,
@@ -785,6 +800,13 @@ impl Delivery<'_> {
         let tz = self.runtime.tz_of(n.partnership.as_str());
         let copied = row.position == Position::Cc;
         let rendered = self.renderer.render(n, &row.recipient, copied, now, tz)?;
+        let reference = format!("{}/{}", n.key.as_str(), row.recipient);
+        if let Some(sent) = (self.channel)
+            .send_notify(&row.recipient, n.kind, &rendered, &reference)
+            .await
+        {
+            return sent;
+        }
         let message =
             mail::build_message(&row.recipient, &row.message_id, self.from, &rendered, now)?;
         let about = match (&n.dispute, &n.case) {
@@ -807,6 +829,17 @@ impl Delivery<'_> {
 
 /// A reminder or "due today" notice whose deadline has passed is pointless: the overdue notice
 /// says what matters. Such rows pile up when cpwatch was down; they are cancelled, not sent.
+/// The span of one message's lines: its outbox id, and the case or dispute it is about (never
+/// the recipient).
+fn message_span(row: &Claimed) -> tracing::Span {
+    let notice = row.notice.as_ref().ok();
+    let case = notice.and_then(|n| n.case.as_ref()).map(|c| c.to_string());
+    let dispute = notice
+        .and_then(|n| n.dispute.as_ref())
+        .map(|d| d.to_string());
+    tracing::info_span!("message", outbox_id = row.id, case, dispute)
+}
+
 fn stale(row: &Claimed, now: DateTime<Utc>) -> Option<String> {
     let n = row.notice.as_ref().ok()?;
     (n.kind.stale_after_deadline() && n.due <= now).then(|| {

@@ -11,6 +11,7 @@ use crate::domain::Case;
 use crate::evaluate::dispute::{evaluate_dispute_from, DisputeOutcome, StageChange};
 use crate::evaluate::go_live::{self, Lapsed};
 use crate::evaluate::{evaluate_case, Context, Notice, Recipient};
+use crate::metrics;
 use crate::policy::StandardsPolicy;
 use crate::store::cases::{self, BadRow, Selection};
 use crate::store::{self, disputes, notices};
@@ -137,6 +138,7 @@ impl EvaluationPass<'_> {
     ) -> anyhow::Result<PassReport> {
         if self.mode == Mode::Write && !store::try_pass_lock(conn)? {
             tracing::info!("another cpwatch is evaluating; skipping this pass");
+            metrics::pass_finished(metrics::PassEnd::Skipped, 0.0, Utc::now());
             return Ok(PassReport {
                 skipped: true,
                 ..Default::default()
@@ -147,8 +149,21 @@ impl EvaluationPass<'_> {
             reporter: report,
             look_up,
         };
+        let started = std::time::Instant::now();
         let result = self.run_locked(conn, narrow, &mut out);
         if self.mode == Mode::Write {
+            let r = &out.report;
+            let end = match &result {
+                Ok(()) => metrics::PassEnd::Done {
+                    cases: r.cases,
+                    disputes: r.disputes,
+                    stage_changes: r.stage_changes,
+                    queued: r.queued,
+                    withdrawn: r.cancelled,
+                },
+                Err(_) => metrics::PassEnd::Failed,
+            };
+            metrics::pass_finished(end, started.elapsed().as_secs_f64(), Utc::now());
             store::pass_unlock(conn)?;
         }
         result.map(|()| out.report)
@@ -530,6 +545,9 @@ impl Out<'_, '_> {
             let already = already.contains(n.key.as_str());
             if !already {
                 self.report.new_notices += 1;
+                if new.is_some() {
+                    metrics::notice_queued(n.kind.as_str());
+                }
             }
             (self.reporter)(Decided::Notice { notice: n, already });
         }

@@ -5,6 +5,7 @@
 pub mod census;
 pub mod delivery;
 pub mod evaluation;
+pub mod team_channel;
 pub mod timeliness;
 
 use crate::calendar::{BankHolidays, Calendar, Tz};

@@ -2,6 +2,7 @@
 //! Loading reads files; everything after that is pure.
 
 pub mod ladder;
+pub mod role_words;
 mod roles;
 
 use crate::calendar::Timescale;

@@ -12,7 +12,7 @@ use minijinja::{context, Environment, Value};
 use plotters::prelude::*;
 use serde::Serialize;
 
-const TEMPLATE: &str = include_str!("../../templates/report.html");
+const TEMPLATE: &str = include_str!("../../config/templates/report.html");
 
 /// What the page says about the period it covers.
 pub struct Heading {

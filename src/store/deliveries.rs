@@ -56,6 +56,9 @@ pub struct Claimed {
     pub position: Position,
     pub attempts: i32,
     pub message_id: String,
+    /// When it could first go: the later of its `send_after` and its queueing (delivery latency
+    /// is counted from here).
+    pub ready_at: DateTime<Utc>,
     /// The notice, or why its stored form cannot be read.
     pub notice: Result<Notice, PayloadError>,
 }
@@ -72,6 +75,8 @@ struct ClaimedRow {
     attempts: i32,
     #[diesel(sql_type = Text)]
     message_id: String,
+    #[diesel(sql_type = Timestamptz)]
+    ready_at: DateTime<Utc>,
     #[diesel(embed)]
     notice: NoticeRow,
 }
@@ -110,8 +115,10 @@ pub fn claim(
                         AND (urgent OR $5 OR EXISTS (SELECT 1 FROM notices o WHERE o.id = deliveries.notice_id \
                                                      AND o.partnership_id = ANY($6))) \
                         ORDER BY urgent DESC, send_after, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-           RETURNING id, notice_id, recipient, position, attempts, message_id) \
-         SELECT c.id, c.recipient, c.position, c.attempts, c.message_id, n.key, n.partnership_id, \
+           RETURNING id, notice_id, recipient, position, attempts, message_id, \
+                     greatest(send_after, created_at) AS ready_at) \
+         SELECT c.id, c.recipient, c.position, c.attempts, c.message_id, c.ready_at, \
+                n.key, n.partnership_id, \
                 n.kind, n.rule, n.case_ref, n.dispute_ref, n.occurrence, n.step, n.due_at, \
                 n.trigger_at, n.send_after, n.urgent, n.payload \
          FROM c JOIN notices n ON n.id = c.notice_id ORDER BY c.id",
@@ -131,6 +138,7 @@ pub fn claim(
             recipient: r.recipient,
             attempts: r.attempts,
             message_id: r.message_id,
+            ready_at: r.ready_at,
             notice: r.notice.read(),
         })
         .collect())

@@ -10,10 +10,13 @@ pub mod events;
 pub mod go_live;
 pub mod holidays;
 pub mod import;
+pub mod metrics;
 pub mod notices;
+pub mod outbox_admin;
 pub mod payload;
 pub mod relay;
 pub mod schema;
+pub mod team_posts;
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -171,6 +174,7 @@ pub fn pass_unlock(conn: &mut PgConnection) -> Result<(), DbError> {
 /// Written to `next_check_at` when something changed: "look at this on the next pass".
 pub const CHECK_NOW: chrono::DateTime<chrono::Utc> = chrono::DateTime::UNIX_EPOCH;
 
+#[cfg(feature = "demo")]
 /// Where PostgreSQL's server binaries are when `initdb` is not on PATH (Debian keeps them in
 /// /usr/lib/postgresql/*/bin); None when it is. (`pgserver` starts private servers.)
 pub fn postgres_bin_dir() -> Option<std::path::PathBuf> {

@@ -297,6 +297,7 @@ impl NoticeRow {
             letter,
             to,
             cc,
+            facts,
         } = payload::read(&self.payload)?;
         Ok(Notice {
             key: NoticeKey::stored(self.key.clone()),
@@ -317,6 +318,7 @@ impl NoticeRow {
             to,
             cc,
             letter,
+            facts,
         })
     }
 }

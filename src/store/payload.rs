@@ -4,19 +4,20 @@
 //! | version | written by | shape |
 //! |---|---|---|
 //! | 0 (no `v`) | cpwatch before the notice table | the evaluator's whole notification, one copy per recipient |
-//! | 1 | this version | `{"v": 1, "title", "standard", "action", "letter", "to": [...], "cc": [...]}` |
+//! | 1 | cpwatch before its templates per kind | `{"v": 1, "title", "standard", "action", "letter", "to": [...], "cc": [...]}` |
+//! | 2 | this version | version 1 and `"facts"`: lateness, why it came, the dispute's story (`evaluate::Facts`); a dispute's `action` is its policy's text alone |
 //!
 //! Everything else about a notice (key, kind, rule, case, dispute, occurrence, step, deadline,
 //! send-after, urgency) is a column of `notices`. The Rust types here are the format: renaming a
 //! field of `evaluate::Notice` changes nothing on disk.
 
 use crate::domain::{Email, PersonId};
-use crate::evaluate::{Notice, Recipient};
+use crate::evaluate::{Facts, Notice, Recipient};
 use crate::policy::Letter;
 use serde::{Deserialize, Serialize};
 
 /// The payload version this cpwatch writes.
-pub const CURRENT: u64 = 1;
+pub const CURRENT: u64 = 2;
 
 /// What the mail says, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,8 @@ pub struct Content {
     pub letter: Option<Letter>,
     pub to: Vec<Recipient>,
     pub cc: Vec<Recipient>,
+    /// Empty for versions 0 and 1 (their `action` says it all).
+    pub facts: Facts,
 }
 
 /// A payload that cannot be read.
@@ -56,6 +59,7 @@ struct StoredRecipient {
     role: String,
 }
 
+/// Versions 1 and 2: version 2 added `facts`.
 #[derive(Serialize, Deserialize)]
 struct V1 {
     v: u64,
@@ -68,6 +72,8 @@ struct V1 {
     to: Vec<StoredRecipient>,
     #[serde(default)]
     cc: Vec<StoredRecipient>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    facts: Option<Facts>,
 }
 
 /// Version 0: the whole notification as the evaluator had it. Only the fields the mail needs
@@ -113,6 +119,7 @@ pub fn write(n: &Notice) -> serde_json::Value {
         letter: n.letter,
         to: n.to.iter().map(stored).collect(),
         cc: n.cc.iter().map(stored).collect(),
+        facts: Some(n.facts.clone()),
     };
     // A struct of strings, enums and lists always serializes.
     serde_json::to_value(v1).unwrap_or(serde_json::Value::Null)
@@ -129,19 +136,19 @@ pub fn read(value: &serde_json::Value) -> Result<Content, PayloadError> {
                 v0.standard,
                 v0.action,
                 v0.letter,
-                v0.to,
-                v0.cc,
+                (v0.to, v0.cc),
+                Facts::default(),
             ))
         }
-        Some(Some(1)) => {
+        Some(Some(1 | 2)) => {
             let v1: V1 = serde_json::from_value(value.clone()).map_err(malformed)?;
             Ok(content(
                 v1.title,
                 v1.standard,
                 v1.action,
                 v1.letter,
-                v1.to,
-                v1.cc,
+                (v1.to, v1.cc),
+                v1.facts.unwrap_or_default(),
             ))
         }
         Some(Some(v)) if v > CURRENT => Err(PayloadError::Newer(v)),
@@ -156,8 +163,8 @@ fn content(
     standard: Option<String>,
     action: String,
     letter: Option<Letter>,
-    to: Vec<StoredRecipient>,
-    cc: Vec<StoredRecipient>,
+    (to, cc): (Vec<StoredRecipient>, Vec<StoredRecipient>),
+    facts: Facts,
 ) -> Content {
     Content {
         title,
@@ -166,6 +173,7 @@ fn content(
         letter,
         to: to.into_iter().map(recipient).collect(),
         cc: cc.into_iter().map(recipient).collect(),
+        facts,
     }
 }
 
@@ -192,15 +200,32 @@ mod tests {
         assert_eq!(c.to[0].email.as_str(), "tm@x.org");
         assert_eq!(c.to[0].role, "team_manager");
         assert_eq!(c.standard.as_deref(), Some("S10"));
+        assert_eq!(c.facts, Facts::default());
+    }
+
+    #[test]
+    fn version_1_payloads_are_read_without_facts_and_version_2_keeps_them() {
+        let v1 = json!({"v": 1, "title": "T", "action": "A", "to": [{"email": "a@x.org", "role": "team_manager"}]});
+        let c = read(&v1).unwrap();
+        assert_eq!((c.title.as_str(), c.action.as_str()), ("T", "A"));
+        assert_eq!(c.facts, Facts::default());
+        let v2 = json!({"v": 2, "title": "T", "action": "A", "to": [],
+            "facts": {"late": {"unit": "working_days", "n": 3}, "below_unreachable": true}});
+        let c = read(&v2).unwrap();
+        assert_eq!(
+            c.facts.late,
+            Some(crate::evaluate::Lateness::WorkingDays(3))
+        );
+        assert!(c.facts.below_unreachable);
     }
 
     #[test]
     fn newer_versions_wait_and_nonsense_fails() {
         assert_eq!(
-            read(&json!({"v": 2, "anything": true})),
-            Err(PayloadError::Newer(2))
+            read(&json!({"v": 3, "anything": true})),
+            Err(PayloadError::Newer(3))
         );
-        assert!(!PayloadError::Newer(2).is_permanent());
+        assert!(!PayloadError::Newer(3).is_permanent());
         let bad = read(&json!({"v": 1, "title": 3})).unwrap_err();
         assert!(bad.is_permanent(), "{bad}");
     }

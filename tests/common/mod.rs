@@ -306,6 +306,8 @@ impl Cpwatch {
                 "admin@lscp.example.org".into(),
             ),
             ("RUST_LOG".into(), "warn".into()),
+            // Daemons of parallel tests must not contend for the default metrics port.
+            ("CPWATCH_METRICS__LISTEN".into(), "127.0.0.1:0".into()),
         ];
         env.push((
             "CPWATCH_SMTP__PORT".into(),

@@ -30,6 +30,8 @@ pub fn daemon(db_url: &str, smtp_port: u16) -> Cpwatch {
             "false".into(),
         ),
         ("CPWATCH_DELIVERY__INTERVAL_SECONDS".into(), "1".into()),
+        // Daemons of parallel tests must not contend for the default metrics port.
+        ("CPWATCH_METRICS__LISTEN".into(), "127.0.0.1:0".into()),
         ("CPWATCH_DELIVERY__LEASE_SECONDS".into(), "5".into()),
         ("CPWATCH_DELIVERY__BATCH_SIZE".into(), "20".into()),
         ("CPWATCH_DELIVERY__RETRY_BASE_SECONDS".into(), "1".into()),
