@@ -74,19 +74,14 @@ fn a_connection_the_relay_dropped_while_idle_is_reopened_and_is_not_a_failure() 
         "sent {}",
         load(&db.url, "sent")
     );
+    // Counted before `health`, which logs in to the relay over a connection of its own.
+    let connections = relay.connections();
     let health = cp.run(&["health", "--max-backlog", "100000"]);
     assert!(stop(&mut d.0, 20).success());
     let t = tally(&ids, &relay.message_id_counts());
-    println!(
-        "FIGURES relay dropped the idle connection: {t}; {} connections",
-        relay.connections()
-    );
+    println!("FIGURES relay dropped the idle connection: {t}; {connections} connections");
     assert_eq!((t.lost, t.duplicates, t.unexpected), (0, 0, 0), "{t}");
-    assert_eq!(
-        relay.connections(),
-        2,
-        "one fresh connection after the drop"
-    );
+    assert_eq!(connections, 2, "one fresh connection after the drop");
     assert_eq!(
         count(&db.url, "SELECT count(*) AS n FROM outbox WHERE dedupe_key LIKE 'load/%' AND (attempts <> 1 OR last_error IS NOT NULL)"),
         0,
