@@ -789,6 +789,7 @@ fn deliver(settings: &Settings, once: bool, at: Option<DateTime<Utc>>) -> anyhow
                 }
             }
         }
+        channel.close().await;
         println!(
             "sent {}, to retry {}, rejected {}, dead-lettered {}{}",
             total.sent,

@@ -347,7 +347,7 @@ async fn delivery_loop(heartbeat: Heartbeat, shared: Shared) {
         round += 1;
         heartbeat.beat();
         if *stop.borrow() {
-            return;
+            break;
         }
         let rt = current(&runtime);
         let delivery = Delivery::configured(
@@ -376,11 +376,13 @@ async fn delivery_loop(heartbeat: Heartbeat, shared: Shared) {
             continue;
         }
         tokio::select! {
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
             _ = queued.notified() => {}
             _ = tokio::time::sleep(interval) => {}
         }
     }
+    // Say goodbye on the connection kept for the next message.
+    channel.close().await;
 }
 
 async fn holiday_loop(shared: Shared) {

@@ -216,6 +216,7 @@ impl Channel {
             timeout: cfg.timeout,
             cleartext_auth: cfg.insecure_cleartext_password,
             hello: ClientId::default(),
+            kept: Default::default(),
         }))
     }
 
@@ -242,6 +243,22 @@ impl Channel {
             Channel::Smtp(r) => Some(r.name()),
             Channel::Files(_) => None,
             Channel::Notify(n) => Some(n.name()),
+        }
+    }
+
+    /// The longest one message may take to send (`smtp.timeout_seconds`).
+    pub fn exchange_timeout(&self) -> std::time::Duration {
+        match self {
+            Channel::Smtp(r) => r.timeout,
+            Channel::Files(_) => std::time::Duration::ZERO,
+            Channel::Notify(n) => n.timeout(),
+        }
+    }
+
+    /// Close the connection kept open for the next message, if any.
+    pub async fn close(&self) {
+        if let Channel::Smtp(relay) = self {
+            relay.close().await;
         }
     }
 

@@ -399,6 +399,11 @@ impl Client {
         format!("GOV.UK Notify {}", self.host)
     }
 
+    /// The longest one request may take (`notify.timeout_seconds`).
+    pub fn timeout(&self) -> std::time::Duration {
+        self.settings.timeout
+    }
+
     /// The JSON body of one email.
     pub fn body(&self, m: &Email<'_>) -> serde_json::Value {
         let mut body = serde_json::json!({

@@ -118,6 +118,14 @@ pub struct Delivery {
     pub retry_base_seconds: i64,
     /// The longest retry delay.
     pub retry_max_seconds: i64,
+    /// Sent messages are recorded in one statement per this many (and at once after a slow
+    /// exchange): a process killed between send and mark sends at most this many again.
+    #[serde(default = "default_mark_every")]
+    pub mark_every: usize,
+}
+
+fn default_mark_every() -> usize {
+    20
 }
 
 #[derive(Debug)]
@@ -694,6 +702,9 @@ fn check_delivery(d: &Delivery, smtp: Option<&Smtp>, p: &mut Problems) {
     }
     if d.interval_seconds == 0 {
         p.push("delivery.interval_seconds: must be at least 1");
+    }
+    if d.mark_every == 0 {
+        p.push("delivery.mark_every: must be at least 1 (1 records each message as it is sent)");
     }
 }
 

@@ -3,17 +3,24 @@
 //! it means: the relay's or our configuration's fault (the mail waits), this recipient refused,
 //! this message refused, or — no answer to the end of DATA — sent without confirmation.
 //!
-//! A `Session` is an open, authenticated connection; `Relay::send` opens one, runs one
-//! transaction and quits. (Keeping a session for several messages, with RSET between them, is a
-//! later step: `Session::transaction` is written for it.)
+//! A `Session` is an open, authenticated connection. `Relay::send` keeps one between messages:
+//! the next message starts with RSET on it (a relay that closed it meanwhile is reconnected to
+//! once, before MAIL FROM, which is not a send); any failure closes it, and the message after
+//! opens a fresh one. The socket has `TCP_NODELAY` set: lettre writes the message and its final
+//! `.` separately, and without it the `.` waits for the relay's delayed ACK (~40 ms a message).
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+#[allow(deprecated)]
+use lettre::transport::smtp::client::AsyncNetworkStream;
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::ClientId;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -184,6 +191,9 @@ pub struct Relay {
     /// Allow the password over a connection that is not encrypted.
     pub cleartext_auth: bool,
     pub hello: ClientId,
+    /// The session kept open after the last message, for the next one (boxed: a relay is
+    /// small, a session is not).
+    pub kept: tokio::sync::Mutex<Option<Box<Kept>>>,
 }
 
 /// An open connection: greeted, secured and logged in as configured.
@@ -191,6 +201,16 @@ pub struct Session {
     conn: AsyncSmtpConnection,
     relay: String,
 }
+
+/// A session left open after a message, and since when.
+pub struct Kept {
+    session: Session,
+    since: Instant,
+}
+
+/// A kept session idle longer than this is closed rather than reused (relays drop idle clients
+/// after a few minutes; RFC 5321 says at least five).
+const MAX_IDLE: Duration = Duration::from_secs(60);
 
 /// The deadline of an exchange and the stop signal it gives way to (before the end of DATA).
 pub struct Limits {
@@ -205,8 +225,9 @@ impl Relay {
         format!("{}:{}", self.host, self.port)
     }
 
-    /// One message: open a session, run one transaction, quit; all within `self.timeout`,
-    /// abandoned (before the end of DATA) if `stop` turns true.
+    /// One message, within `self.timeout`, abandoned (before the end of DATA) if `stop` turns
+    /// true: on the session kept from the last message (after RSET) or a new one, which is kept
+    /// for the next message if this one went through and closed if anything failed.
     pub async fn send(
         &self,
         envelope: &Envelope,
@@ -218,13 +239,65 @@ impl Relay {
             timeout: self.timeout,
             stop,
         };
-        let mut session = self.open(&mut limits).await?;
+        let mut kept = self.kept.lock().await;
+        let reused = match kept.take() {
+            Some(k) => self.reuse(k, &mut limits).await?,
+            None => None,
+        };
+        let mut session = match reused {
+            Some(s) => s,
+            None => self.open(&mut limits).await?,
+        };
+        // On a failure the session is dropped here, which closes its connection.
         session.transaction(envelope, message, &mut limits).await?;
-        session.quit(limits.deadline).await;
+        *kept = Some(Box::new(Kept {
+            session,
+            since: Instant::now(),
+        }));
         Ok(())
     }
 
-    /// Connect, secure and log in.
+    /// A kept session, reset for the next message; None if it went stale or broke (the relay
+    /// closed it while it sat idle): then the caller opens a new one. Only a stop is an error.
+    async fn reuse(
+        &self,
+        kept: Box<Kept>,
+        limits: &mut Limits,
+    ) -> Result<Option<Session>, Failure> {
+        let Kept { mut session, since } = *kept;
+        if since.elapsed() > MAX_IDLE {
+            let polite = Instant::now() + Duration::from_millis(200);
+            session.quit(polite.min(limits.deadline)).await;
+            return Ok(None);
+        }
+        // A relay that went silent must not take the whole deadline from the fresh session.
+        let mut probe = Limits {
+            deadline: limits.deadline.min(Instant::now() + limits.timeout / 4),
+            timeout: limits.timeout,
+            stop: limits.stop.clone(),
+        };
+        let reset = session.conn.command(Rset);
+        match step(Phase::Connect, &mut probe, &session.relay, reset).await {
+            Ok(_) => Ok(Some(session)),
+            Err(f) if f.cause == Cause::Stopped => Err(f),
+            Err(f) => {
+                tracing::debug!(error = %f, "the kept SMTP session is gone; opening a new one");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Close the kept session, if any: QUIT, if the relay answers within a quarter of a second
+    /// (this runs while cpwatch stops, and a relay that stalls must not hold that up).
+    pub async fn close(&self) {
+        if let Some(k) = self.kept.lock().await.take() {
+            k.session
+                .quit(Instant::now() + Duration::from_millis(250))
+                .await;
+        }
+    }
+
+    /// Connect (with `TCP_NODELAY`), secure and log in.
     pub async fn open(&self, limits: &mut Limits) -> Result<Session, Failure> {
         let relay = self.name();
         let fail = |phase, cause| Failure {
@@ -232,25 +305,31 @@ impl Relay {
             cause,
             relay: relay.clone(),
         };
-        let implicit = match &self.security {
-            Security::Tls(p) => Some(p.clone()),
-            _ => None,
+        let stream = match connect_tcp(&self.host, self.port, limits).await {
+            Ok(s) => s,
+            Err(cause) => return Err(fail(Phase::Connect, cause)),
         };
-        let remaining = limits.deadline.saturating_duration_since(Instant::now());
-        let connect = AsyncSmtpConnection::connect_tokio1(
-            (self.host.as_str(), self.port),
-            Some(remaining),
-            &self.hello,
-            implicit,
-            None,
-        );
-        let mut conn = step(Phase::Connect, limits, &relay, connect).await?;
+        let implicit = matches!(self.security, Security::Tls(_));
+        let transport: Box<dyn AsyncTokioStream> = match &self.security {
+            Security::Tls(params) => {
+                let tls = tls_stream(stream, params.clone());
+                let tls = step(Phase::Connect, limits, &relay, tls).await;
+                Box::new(tls.map_err(|f| match f.cause {
+                    Cause::Network(e) => fail(Phase::Connect, Cause::Tls(e)),
+                    _ => f,
+                })?)
+            }
+            _ => Box::new(stream),
+        };
+        let greet = AsyncSmtpConnection::connect_with_transport(transport, &self.hello);
+        let mut conn = step(Phase::Connect, limits, &relay, greet).await?;
         if let Security::StartTls(params) = &self.security {
             let upgrade = conn.starttls(params.clone(), &self.hello);
             step(Phase::StartTls, limits, &relay, upgrade).await?;
         }
+        let encrypted = implicit || conn.is_encrypted();
         if let Some(credentials) = &self.credentials {
-            if !conn.is_encrypted() && !self.cleartext_auth && !is_loopback(&self.host) {
+            if !encrypted && !self.cleartext_auth && !is_loopback(&self.host) {
                 conn.abort().await;
                 return Err(fail(
                     Phase::Auth,
@@ -266,6 +345,33 @@ impl Relay {
         }
         Ok(Session { conn, relay })
     }
+}
+
+/// A TCP connection to `host:port` (each address it resolves to in turn) before `deadline`,
+/// with `TCP_NODELAY` set.
+async fn connect_tcp(host: &str, port: u16, limits: &Limits) -> Result<TcpStream, Cause> {
+    let deadline = limits.deadline;
+    let timeout = |_| Cause::Timeout(limits.timeout);
+    let addrs = match tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port))).await
+    {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return Err(Cause::Network(format!("cannot resolve {host}: {e}"))),
+        Err(_) => return Err(timeout(deadline)),
+    };
+    let mut last = Cause::Network(format!("{host} resolves to no address"));
+    for addr in addrs {
+        match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                stream
+                    .set_nodelay(true)
+                    .map_err(|e| Cause::Network(e.to_string()))?;
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = Cause::Network(e.to_string()),
+            Err(_) => return Err(timeout(deadline)),
+        }
+    }
+    Err(last)
 }
 
 impl Session {
@@ -362,6 +468,67 @@ impl<'a> Iterator for Body<'a> {
             self.done.store(true, Ordering::SeqCst);
         }
         next
+    }
+}
+
+/// Implicit TLS on our own socket (so it keeps `TCP_NODELAY`), using lettre's TLS set-up.
+async fn tls_stream(
+    stream: TcpStream,
+    params: TlsParameters,
+) -> Result<TlsOverTcp, lettre::transport::smtp::Error> {
+    let peer = stream.peer_addr().ok();
+    #[allow(deprecated)] // lettre's own stream type: the one way to reuse its TLS set-up
+    let mut inner = AsyncNetworkStream::use_existing_tokio1(Box::new(stream));
+    inner.upgrade_tls(params).await?;
+    Ok(TlsOverTcp { inner, peer })
+}
+
+/// lettre's TLS stream (a futures-io stream) as the tokio stream lettre's connection takes.
+#[allow(deprecated)]
+#[derive(Debug)]
+struct TlsOverTcp {
+    inner: AsyncNetworkStream,
+    peer: Option<std::net::SocketAddr>,
+}
+
+impl AsyncTokioStream for TlsOverTcp {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.peer
+            .ok_or_else(|| std::io::Error::other("no peer address"))
+    }
+}
+
+impl tokio::io::AsyncRead for TlsOverTcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let unfilled = buf.initialize_unfilled();
+        match futures_io::AsyncRead::poll_read(Pin::new(&mut self.inner), cx, unfilled) {
+            Poll::Ready(Ok(n)) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsOverTcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        futures_io::AsyncWrite::poll_write(Pin::new(&mut self.inner), cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        futures_io::AsyncWrite::poll_flush(Pin::new(&mut self.inner), cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        futures_io::AsyncWrite::poll_close(Pin::new(&mut self.inner), cx)
     }
 }
 

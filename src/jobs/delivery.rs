@@ -5,11 +5,13 @@
 //!   (`failed`, with a data-quality notice queued), dead-lettered after `max_attempts`
 //!   (`dead`) or found pointless (`cancelled`: a reminder whose deadline passed while it waited).
 //!   A worker that dies leaves its rows leased; when the lease ends another worker takes them.
-//! - nothing is sent twice: a worker renews its lease on a row just before sending it and sends
-//!   only if the row is still its own; every other outcome is written only while it still is.
-//!   The one exception is a message in flight when a process dies (or the database is gone for
-//!   longer than a lease) after the relay accepted it and before it was marked: it is sent once
-//!   more, with the same `Message-ID`.
+//! - nothing is sent twice: a worker sends a row only under its own lease, renewed (for the rest
+//!   of the batch, in one statement) whenever what is left of it might not cover one more
+//!   exchange and the marking after it; every other outcome is written only while it still is.
+//!   The exception is the messages sent and not yet marked when a process dies (or the
+//!   database is gone for longer than a lease): marks are written in one statement per
+//!   `mark_every` messages (at once after a slow exchange, before any wait, at the end of the
+//!   round), so at most that many are sent once more, with the same `Message-ID`.
 
 use super::Runtime;
 use crate::domain::Email;
@@ -64,6 +66,8 @@ pub struct Control {
     /// When it turns true: finish the message being sent, release the rest of the batch.
     pub stop: Option<watch::Receiver<bool>>,
     abort_after_sends: Option<u64>,
+    /// Sent messages are recorded in one statement per this many (1: each as it goes).
+    pub mark_every: usize,
     /// Consecutive rounds that found the relay unreachable.
     outage: Arc<AtomicU32>,
     /// When this worker last recorded the relay's success (Unix seconds; 0: after a failure).
@@ -81,6 +85,7 @@ impl Default for Control {
             retry_max_seconds: 6 * 3600,
             heartbeat: Heartbeat::default(),
             stop: None,
+            mark_every: 20,
             abort_after_sends: std::env::var(FAULT_ABORT_AFTER_SEND)
                 .ok()
                 .and_then(|v| v.trim().parse().ok()),
@@ -96,6 +101,7 @@ impl Control {
         Control {
             retry_base_seconds: d.retry_base_seconds,
             retry_max_seconds: d.retry_max_seconds,
+            mark_every: d.mark_every.max(1),
             ..Control::default()
         }
     }
@@ -179,6 +185,20 @@ pub fn backoff_from(base: i64, cap: i64, attempts: i32, row_id: i64) -> Duration
         .wrapping_add((attempts as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let jitter_ms = (seed % 1000) as i64 * base / 4; // up to 25% of `base` seconds, in ms
     Duration::seconds(base) + Duration::milliseconds(jitter_ms)
+}
+
+/// An exchange slower than this is marked at once: a commit is cheap next to it, and the
+/// window of sent-but-unmarked messages stays at one when the relay is slow.
+const SLOW_EXCHANGE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The state of one round: since when the batch's lease runs, which rows are no longer ours,
+/// and what went out and is not recorded yet.
+struct Round {
+    /// Taken before the statement that last set the lease, so the lease surely lasts
+    /// `lease_seconds` from here.
+    lease_from: std::time::Instant,
+    lost: std::collections::HashSet<i64>,
+    unmarked: Vec<i64>,
 }
 
 /// Whether a round goes on after a message.
@@ -286,33 +306,79 @@ impl Delivery<'_> {
         };
         // The digests whose time has come, made before the claim so they go in this round.
         db.call(|conn| super::digest::make_due(conn, self.runtime, now))?;
+        let lease_from = std::time::Instant::now();
         let rows = db.call(|conn| {
             let (limit, lease) = (self.batch_size, self.lease_seconds);
             deliveries::claim(conn, due_by, non_urgent, limit, lease, &c.worker)
         })?;
+        let mut round = Round {
+            lease_from,
+            lost: Default::default(),
+            unmarked: Vec::new(),
+        };
         let mut report = DeliveryReport::default();
+        let sent = self
+            .send_batch(db, &rows, now, &mut round, &mut report)
+            .await;
+        // What went out is recorded whatever else happened in the round.
+        let marked = self.flush_marks(db, &mut round).await;
+        sent?;
+        marked?;
+        Ok(report)
+    }
+
+    /// Send a claimed batch, one message at a time, recording each outcome.
+    async fn send_batch(
+        &self,
+        db: &mut Db<'_>,
+        rows: &[Claimed],
+        now: DateTime<Utc>,
+        round: &mut Round,
+        report: &mut DeliveryReport,
+    ) -> anyhow::Result<()> {
         for (i, row) in rows.iter().enumerate() {
-            c.heartbeat.beat();
+            self.control.heartbeat.beat();
             if self.stopping() {
+                self.flush_marks(db, round).await?;
                 report.deferred += self.release(db, &rows[i..]);
                 break;
             }
             let span = message_span(row);
-            if !span.in_scope(|| self.ready_to_send(db, row, now, &mut report))? {
+            let ready = self.ready_to_send(db, &rows[i..], now, round, report);
+            if !ready.instrument(span.clone()).await? {
                 continue;
             }
             let digest = self.digest_items(db, row)?;
+            let started = std::time::Instant::now();
             let sent = self
                 .send(row, digest.as_deref(), now)
                 .instrument(span.clone())
                 .await;
-            let settled = self.settle(db, row, sent, now, &mut report);
-            if settled.instrument(span).await? == Flow::RelayDown {
+            let flow = match sent {
+                Ok(()) => {
+                    self.fault_after_send();
+                    round.unmarked.push(row.id);
+                    report.sent += 1;
+                    metrics::delivered(metrics::Outcome::Sent, row, self.channel_label());
+                    let due = round.unmarked.len() >= self.control.mark_every
+                        || started.elapsed() >= SLOW_EXCHANGE;
+                    if due {
+                        self.flush_marks(db, round).await?;
+                    }
+                    self.relay_succeeded(db);
+                    Flow::Next
+                }
+                Err(e) => {
+                    self.flush_marks(db, round).await?;
+                    span.in_scope(|| self.settle(db, row, e, now, report))?
+                }
+            };
+            if flow == Flow::RelayDown {
                 report.deferred += self.release(db, &rows[i + 1..]);
                 break;
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     /// The configured partnerships inside their working hours at `now` (a partnership that is
@@ -326,15 +392,18 @@ impl Delivery<'_> {
             .collect()
     }
 
-    /// Whether a claimed row should be sent now: not if it went stale (cancelled), and only
-    /// while it is still ours, with a fresh lease for the exchange.
-    fn ready_to_send(
+    /// Whether the first of `rest` (the claimed rows not yet tried) should be sent now: not if
+    /// it went stale (cancelled), and only while it is still ours, under a lease that covers
+    /// its exchange and the marking after it (renewed for all of `rest` when it might not).
+    async fn ready_to_send(
         &self,
         db: &mut Db<'_>,
-        row: &Claimed,
+        rest: &[Claimed],
         now: DateTime<Utc>,
+        round: &mut Round,
         report: &mut DeliveryReport,
     ) -> anyhow::Result<bool> {
+        let row = &rest[0];
         let worker = &self.control.worker;
         if let Some(why) = stale(row, now) {
             if db.call(|conn| deliveries::mark_cancelled(conn, row.id, worker, &why))? {
@@ -344,7 +413,16 @@ impl Delivery<'_> {
             }
             return Ok(false);
         }
-        if !db.call(|conn| deliveries::renew(conn, row.id, worker, self.lease_seconds))? {
+        if !self.lease_covers_next(round) {
+            // The marks first: they must be written while these rows' lease lasts.
+            self.flush_marks(db, round).await?;
+            let ids: Vec<i64> = rest.iter().map(|r| r.id).collect();
+            let renewed_from = std::time::Instant::now();
+            let mine = db.call(|conn| deliveries::renew(conn, &ids, worker, self.lease_seconds))?;
+            round.lease_from = renewed_from;
+            round.lost = ids.into_iter().filter(|id| !mine.contains(id)).collect();
+        }
+        if round.lost.contains(&row.id) {
             report.lost_claims += 1;
             tracing::warn!(
                 id = row.id,
@@ -355,27 +433,22 @@ impl Delivery<'_> {
         Ok(true)
     }
 
-    /// Record what came of one send.
-    async fn settle(
+    /// Whether the batch's lease still covers one more whole exchange (`smtp.timeout_seconds`)
+    /// with half the lease to spare, for marking it (and retrying that) before the lease ends.
+    fn lease_covers_next(&self, round: &Round) -> bool {
+        let lease = std::time::Duration::from_secs(self.lease_seconds.max(1) as u64);
+        round.lease_from.elapsed() + self.channel.exchange_timeout() <= lease / 2
+    }
+
+    /// Record what came of a send that failed.
+    fn settle(
         &self,
         db: &mut Db<'_>,
         row: &Claimed,
-        sent: Result<(), MailError>,
+        e: MailError,
         now: DateTime<Utc>,
         report: &mut DeliveryReport,
     ) -> anyhow::Result<Flow> {
-        let e = match sent {
-            Ok(()) => {
-                self.fault_after_send();
-                self.mark_sent(db, row).await?;
-                self.relay_succeeded(db);
-                report.sent += 1;
-                metrics::delivered(metrics::Outcome::Sent, row, self.channel_label());
-                tracing::debug!(id = row.id, "sent");
-                return Ok(Flow::Next);
-            }
-            Err(e) => e,
-        };
         match e.verdict() {
             Verdict::RelayFault => {
                 metrics::relay_failed(self.channel_label());
@@ -551,25 +624,34 @@ impl Delivery<'_> {
         }
     }
 
-    /// Record a sent message, trying again while the lease lasts if the database is away, so a
-    /// short PostgreSQL restart does not turn into a second copy.
-    async fn mark_sent(&self, db: &mut Db<'_>, row: &Claimed) -> anyhow::Result<()> {
-        let until = std::time::Instant::now()
-            + std::time::Duration::from_secs((self.lease_seconds.max(2) as u64) * 3 / 4);
+    /// Record the messages sent and not yet marked, in one statement, trying again while their
+    /// lease lasts if the database is away, so a short PostgreSQL restart does not turn into
+    /// second copies.
+    async fn flush_marks(&self, db: &mut Db<'_>, round: &mut Round) -> anyhow::Result<()> {
+        if round.unmarked.is_empty() {
+            return Ok(());
+        }
+        // Until just before their lease could pass to another worker.
+        let lease = std::time::Duration::from_secs(self.lease_seconds.max(2) as u64);
+        let until = round.lease_from + lease * 9 / 10;
         let mut wait = std::time::Duration::from_millis(200);
         loop {
-            match db.call(|conn| deliveries::mark_sent(conn, row.id)) {
-                Ok(()) => return Ok(()),
+            match db.call(|conn| deliveries::mark_sent(conn, &round.unmarked)) {
+                Ok(()) => {
+                    tracing::debug!(ids = ?round.unmarked, "sent");
+                    round.unmarked.clear();
+                    return Ok(());
+                }
                 Err(e) if std::time::Instant::now() + wait < until => {
-                    tracing::warn!(id = row.id, error = %format!("{e:#}"), "sent, but cannot mark it yet; trying again");
+                    tracing::warn!(ids = ?round.unmarked, error = %format!("{e:#}"), "sent, but cannot mark them yet; trying again");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(std::time::Duration::from_secs(5));
                 }
                 Err(e) => {
+                    let ids = std::mem::take(&mut round.unmarked);
                     return Err(e.context(format!(
-                        "message {} was sent but could not be marked sent; it may be sent once more after its lease",
-                        row.id
-                    )))
+                        "messages {ids:?} were sent but could not be marked sent; they may be sent once more after their lease"
+                    )));
                 }
             }
         }

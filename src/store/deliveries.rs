@@ -159,28 +159,41 @@ fn mine(id: i64, worker: &str) -> deliveries::BoxedQuery<'_, diesel::pg::Pg> {
         .into_boxed()
 }
 
-/// Just before sending: extend the lease on one delivery. False when it is no longer ours
-/// (another worker took it over, or it is no longer pending): then it must not be sent.
+/// Before sending them: extend the lease on these deliveries, in one statement. Returns those
+/// still this worker's (pending, not taken over by another worker after a lapsed lease): only
+/// those may be sent.
 pub fn renew(
     conn: &mut PgConnection,
-    id: i64,
+    ids: &[i64],
     worker: &str,
     lease_seconds: i64,
-) -> Result<bool, DbError> {
-    let n = diesel::sql_query(
+) -> Result<Vec<i64>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = Int8)]
+        id: i64,
+    }
+    let rows: Vec<Id> = diesel::sql_query(
         "UPDATE deliveries SET locked_until = now() + make_interval(secs => $3) \
-         WHERE id = $1 AND claimed_by = $2 AND status = 'pending'",
+         WHERE id = ANY($1) AND claimed_by = $2 AND status = 'pending' RETURNING id",
     )
-    .bind::<Int8, _>(id)
+    .bind::<diesel::sql_types::Array<Int8>, _>(ids)
     .bind::<Text, _>(worker)
     .bind::<Double, _>(lease_seconds as f64)
-    .execute(conn)?;
-    Ok(n == 1)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-/// The message went out. Recorded whoever holds the claim now: it is the truth.
-pub fn mark_sent(conn: &mut PgConnection, id: i64) -> Result<(), DbError> {
-    diesel::update(deliveries::table.find(id))
+/// These messages went out: one statement for all of them. Recorded whoever holds the claim
+/// now: it is the truth.
+pub fn mark_sent(conn: &mut PgConnection, ids: &[i64]) -> Result<(), DbError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    diesel::update(deliveries::table.filter(deliveries::id.eq_any(ids)))
         .set((
             deliveries::status.eq(Status::Sent.as_str()),
             deliveries::sent_at.eq(diesel::dsl::now),

@@ -30,6 +30,8 @@ struct Behaviour {
     slow_end_of_data: Duration,
     /// The login the relay demands (user, password); None: no AUTH.
     login: Option<(String, String)>,
+    /// Recipients refused at RCPT TO, with the code.
+    refused: BTreeMap<String, u16>,
 }
 
 struct State {
@@ -39,6 +41,10 @@ struct State {
     stalled: AtomicUsize,
     /// AUTH attempts refused with 535.
     refused_logins: AtomicUsize,
+    /// Connections accepted so far.
+    connections: AtomicUsize,
+    /// The open connections, to drop them all as a relay drops idle clients.
+    open: Mutex<Vec<TcpStream>>,
     shutdown: AtomicBool,
 }
 
@@ -56,6 +62,8 @@ impl Relay {
             accepted: Mutex::new(Vec::new()),
             stalled: AtomicUsize::new(0),
             refused_logins: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
+            open: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
         });
         let s = state.clone();
@@ -65,6 +73,10 @@ impl Relay {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
+                s.connections.fetch_add(1, Ordering::SeqCst);
+                if let Ok(clone) = stream.try_clone() {
+                    s.open.lock().unwrap().push(clone);
+                }
                 let s = s.clone();
                 std::thread::spawn(move || {
                     let _ = serve(stream, &s);
@@ -86,6 +98,21 @@ impl Relay {
     /// Connections the relay is holding silent right now.
     pub fn stalled(&self) -> usize {
         self.state.stalled.load(Ordering::SeqCst)
+    }
+    /// Refuse this recipient at RCPT TO with `code`.
+    pub fn refuse(&self, address: &str, code: u16) {
+        let mut b = self.state.behaviour.lock().unwrap();
+        b.refused.insert(address.to_owned(), code);
+    }
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+    /// Close every open connection without a word, as a relay does with clients idle too long.
+    pub fn drop_connections(&self) {
+        for c in self.state.open.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
     }
     pub fn refused_logins(&self) -> usize {
         self.state.refused_logins.load(Ordering::SeqCst)
@@ -193,8 +220,15 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
                 write!(out, "250 2.1.0 Ok\r\n")?
             }
             "RCPT" => {
-                rcpt += 1;
-                write!(out, "250 2.1.5 Ok\r\n")?
+                let to = cmd.split(['<', '>']).nth(1).unwrap_or("").to_owned();
+                let refused = state.behaviour.lock().unwrap().refused.get(&to).copied();
+                match refused {
+                    Some(code) => write!(out, "{code} 5.1.1 <{to}>: refused by test\r\n")?,
+                    None => {
+                        rcpt += 1;
+                        write!(out, "250 2.1.5 Ok\r\n")?
+                    }
+                }
             }
             "DATA" if rcpt == 0 => write!(out, "503 5.5.1 No recipients\r\n")?,
             "DATA" => {
