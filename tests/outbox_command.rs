@@ -438,7 +438,8 @@ fn show_says_when_a_queued_reminder_will_be_withdrawn_instead_of_sent() {
         shown.contains("It will not be sent: its deadline"),
         "{shown}"
     );
-    assert!(shown.contains("Subject: Reminder"), "{shown}");
+    // Subjects start with the reference (issue 13): this reminder is a step of dispute D-P1.
+    assert!(shown.contains("Subject: D-P1 tell the family"), "{shown}");
     // An overdue notice has no such note.
     let overdue = lines(&cp, &["--kind", "overdue", "--status", "pending"]);
     let shown = cp.ok(&[
