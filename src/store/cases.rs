@@ -175,7 +175,7 @@ pub fn load_pass_batch(
             cases::reference,
             cases::unborn,
             cases::visit_interval_days,
-            cases::next_check_at,
+            stored_check(),
             cases::decided_hash,
         ))
         .load(conn)?;
@@ -213,6 +213,15 @@ pub fn load_pass_batch(
     Ok((out, bad))
 }
 
+/// `next_check_at` as chrono can hold it: `-infinity` (what writers set for "look at it now")
+/// reads as `store::CHECK_NOW`, NULL (nothing pending) stays NULL.
+fn stored_check() -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>> {
+    diesel::dsl::sql(
+        "CASE WHEN next_check_at IS NULL THEN NULL \
+         ELSE least(greatest(next_check_at, 'epoch'::timestamptz), '9999-12-31'::timestamptz) END",
+    )
+}
+
 /// The earliest next check of a partnership's open cases (None: nothing pending on any).
 /// The first entry of the `cases_due` index, whatever the planner's statistics: what an idle
 /// pass costs, at any number of cases.
@@ -225,7 +234,7 @@ pub fn earliest_check(
         .filter(cases::closed_at.is_null())
         .filter(cases::next_check_at.is_not_null())
         .order(cases::next_check_at)
-        .select(cases::next_check_at)
+        .select(stored_check())
         .first(conn)
         .optional()?;
     Ok(first.flatten())
