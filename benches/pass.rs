@@ -198,7 +198,10 @@ fn measure(
         "SELECT count(*) AS n FROM cases WHERE closed_at IS NULL AND next_check_at <= $1",
         later,
     )?;
-    f.never = count(conn, "SELECT count(*) AS n FROM cases WHERE next_check_at IS NULL")?;
+    f.never = count(
+        conn,
+        "SELECT count(*) AS n FROM cases WHERE next_check_at IS NULL",
+    )?;
     // 4. The idle pass straight after, an hour later.
     (f.idle, f.idle_report) = timed(conn, &pass(runtime, later, Mode::Write, false, batch_size))?;
     f.rss = vm_hwm_mb();
@@ -277,11 +280,16 @@ fn two_replicas(
         let jobs: Vec<_> = conns
             .iter_mut()
             .map(|c| {
-                s.spawn(move || pass(runtime, now, Mode::Write, true, batch_size).run(c, &mut |_| {}))
+                s.spawn(move || {
+                    pass(runtime, now, Mode::Write, true, batch_size).run(c, &mut |_| {})
+                })
             })
             .collect();
         jobs.into_iter()
-            .map(|j| j.join().map_err(|_| anyhow::anyhow!("a replica panicked"))?)
+            .map(|j| {
+                j.join()
+                    .map_err(|_| anyhow::anyhow!("a replica panicked"))?
+            })
             .collect::<anyhow::Result<Vec<_>>>()
     })?;
     Ok((t.elapsed().as_secs_f64(), reports))
@@ -341,7 +349,8 @@ fn explain(conn: &mut PgConnection, now: DateTime<Utc>) -> anyhow::Result<()> {
     println!();
     for (name, q) in queries {
         println!("EXPLAIN (ANALYZE, BUFFERS): {name}");
-        let plan: Vec<Line> = diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS) {q}")).load(conn)?;
+        let plan: Vec<Line> =
+            diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS) {q}")).load(conn)?;
         for l in plan {
             println!("    {}", l.line);
         }
@@ -353,21 +362,68 @@ impl Figures {
     fn print(&self, n: i64, events: i64) {
         let rate = |cases: usize, s: f64| cases as f64 / s;
         println!();
-        println!("{:<58} {:>9} {:>10} {:>13}", "measurement", "seconds", "cases", "cases/s");
+        println!(
+            "{:<58} {:>9} {:>10} {:>13}",
+            "measurement", "seconds", "cases", "cases/s"
+        );
         let row = |name: &str, s: f64, cases: usize| {
             println!("{name:<58} {s:>9.3} {cases:>10} {:>13.0}", rate(cases, s))
         };
-        row("1. baseline: COPY of the rows the pass reads (text)", self.copy_text, n as usize);
-        row("   COPY of the same rows (binary)", self.copy_binary, n as usize);
-        row("   the pass's own read (load_batch loop)", self.read, self.read_cases);
-        row("   reference: count(*) of cases, case_roles, case_events", self.scan, n as usize);
-        row("2. full pass (full = true, Mode::Write)", self.full, self.full_report.cases);
-        row("2b. full pass again, all queued", self.again, self.again_report.cases);
-        row("3. dry run (full = true, Mode::DryRun)", self.dry, self.dry_report.cases);
-        row("4. idle pass (full = false, now + 1 h, Mode::Write)", self.idle, self.idle_report.cases);
-        row("6. typical hour: 2% of cases changed, pass at now + 2 h", self.hour, self.hour_report.cases);
-        row("7. two partnerships, one replica (full pass)", self.one_replica, n as usize);
-        row("   two partnerships, two replicas at once", self.two_replicas, n as usize);
+        row(
+            "1. baseline: COPY of the rows the pass reads (text)",
+            self.copy_text,
+            n as usize,
+        );
+        row(
+            "   COPY of the same rows (binary)",
+            self.copy_binary,
+            n as usize,
+        );
+        row(
+            "   the pass's own read (load_batch loop)",
+            self.read,
+            self.read_cases,
+        );
+        row(
+            "   reference: count(*) of cases, case_roles, case_events",
+            self.scan,
+            n as usize,
+        );
+        row(
+            "2. full pass (full = true, Mode::Write)",
+            self.full,
+            self.full_report.cases,
+        );
+        row(
+            "2b. full pass again, all queued",
+            self.again,
+            self.again_report.cases,
+        );
+        row(
+            "3. dry run (full = true, Mode::DryRun)",
+            self.dry,
+            self.dry_report.cases,
+        );
+        row(
+            "4. idle pass (full = false, now + 1 h, Mode::Write)",
+            self.idle,
+            self.idle_report.cases,
+        );
+        row(
+            "6. typical hour: 2% of cases changed, pass at now + 2 h",
+            self.hour,
+            self.hour_report.cases,
+        );
+        row(
+            "7. two partnerships, one replica (full pass)",
+            self.one_replica,
+            n as usize,
+        );
+        row(
+            "   two partnerships, two replicas at once",
+            self.two_replicas,
+            n as usize,
+        );
         if let Some(prof) = &self.prof {
             println!();
             println!("profile: a writing pass's steps one after another (not overlapped as in the pass), \
@@ -378,28 +434,64 @@ impl Figures {
             println!("   {:<40} {:>9.3}", "total", prof.total);
         }
         println!();
-        let (fr, ar, ir, hr) = (&self.full_report, &self.again_report, &self.idle_report, &self.hour_report);
-        println!("full pass: {} notifications, {} deliveries queued ({} in the outbox), {} cancelled; \
+        let (fr, ar, ir, hr) = (
+            &self.full_report,
+            &self.again_report,
+            &self.idle_report,
+            &self.hour_report,
+        );
+        println!(
+            "full pass: {} notifications, {} deliveries queued ({} in the outbox), {} cancelled; \
                   afterwards {} cases due by now + 1 h, {} with nothing pending",
-                 fr.notifications, fr.queued, self.outbox, fr.cancelled, self.due_next_hour, self.never);
-        println!("full pass again: {} notifications, {} queued, {} cancelled", ar.notifications, ar.queued, ar.cancelled);
-        println!("dry run: {} notifications; idle pass: {} cases, {} notifications, {} queued",
-                 self.dry_report.notifications, ir.cases, ir.notifications, ir.queued);
+            fr.notifications, fr.queued, self.outbox, fr.cancelled, self.due_next_hour, self.never
+        );
+        println!(
+            "full pass again: {} notifications, {} queued, {} cancelled",
+            ar.notifications, ar.queued, ar.cancelled
+        );
+        println!(
+            "dry run: {} notifications; idle pass: {} cases, {} notifications, {} queued",
+            self.dry_report.notifications, ir.cases, ir.notifications, ir.queued
+        );
         println!("typical hour: {} check requests, {} cases evaluated, {} notifications, {} queued, {} cancelled; \
                   {:.3} ms per case due",
                  self.hour_due, hr.cases, hr.notifications, hr.queued, hr.cancelled,
                  1000.0 * self.hour / (hr.cases.max(1) as f64));
         for (i, r) in self.replica_reports.iter().enumerate() {
-            println!("replica {}: evaluated {:?}, left to the other {:?}, {} cases", i + 1, r.evaluated, r.held_elsewhere, r.cases);
+            println!(
+                "replica {}: evaluated {:?}, left to the other {:?}, {} cases",
+                i + 1,
+                r.evaluated,
+                r.held_elsewhere,
+                r.cases
+            );
         }
-        println!("5. peak RSS (VmHWM) of this process: {:.0} MB after the reads, {:.0} MB at the end", self.rss_read, self.rss);
+        println!(
+            "5. peak RSS (VmHWM) of this process: {:.0} MB after the reads, {:.0} MB at the end",
+            self.rss_read, self.rss
+        );
         let c = self.copy_text;
         println!();
-        println!("ratio pass's read / COPY               {:>7.2}", self.read / c);
-        println!("ratio full pass / COPY                 {:>7.2}", self.full / c);
-        println!("ratio full pass again / COPY           {:>7.2}", self.again / c);
-        println!("ratio dry run / COPY                   {:>7.2}", self.dry / c);
-        println!("ratio two replicas / one replica       {:>7.2}", self.two_replicas / self.one_replica);
+        println!(
+            "ratio pass's read / COPY               {:>7.2}",
+            self.read / c
+        );
+        println!(
+            "ratio full pass / COPY                 {:>7.2}",
+            self.full / c
+        );
+        println!(
+            "ratio full pass again / COPY           {:>7.2}",
+            self.again / c
+        );
+        println!(
+            "ratio dry run / COPY                   {:>7.2}",
+            self.dry / c
+        );
+        println!(
+            "ratio two replicas / one replica       {:>7.2}",
+            self.two_replicas / self.one_replica
+        );
         println!(
             "RESULT cases={n} events={events} copy_s={c:.3} copy_binary_s={:.3} read_s={:.3} full_s={:.3} \
              again_s={:.3} dry_s={:.3} idle_s={:.4} hour_s={:.3} hour_cases={} one_replica_s={:.3} \

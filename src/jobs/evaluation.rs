@@ -141,7 +141,9 @@ impl EvaluationPass<'_> {
         report: &mut Reporter<'_>,
     ) -> anyhow::Result<PassReport> {
         if self.mode == Mode::Write && !store::try_pass_lock(conn)? {
-            tracing::info!("an older cpwatch is running a whole evaluation pass; skipping this pass");
+            tracing::info!(
+                "an older cpwatch is running a whole evaluation pass; skipping this pass"
+            );
             return Ok(PassReport {
                 skipped: true,
                 ..Default::default()
@@ -196,7 +198,10 @@ impl EvaluationPass<'_> {
                 continue;
             }
             if !store::try_partnership_lock(conn, &partnership)? {
-                tracing::info!(partnership, "another cpwatch is evaluating this partnership; left to it");
+                tracing::info!(
+                    partnership,
+                    "another cpwatch is evaluating this partnership; left to it"
+                );
                 out.report.held_elsewhere.push(partnership);
                 continue;
             }
@@ -305,7 +310,8 @@ impl EvaluationPass<'_> {
                     Some(_) => self.read(conn, scope.partnership, &mut source, out)?,
                     None => None,
                 };
-                let decisions = job.map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                let decisions =
+                    job.map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
                 Ok((decisions, next))
             })?;
             if let Some(decisions) = &decisions {
@@ -421,18 +427,25 @@ impl EvaluationPass<'_> {
             .zip(&decisions)
             .filter(|(c, d)| c.decided_hash != Some(d.hash))
             .collect();
-        let to_queue: Vec<Notice> = changed.iter().flat_map(|(_, d)| d.notices.clone()).collect();
-        let refs: Vec<String> = changed.iter().map(|(c, _)| c.case.reference.to_string()).collect();
+        let to_queue: Vec<Notice> = changed
+            .iter()
+            .flat_map(|(_, d)| d.notices.clone())
+            .collect();
+        let refs: Vec<String> = changed
+            .iter()
+            .map(|(c, _)| c.case.reference.to_string())
+            .collect();
         let keys: Vec<String> = to_queue.iter().map(|n| n.key.to_string()).collect();
         let domain = &self.runtime.message_id_domain;
-        let (queued, withdrawn, checks) = conn.transaction(|conn| -> Result<_, store::DbError> {
-            let queued = notices::enqueue_new(conn, &to_queue, domain)?;
-            let withdrawn =
-                notices::cancel_superseded(conn, scope.partnership, &refs, &keys, self.now)?;
-            let checks = check_writes(batch, &decisions, &withdrawn.held);
-            cases::set_checks(conn, &checks)?;
-            Ok((queued, withdrawn, checks.len()))
-        })?;
+        let (queued, withdrawn, checks) =
+            conn.transaction(|conn| -> Result<_, store::DbError> {
+                let queued = notices::enqueue_new(conn, &to_queue, domain)?;
+                let withdrawn =
+                    notices::cancel_superseded(conn, scope.partnership, &refs, &keys, self.now)?;
+                let checks = check_writes(batch, &decisions, &withdrawn.held);
+                cases::set_checks(conn, &checks)?;
+                Ok((queued, withdrawn, checks.len()))
+            })?;
         written.checks += checks;
         written.queued += queued.deliveries;
         if written.queued >= ANALYZE_AFTER_ROWS {
@@ -621,7 +634,14 @@ fn decide(scope: &Scope, batch: &[PassCase]) -> Vec<Decision> {
     std::thread::scope(|s| {
         let jobs: Vec<_> = batch
             .chunks(per)
-            .map(|chunk| s.spawn(move || chunk.iter().map(|c| decide_one(scope, &c.case)).collect::<Vec<_>>()))
+            .map(|chunk| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|c| decide_one(scope, &c.case))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         jobs.into_iter()
             .flat_map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))

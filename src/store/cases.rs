@@ -215,7 +215,8 @@ pub fn load_pass_batch(
 
 /// `next_check_at` as chrono can hold it: `-infinity` (what writers set for "look at it now")
 /// reads as `store::CHECK_NOW`, NULL (nothing pending) stays NULL.
-fn stored_check() -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>> {
+fn stored_check(
+) -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>> {
     diesel::dsl::sql(
         "CASE WHEN next_check_at IS NULL THEN NULL \
          ELSE least(greatest(next_check_at, 'epoch'::timestamptz), '9999-12-31'::timestamptz) END",
