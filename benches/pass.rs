@@ -274,7 +274,7 @@ fn two_replicas(
     now: DateTime<Utc>,
     batch_size: usize,
 ) -> anyhow::Result<(f64, Vec<PassReport>)> {
-    let mut conns = vec![PgConnection::establish(url)?, PgConnection::establish(url)?];
+    let mut conns = [PgConnection::establish(url)?, PgConnection::establish(url)?];
     let t = Instant::now();
     let reports = std::thread::scope(|s| {
         let jobs: Vec<_> = conns
