@@ -266,6 +266,17 @@ impl EvaluationPass<'_> {
             tracing::info!(partnership, go_live = %crate::evaluate::rfc3339(g), "not live yet: nothing evaluated");
             return Ok(());
         }
+        // What is due, from the indexes: an idle pass stops here, whatever the number of cases.
+        let source = self.batches(conn, partnership, &live, narrow)?;
+        let disputes_due = match self.selection(&live) {
+            Selection::DueBy(now) if narrow.case.is_none() => {
+                disputes::any_due(conn, partnership, now)?
+            }
+            _ => true,
+        };
+        if source.is_idle() && !disputes_due {
+            return Ok(());
+        }
         let directory = cases::load_directory(conn, partnership, self.runtime.admin_email.clone())?;
         let ctx = Context {
             calendar: &rt.calendar,
@@ -279,11 +290,14 @@ impl EvaluationPass<'_> {
             live: &live,
             narrow,
         };
-        let lapsed = self.cases(conn, &scope, out)?;
+        let lapsed = self.cases(conn, &scope, source, out)?;
         if live.summarise {
             self.go_live_summaries(conn, &scope, lapsed, out)?;
         }
-        self.disputes(conn, &scope, out)
+        if disputes_due {
+            self.disputes(conn, &scope, out)?;
+        }
+        Ok(())
     }
 
     /// Every batch of the partnership's cases; on its go-live pass, what had lapsed on each.
@@ -293,9 +307,9 @@ impl EvaluationPass<'_> {
         &self,
         conn: &mut PgConnection,
         scope: &Scope,
+        mut source: Source,
         out: &mut Out,
     ) -> anyhow::Result<Vec<(Recipient, Vec<Lapsed>)>> {
-        let mut source = self.batches(conn, scope)?;
         let mut lapsed = Vec::new();
         let mut written = Written::default();
         let mut ready = self.read(conn, scope.partnership, &mut source, out)?;
@@ -329,15 +343,21 @@ impl EvaluationPass<'_> {
 
     /// Where a pass's batches of cases come from. An hourly pass first asks the index for the
     /// partnership's earliest next check: when it has not come, nothing more is read.
-    fn batches(&self, conn: &mut PgConnection, scope: &Scope) -> anyhow::Result<Source> {
-        if let Some(reference) = &scope.narrow.case {
+    fn batches(
+        &self,
+        conn: &mut PgConnection,
+        partnership: &str,
+        live: &Live,
+        narrow: &Narrow,
+    ) -> anyhow::Result<Source> {
+        if let Some(reference) = &narrow.case {
             return Ok(Source::One(Some(reference.clone())));
         }
-        Ok(match self.selection(scope.live) {
+        Ok(match self.selection(live) {
             Selection::All => Source::All { after: Some(0) },
-            Selection::DueBy(now) => match cases::earliest_check(conn, scope.partnership)? {
+            Selection::DueBy(now) => match cases::earliest_check(conn, partnership)? {
                 Some(first) if first <= now => {
-                    let ids = cases::due_ids(conn, scope.partnership, now)?;
+                    let ids = cases::due_ids(conn, partnership, now)?;
                     Source::Due { ids, at: 0 }
                 }
                 _ => Source::Due {
@@ -602,6 +622,13 @@ enum Source {
     All { after: Option<i64> },
     /// The cases due, collected from the index at the start, read `batch_size` at a time.
     Due { ids: Vec<i64>, at: usize },
+}
+
+impl Source {
+    /// Nothing to read: an hourly pass with no case due.
+    fn is_idle(&self) -> bool {
+        matches!(self, Source::Due { ids, .. } if ids.is_empty())
+    }
 }
 
 /// What the pass decided for one case.
