@@ -88,6 +88,7 @@ fn main() -> anyhow::Result<()> {
     );
     let f = measure(&mut conn, &db.url, &runtime, now, batch_size, repeat)?;
     f.print(n, events);
+    f.check()?;
     if std::env::var("CPWATCH_BENCH_EXPLAIN").map_or(true, |v| v != "0") {
         explain(&mut conn, now)?;
     }
@@ -361,6 +362,36 @@ fn explain(conn: &mut PgConnection, now: DateTime<Utc>) -> anyhow::Result<()> {
 }
 
 impl Figures {
+    /// What must hold whatever the speed (the CI smoke run checks these): the passes decided the
+    /// same, the repeated pass queued nothing, the idle pass read nothing, both replicas worked.
+    fn check(&self) -> anyhow::Result<()> {
+        let (full, again) = (&self.full_report, &self.again_report);
+        anyhow::ensure!(full.queued > 0, "the full pass queued nothing");
+        anyhow::ensure!(
+            self.dry_report.notifications == full.notifications
+                && again.notifications == full.notifications,
+            "the dry run, the full pass and the repeated pass decided differently"
+        );
+        anyhow::ensure!(
+            again.queued == 0,
+            "the repeated pass queued {}",
+            again.queued
+        );
+        anyhow::ensure!(self.idle_report.cases == 0, "the idle pass read cases");
+        anyhow::ensure!(
+            self.hour_report.cases as i64 == self.hour_due,
+            "the typical hour evaluated {} cases for {} check requests",
+            self.hour_report.cases,
+            self.hour_due
+        );
+        let evaluated: usize = self.replica_reports.iter().map(|r| r.evaluated.len()).sum();
+        anyhow::ensure!(
+            evaluated >= 2,
+            "the replicas evaluated {evaluated} partnerships"
+        );
+        Ok(())
+    }
+
     fn print(&self, n: i64, events: i64) {
         let rate = |cases: usize, s: f64| cases as f64 / s;
         println!();
@@ -417,7 +448,7 @@ impl Figures {
             self.hour_report.cases,
         );
         row(
-            "7. two partnerships, one replica (full pass)",
+            "7. two partnerships, all due, one replica",
             self.one_replica,
             n as usize,
         );
