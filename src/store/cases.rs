@@ -505,9 +505,12 @@ pub fn team_manager_email(
     Ok(found.flatten())
 }
 
-/// Refresh the planner's statistics of `cases` (after a pass that moved many next checks, so
-/// that the hourly pass's query for what is due keeps its index plan).
-pub fn analyze(conn: &mut PgConnection) -> Result<(), DbError> {
-    diesel::sql_query("ANALYZE cases").execute(conn)?;
+/// After a pass that moved many next checks: clear the versions it replaced out of `cases_due`
+/// (else the next idle probe steps over one dead index entry per row written, reading the heap
+/// for each) and refresh the planner's statistics, so the hourly pass's query for what is due
+/// keeps its index plan. `SKIP_LOCKED`: if another replica or autovacuum is at it, leave it.
+/// Not inside a transaction.
+pub fn vacuum_analyze(conn: &mut PgConnection) -> Result<(), DbError> {
+    diesel::sql_query("VACUUM (ANALYZE, SKIP_LOCKED) cases").execute(conn)?;
     Ok(())
 }
