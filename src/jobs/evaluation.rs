@@ -338,6 +338,8 @@ impl EvaluationPass<'_> {
             // After a big pass: keep the idle probe to a few index entries and the planner's
             // picture of the next checks true.
             cases::vacuum_analyze(conn)?;
+            // Walk the probe once here, in the pass that wrote, in case dead entries are left.
+            cases::earliest_check(conn, scope.partnership)?;
         }
         Ok(lapsed)
     }

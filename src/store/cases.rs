@@ -508,9 +508,10 @@ pub fn team_manager_email(
 /// After a pass that moved many next checks: clear the versions it replaced out of `cases_due`
 /// (else the next idle probe steps over one dead index entry per row written, reading the heap
 /// for each) and refresh the planner's statistics, so the hourly pass's query for what is due
-/// keeps its index plan. `SKIP_LOCKED`: if another replica or autovacuum is at it, leave it.
-/// Not inside a transaction.
+/// keeps its index plan. Not `SKIP_LOCKED`: autovacuum, likely busy with the same table after
+/// a big pass, gives way to it (a replica vacuuming at the same time is waited for). Not inside
+/// a transaction.
 pub fn vacuum_analyze(conn: &mut PgConnection) -> Result<(), DbError> {
-    diesel::sql_query("VACUUM (ANALYZE, SKIP_LOCKED) cases").execute(conn)?;
+    diesel::sql_query("VACUUM (ANALYZE) cases").execute(conn)?;
     Ok(())
 }
