@@ -77,216 +77,464 @@ fn main() -> anyhow::Result<()> {
          loaded in {load_s:.1} s, VACUUM ANALYZE {vacuum_s:.1} s"
     );
 
-    let settings = Settings::defaults_with_database(&db.url)?;
+    let mut settings = Settings::defaults_with_database(&db.url)?;
+    // A second partnership with the same policies, for the replicas' measurement (7).
+    let knowsley = settings.partnerships[PARTNERSHIP].clone();
+    settings.partnerships.insert(SECOND.to_owned(), knowsley);
     let batch_size = settings.database.batch_size;
     let runtime = cpwatch::jobs::Runtime::load(&settings, &mut conn);
     println!(
         "== pass at {NOW}, batch_size {batch_size}; read-only figures best of {repeat}, write passes once"
     );
-
-    // 1. Baseline: what the pass reads, read the way the pass reads it, results discarded.
-    let mut read = f64::MAX;
-    let mut read_cases = 0;
-    for _ in 0..repeat {
-        let t = Instant::now();
-        read_cases = read_all(&mut conn, batch_size)?;
-        read = read.min(t.elapsed().as_secs_f64());
+    let f = measure(&mut conn, &db.url, &runtime, now, batch_size, repeat)?;
+    f.print(n, events);
+    f.check()?;
+    if std::env::var("CPWATCH_BENCH_EXPLAIN").map_or(true, |v| v != "0") {
+        explain(&mut conn, now)?;
     }
-    // Reference: PostgreSQL scanning the same tables on its own, nothing sent to the client.
-    let mut scan = f64::MAX;
-    for _ in 0..repeat {
-        let t = Instant::now();
-        for table in ["cases", "case_roles", "case_events"] {
-            count(&mut conn, &format!("SELECT count(*) AS n FROM {table}"))?;
-        }
-        scan = scan.min(t.elapsed().as_secs_f64());
-    }
-    let mut events_scan = f64::MAX;
-    for _ in 0..repeat {
-        let t = Instant::now();
-        count(&mut conn, "SELECT count(*) AS n FROM case_events")?;
-        events_scan = events_scan.min(t.elapsed().as_secs_f64());
-    }
-    let rss_read = vm_hwm_mb();
-
-    // 3. The same pass as a dry run (evaluation without writes); before the write pass, so it
-    //    sees the same state.
-    let mut dry = f64::MAX;
-    let mut dry_report = PassReport::default();
-    for _ in 0..repeat {
-        let pass = EvaluationPass {
-            runtime: &runtime,
-            now,
-            mode: Mode::DryRun,
-            full: true,
-            batch_size,
-        };
-        let t = Instant::now();
-        dry_report = pass.run(&mut conn, &mut |_| {})?;
-        dry = dry.min(t.elapsed().as_secs_f64());
-    }
-
-    // 2. The full pass, writing.
-    let pass = EvaluationPass {
-        runtime: &runtime,
-        now,
-        mode: Mode::Write,
-        full: true,
-        batch_size,
-    };
-    let t = Instant::now();
-    let full_report = pass.run(&mut conn, &mut |_| {})?;
-    let full = t.elapsed().as_secs_f64();
-    let outbox = count(&mut conn, "SELECT count(*) AS n FROM outbox")?;
-    let due_next_hour = count_at(
-        &mut conn,
-        "SELECT count(*) AS n FROM cases WHERE closed_at IS NULL AND next_check_at <= $1",
-        now + Duration::hours(1),
-    )?;
-    let never = count(
-        &mut conn,
-        "SELECT count(*) AS n FROM cases WHERE next_check_at IS NULL",
-    )?;
-
-    // 4. The idle pass straight after, an hour later.
-    let idle_pass = EvaluationPass {
-        runtime: &runtime,
-        now: now + Duration::hours(1),
-        mode: Mode::Write,
-        full: false,
-        batch_size,
-    };
-    let t = Instant::now();
-    let idle_report = idle_pass.run(&mut conn, &mut |_| {})?;
-    let idle = t.elapsed().as_secs_f64();
-    let rss = vm_hwm_mb();
-
-    // 2b. The full pass again, as the next forced full pass would find things: everything it
-    //     decides is already queued, and the outbox has statistics (ANALYZE, as autovacuum does
-    //     within a minute or so of the first pass; the first pass ran on a never-analyzed outbox).
-    notices::analyze(&mut conn)?;
-    let again_pass = EvaluationPass {
-        runtime: &runtime,
-        now,
-        mode: Mode::Write,
-        full: true,
-        batch_size,
-    };
-    let t = Instant::now();
-    let again_report = again_pass.run(&mut conn, &mut |_| {})?;
-    let again = t.elapsed().as_secs_f64();
-
-    // Where the time of a writing pass goes: the pass's steps replayed one by one with a clock
-    // around each (same calls, same batches, one transaction per batch), on the state the full
-    // pass started from (outbox emptied, every case due again). Not part of the figures above.
-    diesel::sql_query("TRUNCATE deliveries, notices").execute(&mut conn)?;
-    diesel::sql_query("UPDATE cases SET next_check_at = '-infinity'").execute(&mut conn)?;
-    diesel::sql_query("VACUUM (ANALYZE) cases").execute(&mut conn)?;
-    let prof = profile(&mut conn, &runtime, now, batch_size)?;
-
-    let rate = |cases: usize, s: f64| cases as f64 / s;
-    println!();
-    println!(
-        "{:<58} {:>9} {:>10} {:>13}",
-        "measurement", "seconds", "cases", "cases/s"
-    );
-    let row = |name: &str, s: f64, cases: usize| {
-        println!("{name:<58} {s:>9.3} {cases:>10} {:>13.0}", rate(cases, s))
-    };
-    row(
-        "1. baseline: load_batch loop, Selection::All",
-        read,
-        read_cases,
-    );
-    row(
-        "   reference: count(*) of cases, case_roles, case_events",
-        scan,
-        n as usize,
-    );
-    row(
-        "   reference: count(*) of case_events alone",
-        events_scan,
-        n as usize,
-    );
-    row(
-        "2. full pass (full = true, Mode::Write)",
-        full,
-        full_report.cases,
-    );
-    row(
-        "2b. full pass again, all queued, outbox analyzed",
-        again,
-        again_report.cases,
-    );
-    row(
-        "3. dry run (full = true, Mode::DryRun)",
-        dry,
-        dry_report.cases,
-    );
-    row(
-        "4. idle pass (full = false, now + 1 h, Mode::Write)",
-        idle,
-        idle_report.cases,
-    );
-    println!();
-    println!(
-        "profile of a writing pass, step by step (seconds, summed over the batches; outbox emptied, \
-         cases due again, the outbox's column statistics from 2b kept):"
-    );
-    for (name, s) in &prof.steps {
-        println!("   {name:<40} {s:>9.3}  {:>5.1}%", 100.0 * s / prof.total);
-    }
-    println!("   {:<40} {:>9.3}", "total", prof.total);
-    println!();
-    println!(
-        "full pass: {} notifications, {} outbox rows queued ({outbox} in the outbox), {} cancelled; \
-         afterwards {due_next_hour} cases due by now + 1 h, {never} with nothing pending",
-        full_report.notifications, full_report.queued, full_report.cancelled
-    );
-    println!(
-        "full pass again: {} notifications, {} queued, {} cancelled",
-        again_report.notifications, again_report.queued, again_report.cancelled
-    );
-    println!(
-        "dry run: {} notifications; idle pass: {} cases, {} notifications, {} queued",
-        dry_report.notifications, idle_report.cases, idle_report.notifications, idle_report.queued
-    );
-    println!(
-        "5. peak RSS (VmHWM) of this process: {:.0} MB after the reads, {:.0} MB at the end",
-        rss_read, rss
-    );
-    println!();
-    println!(
-        "ratio full pass / baseline read        {:>7.2}",
-        full / read
-    );
-    println!(
-        "ratio full pass again / baseline read  {:>7.2}",
-        again / read
-    );
-    println!("ratio dry run / baseline read          {:>7.2}", dry / read);
-    println!(
-        "ratio idle pass / full pass            {:>9.4}",
-        idle / full
-    );
-    println!(
-        "ratio baseline read / count(*) scans   {:>7.2}",
-        read / scan
-    );
-    println!(
-        "RESULT cases={n} events={events} read_s={read:.3} scan_s={scan:.3} events_scan_s={events_scan:.3} \
-         full_s={full:.3} again_s={again:.3} dry_s={dry:.3} idle_s={idle:.3} \
-         notifications={} queued={} idle_cases={} full_over_read={:.2} dry_over_read={:.2} \
-         idle_over_full={:.4} vm_hwm_mb={rss:.0}",
-        full_report.notifications,
-        full_report.queued,
-        idle_report.cases,
-        full / read,
-        dry / read,
-        idle / full
-    );
     drop(conn);
     Ok(())
+}
+
+/// The second partnership of measurement 7 (half of the cases move to it).
+const SECOND: &str = "sefton";
+
+/// Every figure of one run.
+#[derive(Default)]
+struct Figures {
+    read: f64,
+    read_cases: usize,
+    copy_text: f64,
+    copy_binary: f64,
+    scan: f64,
+    full: f64,
+    full_report: PassReport,
+    again: f64,
+    again_report: PassReport,
+    dry: f64,
+    dry_report: PassReport,
+    idle: f64,
+    idle_report: PassReport,
+    hour: f64,
+    hour_report: PassReport,
+    hour_due: i64,
+    outbox: i64,
+    due_next_hour: i64,
+    never: i64,
+    rss_read: f64,
+    rss: f64,
+    prof: Option<Profile>,
+    one_replica: f64,
+    two_replicas: f64,
+    replica_reports: Vec<PassReport>,
+}
+
+fn pass<'a>(
+    runtime: &'a cpwatch::jobs::Runtime,
+    now: DateTime<Utc>,
+    mode: Mode,
+    full: bool,
+    batch_size: usize,
+) -> EvaluationPass<'a> {
+    EvaluationPass {
+        runtime,
+        now,
+        mode,
+        full,
+        batch_size,
+    }
+}
+
+/// Run a pass and time it.
+fn timed(conn: &mut PgConnection, p: &EvaluationPass) -> anyhow::Result<(f64, PassReport)> {
+    let t = Instant::now();
+    let report = p.run(conn, &mut |_| {})?;
+    Ok((t.elapsed().as_secs_f64(), report))
+}
+
+fn measure(
+    conn: &mut PgConnection,
+    url: &str,
+    runtime: &cpwatch::jobs::Runtime,
+    now: DateTime<Utc>,
+    batch_size: usize,
+    repeat: usize,
+) -> anyhow::Result<Figures> {
+    let mut f = Figures {
+        read: f64::MAX,
+        copy_text: f64::MAX,
+        copy_binary: f64::MAX,
+        scan: f64::MAX,
+        dry: f64::MAX,
+        ..Figures::default()
+    };
+    // 1. Baseline: what the pass reads, read the way the pass reads it, results discarded; and
+    //    PostgreSQL's own read of the same rows (COPY to a client that throws them away).
+    for _ in 0..repeat {
+        let t = Instant::now();
+        f.read_cases = read_all(conn, batch_size)?;
+        f.read = f.read.min(t.elapsed().as_secs_f64());
+        f.copy_text = f.copy_text.min(copy_seconds(url, false)?);
+        f.copy_binary = f.copy_binary.min(copy_seconds(url, true)?);
+        let t = Instant::now();
+        for table in ["cases", "case_roles", "case_events"] {
+            count(conn, &format!("SELECT count(*) AS n FROM {table}"))?;
+        }
+        f.scan = f.scan.min(t.elapsed().as_secs_f64());
+    }
+    f.rss_read = vm_hwm_mb();
+    // 3. The dry run, before the write pass so it sees the same state.
+    for _ in 0..repeat {
+        let (s, r) = timed(conn, &pass(runtime, now, Mode::DryRun, true, batch_size))?;
+        if s < f.dry {
+            (f.dry, f.dry_report) = (s, r);
+        }
+    }
+    // 2. The full pass, writing: the first on this database.
+    (f.full, f.full_report) = timed(conn, &pass(runtime, now, Mode::Write, true, batch_size))?;
+    f.outbox = count(conn, "SELECT count(*) AS n FROM outbox")?;
+    let later = now + Duration::hours(1);
+    f.due_next_hour = count_at(
+        conn,
+        "SELECT count(*) AS n FROM cases WHERE closed_at IS NULL AND next_check_at <= $1",
+        later,
+    )?;
+    f.never = count(
+        conn,
+        "SELECT count(*) AS n FROM cases WHERE next_check_at IS NULL",
+    )?;
+    // 4. The idle pass straight after, an hour later.
+    (f.idle, f.idle_report) = timed(conn, &pass(runtime, later, Mode::Write, false, batch_size))?;
+    f.rss = vm_hwm_mb();
+    // 2b. The full pass again: everything it decides is already queued.
+    (f.again, f.again_report) = timed(conn, &pass(runtime, now, Mode::Write, true, batch_size))?;
+    // 6. A typical hour: 2% of the cases get an event from the case system (a visit) between
+    //    two hourly passes; the pass at now + 2 h looks at those alone.
+    let hour = now + Duration::hours(2);
+    f.hour_due = typical_hour(conn, now + Duration::minutes(90))?;
+    (f.hour, f.hour_report) = timed(conn, &pass(runtime, hour, Mode::Write, false, batch_size))?;
+    f.rss = f.rss.max(vm_hwm_mb());
+    // The profile: the pass's steps one after another with a clock around each.
+    if std::env::var("CPWATCH_BENCH_PROFILE").map_or(true, |v| v != "0") {
+        reset(conn)?;
+        f.prof = Some(profile(conn, runtime, now, batch_size)?);
+    }
+    // 7. Two partnerships: one replica evaluating both, then two replicas at once.
+    split_partnership(conn)?;
+    reset(conn)?;
+    // Every case due (reset), an hourly pass (full = false): a replica that comes to a
+    // partnership the other has finished finds nothing due there.
+    (f.one_replica, _) = timed(conn, &pass(runtime, now, Mode::Write, false, batch_size))?;
+    reset(conn)?;
+    (f.two_replicas, f.replica_reports) = two_replicas(url, runtime, now, batch_size)?;
+    f.rss = f.rss.max(vm_hwm_mb());
+    Ok(f)
+}
+
+/// Empty the notice tables and make every case due again with nothing known of it.
+fn reset(conn: &mut PgConnection) -> anyhow::Result<()> {
+    diesel::sql_query("TRUNCATE deliveries, notices").execute(conn)?;
+    diesel::sql_query("UPDATE cases SET next_check_at = '-infinity', decided_hash = NULL")
+        .execute(conn)?;
+    diesel::sql_query("VACUUM (ANALYZE) cases").execute(conn)?;
+    Ok(())
+}
+
+/// 2% of the cases: a visit recorded at `at` (the case system's write leaves a check request).
+fn typical_hour(conn: &mut PgConnection, at: DateTime<Utc>) -> anyhow::Result<i64> {
+    diesel::sql_query(
+        "INSERT INTO case_events (case_id, kind, at, data, source) \
+         SELECT id, 'child_seen', $1, '{}', 'case-file' FROM cases WHERE id % 50 = 7",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(at)
+    .execute(conn)?;
+    count(conn, "SELECT count(*) AS n FROM check_requests")
+}
+
+/// Move every other case (and a copy of the people) to the second partnership.
+fn split_partnership(conn: &mut PgConnection) -> anyhow::Result<()> {
+    conn.batch_execute(&format!(
+        "INSERT INTO partnerships (id) VALUES ('{SECOND}'); \
+         INSERT INTO agencies (partnership_id, id, name) \
+           SELECT '{SECOND}', id, name FROM agencies WHERE partnership_id = '{PARTNERSHIP}'; \
+         INSERT INTO people (partnership_id, id, name, email, agency_id, manager_id) \
+           SELECT '{SECOND}', id, name, email, agency_id, manager_id FROM people \
+           WHERE partnership_id = '{PARTNERSHIP}'; \
+         INSERT INTO agency_roles (partnership_id, agency_id, role, person_id) \
+           SELECT '{SECOND}', agency_id, role, person_id FROM agency_roles \
+           WHERE partnership_id = '{PARTNERSHIP}'; \
+         UPDATE cases SET partnership_id = '{SECOND}' WHERE id % 2 = 0; \
+         DELETE FROM check_requests;"
+    ))?;
+    Ok(())
+}
+
+/// Two replicas (threads, each with its own connection) running a full pass at once; the time
+/// until both are done, and what each evaluated.
+fn two_replicas(
+    url: &str,
+    runtime: &cpwatch::jobs::Runtime,
+    now: DateTime<Utc>,
+    batch_size: usize,
+) -> anyhow::Result<(f64, Vec<PassReport>)> {
+    let mut conns = [PgConnection::establish(url)?, PgConnection::establish(url)?];
+    let t = Instant::now();
+    let reports = std::thread::scope(|s| {
+        let jobs: Vec<_> = conns
+            .iter_mut()
+            .map(|c| {
+                s.spawn(move || {
+                    pass(runtime, now, Mode::Write, false, batch_size).run(c, &mut |_| {})
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| {
+                j.join()
+                    .map_err(|_| anyhow::anyhow!("a replica panicked"))?
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    Ok((t.elapsed().as_secs_f64(), reports))
+}
+
+/// What a pass reads (the open cases of the partnership, their roles, their events, in the
+/// pass's order), as COPY of each query.
+const COPY_QUERIES: [&str; 3] = [
+    "SELECT id, ref, unborn, visit_interval_days, next_check_at FROM cases \
+     WHERE partnership_id = 'knowsley' AND closed_at IS NULL ORDER BY id",
+    "SELECT r.case_id, r.role, r.person_id FROM case_roles r JOIN cases c ON c.id = r.case_id \
+     WHERE c.partnership_id = 'knowsley' AND c.closed_at IS NULL ORDER BY r.case_id, r.role, r.person_id",
+    "SELECT e.case_id, e.kind, e.at, e.recorded_at, e.data, e.source FROM case_events e \
+     JOIN cases c ON c.id = e.case_id WHERE c.partnership_id = 'knowsley' AND c.closed_at IS NULL \
+     ORDER BY e.case_id, e.at, e.id",
+];
+
+/// Seconds for `psql` to COPY the rows a pass reads to a client that throws them away.
+fn copy_seconds(url: &str, binary: bool) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    for q in COPY_QUERIES {
+        let format = if binary { " (FORMAT binary)" } else { "" };
+        let status = std::process::Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c"])
+            .arg(format!("COPY ({q}) TO STDOUT{format}"))
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "psql COPY failed: {status}");
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of the pass's reading queries, as a pass at now + 1 h runs them.
+fn explain(conn: &mut PgConnection, now: DateTime<Utc>) -> anyhow::Result<()> {
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let later = cpwatch::evaluate::rfc3339(now + Duration::hours(1));
+    let ids = "ARRAY(SELECT id FROM cases WHERE partnership_id = 'knowsley' ORDER BY id LIMIT 500)";
+    let queries = [
+        ("idle probe: earliest next check (cases::earliest_check)",
+         "SELECT next_check_at FROM cases WHERE partnership_id = 'knowsley' AND closed_at IS NULL \
+          AND next_check_at IS NOT NULL ORDER BY next_check_at LIMIT 1".to_owned()),
+        ("the cases due (cases::due_ids)",
+         format!("SELECT id FROM cases WHERE partnership_id = 'knowsley' AND closed_at IS NULL \
+                  AND next_check_at <= '{later}' ORDER BY id")),
+        ("a full pass's batch of cases (cases::load_pass_batch)",
+         "SELECT id, ref, unborn, visit_interval_days, next_check_at, decided_hash FROM cases \
+          WHERE partnership_id = 'knowsley' AND closed_at IS NULL AND id > 0 ORDER BY id LIMIT 500".to_owned()),
+        ("their roles", format!("SELECT case_id, role, person_id FROM case_roles \
+          WHERE case_id = ANY({ids}) ORDER BY case_id, role, person_id")),
+        ("their events", format!("SELECT case_id, kind, at, recorded_at, data, source FROM case_events \
+          WHERE case_id = ANY({ids}) ORDER BY case_id, at, id")),
+    ];
+    println!();
+    for (name, q) in queries {
+        println!("EXPLAIN (ANALYZE, BUFFERS): {name}");
+        let plan: Vec<Line> =
+            diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS) {q}")).load(conn)?;
+        for l in plan {
+            println!("    {}", l.line);
+        }
+    }
+    Ok(())
+}
+
+impl Figures {
+    /// What must hold whatever the speed (the CI smoke run checks these): the passes decided the
+    /// same, the repeated pass queued nothing, the idle pass read nothing, both replicas worked.
+    fn check(&self) -> anyhow::Result<()> {
+        let (full, again) = (&self.full_report, &self.again_report);
+        anyhow::ensure!(full.queued > 0, "the full pass queued nothing");
+        anyhow::ensure!(
+            self.dry_report.notifications == full.notifications
+                && again.notifications == full.notifications,
+            "the dry run, the full pass and the repeated pass decided differently"
+        );
+        anyhow::ensure!(
+            again.queued == 0,
+            "the repeated pass queued {}",
+            again.queued
+        );
+        anyhow::ensure!(self.idle_report.cases == 0, "the idle pass read cases");
+        anyhow::ensure!(
+            self.hour_report.cases as i64 == self.hour_due,
+            "the typical hour evaluated {} cases for {} check requests",
+            self.hour_report.cases,
+            self.hour_due
+        );
+        let evaluated: usize = self.replica_reports.iter().map(|r| r.evaluated.len()).sum();
+        anyhow::ensure!(
+            evaluated >= 2,
+            "the replicas evaluated {evaluated} partnerships"
+        );
+        Ok(())
+    }
+
+    fn print(&self, n: i64, events: i64) {
+        let rate = |cases: usize, s: f64| cases as f64 / s;
+        println!();
+        println!(
+            "{:<58} {:>9} {:>10} {:>13}",
+            "measurement", "seconds", "cases", "cases/s"
+        );
+        let row = |name: &str, s: f64, cases: usize| {
+            println!("{name:<58} {s:>9.3} {cases:>10} {:>13.0}", rate(cases, s))
+        };
+        row(
+            "1. baseline: COPY of the rows the pass reads (text)",
+            self.copy_text,
+            n as usize,
+        );
+        row(
+            "   COPY of the same rows (binary)",
+            self.copy_binary,
+            n as usize,
+        );
+        row(
+            "   the pass's own read (load_batch loop)",
+            self.read,
+            self.read_cases,
+        );
+        row(
+            "   reference: count(*) of cases, case_roles, case_events",
+            self.scan,
+            n as usize,
+        );
+        row(
+            "2. full pass (full = true, Mode::Write)",
+            self.full,
+            self.full_report.cases,
+        );
+        row(
+            "2b. full pass again, all queued",
+            self.again,
+            self.again_report.cases,
+        );
+        row(
+            "3. dry run (full = true, Mode::DryRun)",
+            self.dry,
+            self.dry_report.cases,
+        );
+        row(
+            "4. idle pass (full = false, now + 1 h, Mode::Write)",
+            self.idle,
+            self.idle_report.cases,
+        );
+        row(
+            "6. typical hour: 2% of cases changed, pass at now + 2 h",
+            self.hour,
+            self.hour_report.cases,
+        );
+        row(
+            "7. two partnerships, all due, one replica",
+            self.one_replica,
+            n as usize,
+        );
+        row(
+            "   two partnerships, two replicas at once",
+            self.two_replicas,
+            n as usize,
+        );
+        if let Some(prof) = &self.prof {
+            println!();
+            println!("profile: a writing pass's steps one after another (not overlapped as in the pass), \
+                      seconds summed over the batches, from an emptied outbox, every case due:");
+            for (name, s) in &prof.steps {
+                println!("   {name:<40} {s:>9.3}  {:>5.1}%", 100.0 * s / prof.total);
+            }
+            println!("   {:<40} {:>9.3}", "total", prof.total);
+        }
+        println!();
+        let (fr, ar, ir, hr) = (
+            &self.full_report,
+            &self.again_report,
+            &self.idle_report,
+            &self.hour_report,
+        );
+        println!(
+            "full pass: {} notifications, {} deliveries queued ({} in the outbox), {} cancelled; \
+                  afterwards {} cases due by now + 1 h, {} with nothing pending",
+            fr.notifications, fr.queued, self.outbox, fr.cancelled, self.due_next_hour, self.never
+        );
+        println!(
+            "full pass again: {} notifications, {} queued, {} cancelled",
+            ar.notifications, ar.queued, ar.cancelled
+        );
+        println!(
+            "dry run: {} notifications; idle pass: {} cases, {} notifications, {} queued",
+            self.dry_report.notifications, ir.cases, ir.notifications, ir.queued
+        );
+        println!("typical hour: {} check requests, {} cases evaluated, {} notifications, {} queued, {} cancelled; \
+                  {:.3} ms per case due",
+                 self.hour_due, hr.cases, hr.notifications, hr.queued, hr.cancelled,
+                 1000.0 * self.hour / (hr.cases.max(1) as f64));
+        for (i, r) in self.replica_reports.iter().enumerate() {
+            println!(
+                "replica {}: evaluated {:?}, left to the other {:?}, {} cases",
+                i + 1,
+                r.evaluated,
+                r.held_elsewhere,
+                r.cases
+            );
+        }
+        println!(
+            "5. peak RSS (VmHWM) of this process: {:.0} MB after the reads, {:.0} MB at the end",
+            self.rss_read, self.rss
+        );
+        let c = self.copy_text;
+        println!();
+        println!(
+            "ratio pass's read / COPY               {:>7.2}",
+            self.read / c
+        );
+        println!(
+            "ratio full pass / COPY                 {:>7.2}",
+            self.full / c
+        );
+        println!(
+            "ratio full pass again / COPY           {:>7.2}",
+            self.again / c
+        );
+        println!(
+            "ratio dry run / COPY                   {:>7.2}",
+            self.dry / c
+        );
+        println!(
+            "ratio two replicas / one replica       {:>7.2}",
+            self.two_replicas / self.one_replica
+        );
+        println!(
+            "RESULT cases={n} events={events} copy_s={c:.3} copy_binary_s={:.3} read_s={:.3} full_s={:.3} \
+             again_s={:.3} dry_s={:.3} idle_s={:.4} hour_s={:.3} hour_cases={} one_replica_s={:.3} \
+             two_replicas_s={:.3} notifications={} queued={} idle_cases={} full_over_copy={:.2} \
+             again_over_copy={:.2} dry_over_copy={:.2} vm_hwm_mb={:.0}",
+            self.copy_binary, self.read, self.full, self.again, self.dry, self.idle, self.hour, hr.cases,
+            self.one_replica, self.two_replicas, fr.notifications, fr.queued, ir.cases,
+            self.full / c, self.again / c, self.dry / c, self.rss
+        );
+    }
 }
 
 struct Profile {
@@ -343,7 +591,15 @@ fn profile(
         lap(&mut enqueue_s);
         notices::cancel_superseded(conn, PARTNERSHIP, &refs, &keys, now)?;
         lap(&mut cancel_s);
-        cases::set_next_checks(conn, &checks)?;
+        let checks: Vec<cases::CheckWrite> = checks
+            .into_iter()
+            .map(|(id, next_check_at)| cases::CheckWrite {
+                id,
+                next_check_at,
+                decided_hash: None,
+            })
+            .collect();
+        cases::set_checks(conn, &checks)?;
         lap(&mut next_s);
         diesel::sql_query("COMMIT").execute(conn)?;
         lap(&mut commit_s);
@@ -358,7 +614,7 @@ fn profile(
             ("evaluate_case", eval_s),
             ("notices::enqueue_new", enqueue_s),
             ("notices::cancel_superseded", cancel_s),
-            ("cases::set_next_checks", next_s),
+            ("cases::set_checks", next_s),
             ("commit", commit_s),
         ],
         total: start.elapsed().as_secs_f64(),

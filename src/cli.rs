@@ -240,7 +240,7 @@ pub(crate) fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("{s:?} is not an RFC 3339 instant like 2026-03-20T09:00:00Z ({e})"))
 }
 
-/// Exit status of `evaluate` when another replica holds the evaluation lock and this pass was
+/// Exit status of `evaluate` when other replicas hold the lock of every partnership and this pass was
 /// skipped (EX_TEMPFAIL: nothing is wrong, nothing was done; try again later).
 pub const EXIT_PASS_SKIPPED: u8 = 75;
 

@@ -135,5 +135,11 @@ pub fn summary(report: &PassReport, now: DateTime<Utc>, style: Style) -> String 
         ));
     }
     out.push('\n');
+    if !report.held_elsewhere.is_empty() {
+        out.push_str(&format!(
+            "partnership(s) left to another cpwatch evaluating them now: {}\n",
+            report.held_elsewhere.join(", ")
+        ));
+    }
     out
 }

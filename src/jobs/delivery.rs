@@ -470,7 +470,10 @@ impl Delivery<'_> {
                     report.failed += 1;
                     metrics::delivered(metrics::Outcome::Failed, row, self.channel_label());
                 }
-                tracing::warn!(id = row.id, error = %e, "permanently rejected");
+                // The relay's own words may quote the address: the log gets them without it
+                // (the row's last_error, for `cpwatch outbox show`, keeps them whole).
+                let error = without_addresses(&e.to_string());
+                tracing::warn!(id = row.id, error, "permanently rejected");
             }
             Verdict::Recipient { .. } | Verdict::Message { .. } => {
                 self.retry(db, row, &e, report)?
@@ -608,6 +611,14 @@ impl Delivery<'_> {
         metrics::channel_label(self.channel)
     }
 
+    /// Who refused a message, as a team manager reads it.
+    fn refuser(&self) -> &'static str {
+        match self.channel {
+            mail::Channel::Notify(_) => "GOV.UK Notify",
+            _ => "The mail server",
+        }
+    }
+
     fn stopping(&self) -> bool {
         self.control.stop.as_ref().is_some_and(|s| *s.borrow())
     }
@@ -725,16 +736,18 @@ impl Delivery<'_> {
             title: crate::evaluate::UNDELIVERABLE_TITLE.into(),
             action: if about_message {
                 format!(
-                    "The mail server permanently refused the {} notice (rule {}) for {rejected}: the \
+                    "{} permanently refused the {} notice (rule {}) for {rejected}: the \
                      message itself, not the address: {error}. Pass the notice on, and ask IT to \
                      check the mail relay's filters.",
+                    self.refuser(),
                     original.kind.as_str().replace('_', " "),
                     original.rule
                 )
             } else {
                 format!(
-                    "The mail server permanently refused the {} notice (rule {}) for {rejected}: {error}. \
+                    "{} permanently refused the {} notice (rule {}) for {rejected}: {error}. \
                      Check the e-mail address the case system holds for this person, and pass the notice on.",
+                    self.refuser(),
                     original.kind.as_str().replace('_', " "),
                     original.rule
                 )
@@ -865,6 +878,12 @@ fn stale(row: &Claimed, now: DateTime<Utc>) -> Option<String> {
 }
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_relay_answer_is_logged_without_the_address_it_quotes() {
+        let logged = super::without_addresses("550 5.1.1 <jo@ksc.example.org>: user unknown");
+        assert_eq!(logged, "550 5.1.1 <address> user unknown");
+    }
+
     use super::*;
 
     #[test]
@@ -881,4 +900,12 @@ mod tests {
             .collect();
         assert!(spread.len() > 25, "jitter spreads rows: {spread:?}");
     }
+}
+
+/// `text` with every word that holds an `@` (an address, quoted by a relay) replaced.
+fn without_addresses(text: &str) -> String {
+    text.split(' ')
+        .map(|w| if w.contains('@') { "<address>" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

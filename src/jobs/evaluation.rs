@@ -13,7 +13,7 @@ use crate::evaluate::go_live::{self, Lapsed};
 use crate::evaluate::{evaluate_case, Context, Notice, Recipient};
 use crate::metrics;
 use crate::policy::StandardsPolicy;
-use crate::store::cases::{self, BadRow, Selection};
+use crate::store::cases::{self, BadRow, PassCase, Selection};
 use crate::store::{self, disputes, notices};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -55,7 +55,12 @@ pub struct PassReport {
     pub stage_changes: usize,
     /// Go-live summaries decided (one per team manager), on a partnership's go-live pass.
     pub go_live_summaries: usize,
-    /// Another replica held the pass lock; nothing was done.
+    /// Partnerships this pass evaluated, in order.
+    pub evaluated: Vec<String>,
+    /// Partnerships left alone because another replica held their lock (it is evaluating them).
+    pub held_elsewhere: Vec<String>,
+    /// Nothing was done: every partnership was held by another replica (or an older cpwatch
+    /// held the whole-pass lock).
     pub skipped: bool,
 }
 
@@ -137,7 +142,9 @@ impl EvaluationPass<'_> {
         report: &mut Reporter<'_>,
     ) -> anyhow::Result<PassReport> {
         if self.mode == Mode::Write && !store::try_pass_lock(conn)? {
-            tracing::info!("another cpwatch is evaluating; skipping this pass");
+            tracing::info!(
+                "an older cpwatch is running a whole evaluation pass; skipping this pass"
+            );
             metrics::pass_finished(metrics::PassEnd::Skipped, 0.0, Utc::now());
             return Ok(PassReport {
                 skipped: true,
@@ -177,16 +184,14 @@ impl EvaluationPass<'_> {
         }
     }
 
+    /// Each partnership in turn, each under its own lock: one held by another replica is left
+    /// to it (`PassReport::held_elsewhere`). The pass is skipped only if every one was held.
     fn run_locked(
         &self,
         conn: &mut PgConnection,
         narrow: &Narrow,
         out: &mut Out,
     ) -> anyhow::Result<()> {
-        if self.mode == Mode::Write {
-            // What case systems changed since the last pass is due now.
-            store::changes::take_requests(conn)?;
-        }
         let holding = match &narrow.case {
             Some(reference) => Some(cases::partnerships_with_case(conn, reference)?),
             None => None,
@@ -202,16 +207,36 @@ impl EvaluationPass<'_> {
                 );
                 continue;
             };
-            self.partnership(conn, &partnership, rt, narrow, out)?;
+            if self.mode == Mode::DryRun {
+                self.partnership(conn, &partnership, rt, narrow, out)?;
+                out.report.evaluated.push(partnership);
+                continue;
+            }
+            if !store::try_partnership_lock(conn, &partnership)? {
+                tracing::info!(
+                    partnership,
+                    "another cpwatch is evaluating this partnership; left to it"
+                );
+                out.report.held_elsewhere.push(partnership);
+                continue;
+            }
+            // What case systems changed since its last pass is due now.
+            let result = store::changes::take_requests_of(conn, &partnership)
+                .map_err(anyhow::Error::from)
+                .and_then(|_| self.partnership(conn, &partnership, rt, narrow, out));
+            store::partnership_unlock(conn, &partnership)?;
+            result?;
+            out.report.evaluated.push(partnership);
         }
-        if self.mode == Mode::Write {
-            let r = &out.report;
+        let r = &mut out.report;
+        r.skipped = !r.held_elsewhere.is_empty() && r.evaluated.is_empty();
+        if self.mode == Mode::Write && !r.skipped {
             store::audit(
                 conn,
                 "cpwatch",
                 "evaluation_pass",
                 &crate::evaluate::rfc3339(self.now),
-                serde_json::json!({"cases": r.cases, "disputes": r.disputes, "stage_changes": r.stage_changes, "notifications": r.notifications, "queued": r.queued, "new_notices": r.new_notices, "case": narrow.case}),
+                serde_json::json!({"cases": r.cases, "disputes": r.disputes, "stage_changes": r.stage_changes, "notifications": r.notifications, "queued": r.queued, "new_notices": r.new_notices, "case": narrow.case, "partnerships": r.evaluated, "held_elsewhere": r.held_elsewhere}),
             )?;
         }
         Ok(())
@@ -256,6 +281,17 @@ impl EvaluationPass<'_> {
             tracing::info!(partnership, go_live = %crate::evaluate::rfc3339(g), "not live yet: nothing evaluated");
             return Ok(());
         }
+        // What is due, from the indexes: an idle pass stops here, whatever the number of cases.
+        let source = self.batches(conn, partnership, &live, narrow)?;
+        let disputes_due = match self.selection(&live) {
+            Selection::DueBy(now) if narrow.case.is_none() => {
+                disputes::any_due(conn, partnership, now)?
+            }
+            _ => true,
+        };
+        if source.is_idle() && !disputes_due {
+            return Ok(());
+        }
         let directory = cases::load_directory(conn, partnership, self.runtime.admin_email.clone())?;
         let ctx = Context {
             calendar: &rt.calendar,
@@ -269,116 +305,197 @@ impl EvaluationPass<'_> {
             live: &live,
             narrow,
         };
-        let lapsed = self.cases(conn, &scope, out)?;
+        let lapsed = self.cases(conn, &scope, source, out)?;
         if live.summarise {
             self.go_live_summaries(conn, &scope, lapsed, out)?;
         }
-        self.disputes(conn, &scope, out)
+        if disputes_due {
+            self.disputes(conn, &scope, out)?;
+        }
+        Ok(())
     }
 
     /// Every batch of the partnership's cases; on its go-live pass, what had lapsed on each.
+    /// Batches are evaluated on every core while the main thread writes the previous batch and
+    /// reads the next one, so reading, evaluating and writing overlap.
     fn cases(
         &self,
         conn: &mut PgConnection,
         scope: &Scope,
+        mut source: Source,
         out: &mut Out,
     ) -> anyhow::Result<Vec<(Recipient, Vec<Lapsed>)>> {
-        let mut after = 0;
-        let mut queued_since_analyze = 0;
         let mut lapsed = Vec::new();
-        loop {
-            let (batch, bad) = self.next_cases(conn, scope, after)?;
-            for b in &bad {
-                tracing::warn!(case_id = b.case_id, problem = %b.message, "unreadable case data skipped");
+        let mut written = Written::default();
+        let mut ready = self.read(conn, scope.partnership, &mut source, out)?;
+        let mut evaluated: Option<(Vec<PassCase>, Vec<Decision>)> = None;
+        while ready.is_some() || evaluated.is_some() {
+            let (decisions, next) = std::thread::scope(|s| -> anyhow::Result<_> {
+                let job = ready.as_deref().map(|b| s.spawn(|| decide(scope, b)));
+                if let Some((batch, decisions)) = evaluated.take() {
+                    self.case_batch(conn, scope, &batch, decisions, out, &mut written)?;
+                }
+                let next = match ready {
+                    Some(_) => self.read(conn, scope.partnership, &mut source, out)?,
+                    None => None,
+                };
+                let decisions =
+                    job.map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                Ok((decisions, next))
+            })?;
+            if let Some(decisions) = &decisions {
+                lapsed.extend(decisions.iter().filter_map(|d| d.lapsed.clone()));
             }
-            out.report.bad_rows += bad.len();
-            let Some(last) = batch.last() else { break };
-            after = last.0;
-            if let (true, Some(g)) = (scope.live.summarise, scope.live.at) {
-                lapsed.extend(
-                    batch
-                        .iter()
-                        .filter_map(|(_, c)| go_live::lapsed_at(scope.policy, c, scope.ctx, g)),
-                );
-            }
-            let queued = self.case_batch(conn, scope, &batch, out)?;
-            // A pass that queues many rows outgrows the notice tables' statistics (a new
-            // database has none): refresh them so withdrawing stays an index lookup.
-            queued_since_analyze += queued;
-            if queued_since_analyze >= ANALYZE_AFTER_ROWS {
-                notices::analyze(conn)?;
-                queued_since_analyze = 0;
-            }
-            if batch.len() < self.batch_size || scope.narrow.case.is_some() {
-                break;
-            }
+            evaluated = ready.take().zip(decisions);
+            ready = next;
+        }
+        if written.checks >= ANALYZE_AFTER_ROWS {
+            // After a big pass: keep the idle probe to a few index entries and the planner's
+            // picture of the next checks true.
+            cases::vacuum_analyze(conn)?;
+            // Walk the probe once here, in the pass that wrote, in case dead entries are left.
+            cases::earliest_check(conn, scope.partnership)?;
         }
         Ok(lapsed)
     }
 
-    /// The next batch of cases after id `after`: the narrowed case alone (if open), or the
-    /// partnership's cases the pass selects.
-    fn next_cases(
+    /// Where a pass's batches of cases come from. An hourly pass first asks the index for the
+    /// partnership's earliest next check: when it has not come, nothing more is read.
+    fn batches(
         &self,
         conn: &mut PgConnection,
-        scope: &Scope,
-        after: i64,
-    ) -> anyhow::Result<cases::Batch> {
-        let Some(reference) = &scope.narrow.case else {
-            let selection = self.selection(scope.live);
-            return Ok(cases::load_batch(
-                conn,
-                scope.partnership,
-                selection,
-                after,
-                self.batch_size,
-            )?);
-        };
-        let mut bad: Vec<BadRow> = Vec::new();
-        let one = cases::load_one(conn, scope.partnership, reference, &mut bad)?;
-        let open = one.filter(|(_, _, closed_at)| closed_at.is_none());
-        Ok((open.map(|(id, c, _)| (id, c)).into_iter().collect(), bad))
+        partnership: &str,
+        live: &Live,
+        narrow: &Narrow,
+    ) -> anyhow::Result<Source> {
+        if let Some(reference) = &narrow.case {
+            return Ok(Source::One(Some(reference.clone())));
+        }
+        Ok(match self.selection(live) {
+            Selection::All => Source::All { after: Some(0) },
+            Selection::DueBy(now) => match cases::earliest_check(conn, partnership)? {
+                Some(first) if first <= now => {
+                    let ids = cases::due_ids(conn, partnership, now)?;
+                    Source::Due { ids, at: 0 }
+                }
+                _ => Source::Due {
+                    ids: Vec::new(),
+                    at: 0,
+                },
+            },
+        })
     }
 
-    /// Evaluate one batch of cases and, when writing, store its decisions in one transaction:
-    /// new notices, withdrawn ones, next checks; then report them. Returns the deliveries queued.
+    /// The next batch of cases (None: no more), its unreadable rows reported and counted.
+    fn read(
+        &self,
+        conn: &mut PgConnection,
+        partnership: &str,
+        source: &mut Source,
+        out: &mut Out,
+    ) -> anyhow::Result<Option<Vec<PassCase>>> {
+        let (batch, bad) = match source {
+            Source::One(reference) => {
+                let Some(reference) = reference.take() else {
+                    return Ok(None);
+                };
+                let mut bad: Vec<BadRow> = Vec::new();
+                let one = cases::load_one(conn, partnership, &reference, &mut bad)?;
+                let open = one.filter(|(_, _, closed_at)| closed_at.is_none());
+                let batch = open.map(|(id, case, _)| PassCase {
+                    id,
+                    case,
+                    // A case asked for by name is written whatever was stored.
+                    next_check_at: None,
+                    decided_hash: None,
+                });
+                (batch.into_iter().collect(), bad)
+            }
+            Source::All { after } => {
+                let Some(from) = *after else { return Ok(None) };
+                let which = cases::Which::After(Selection::All, from, self.batch_size);
+                let (batch, bad) = cases::load_pass_batch(conn, partnership, which)?;
+                *after = match batch.last() {
+                    Some(last) if batch.len() >= self.batch_size => Some(last.id),
+                    _ => None,
+                };
+                (batch, bad)
+            }
+            Source::Due { ids, at } => {
+                let chunk = &ids[(*at).min(ids.len())..(*at + self.batch_size).min(ids.len())];
+                if chunk.is_empty() {
+                    return Ok(None);
+                }
+                *at += chunk.len();
+                cases::load_pass_batch(conn, partnership, cases::Which::Ids(chunk))?
+            }
+        };
+        for b in &bad {
+            tracing::warn!(case_id = b.case_id, problem = %b.message, "unreadable case data skipped");
+        }
+        out.report.bad_rows += bad.len();
+        Ok(if batch.is_empty() && bad.is_empty() {
+            None
+        } else {
+            Some(batch)
+        })
+    }
+
+    /// Store one evaluated batch's decisions (when writing) in one transaction and report them.
+    /// A case whose decisions hash the same as the last writing pass's sends nothing to the
+    /// notice tables (everything it decided is queued already, and what it no longer decides
+    /// was withdrawn then); its row is written only if its next check moved.
     fn case_batch(
         &self,
         conn: &mut PgConnection,
         scope: &Scope,
-        batch: &[(i64, Case)],
+        batch: &[PassCase],
+        decisions: Vec<Decision>,
         out: &mut Out,
-    ) -> anyhow::Result<usize> {
-        let mut decided = Vec::new();
-        let mut checks = Vec::with_capacity(batch.len());
-        for (id, case) in batch {
-            let outcome = evaluate_case(scope.policy, case, scope.ctx);
-            checks.push((*id, outcome.next_check));
-            decided.extend(match scope.live.at {
-                Some(g) => go_live::keep(outcome.notifications, g),
-                None => outcome.notifications,
-            });
-        }
+        written: &mut Written,
+    ) -> anyhow::Result<()> {
         out.report.cases += batch.len();
+        let decided: Vec<Notice> = decisions.iter().flat_map(|d| d.notices.clone()).collect();
         out.report.notifications += decided.len();
         if self.mode == Mode::DryRun {
-            out.notices(conn, &decided, None)?;
-            return Ok(0);
+            return out.notices(conn, &decided, None);
         }
-        let refs: Vec<String> = batch.iter().map(|(_, c)| c.reference.to_string()).collect();
-        let keys: Vec<String> = decided.iter().map(|n| n.key.to_string()).collect();
+        let changed: Vec<(&PassCase, &Decision)> = batch
+            .iter()
+            .zip(&decisions)
+            .filter(|(c, d)| c.decided_hash != Some(d.hash))
+            .collect();
+        let to_queue: Vec<Notice> = changed
+            .iter()
+            .flat_map(|(_, d)| d.notices.clone())
+            .collect();
+        let refs: Vec<String> = changed
+            .iter()
+            .map(|(c, _)| c.case.reference.to_string())
+            .collect();
+        let keys: Vec<String> = to_queue.iter().map(|n| n.key.to_string()).collect();
         let domain = &self.runtime.message_id_domain;
-        let (queued, cancelled) = conn.transaction(|conn| -> Result<_, store::DbError> {
-            let n = notices::enqueue_new(conn, &decided, domain)?;
-            super::digest::hold(conn, self.runtime, scope.partnership, &decided, self.now)?;
-            let c = notices::cancel_superseded(conn, scope.partnership, &refs, &keys, self.now)?;
-            cases::set_next_checks(conn, &checks)?;
-            Ok((n, c))
-        })?;
+        let (queued, withdrawn, checks) =
+            conn.transaction(|conn| -> Result<_, store::DbError> {
+                let queued = notices::enqueue_new(conn, &to_queue, domain)?;
+                super::digest::hold(conn, self.runtime, scope.partnership, &to_queue, self.now)?;
+                let withdrawn =
+                    notices::cancel_superseded(conn, scope.partnership, &refs, &keys, self.now)?;
+                let checks = check_writes(batch, &decisions, &withdrawn.held);
+                cases::set_checks(conn, &checks)?;
+                Ok((queued, withdrawn, checks.len()))
+            })?;
+        written.checks += checks;
+        written.queued += queued.deliveries;
+        if written.queued >= ANALYZE_AFTER_ROWS {
+            // A pass that queues many rows outgrows the notice tables' statistics (a new
+            // database has none): refresh them so withdrawing stays an index lookup.
+            notices::analyze(conn)?;
+            written.queued = 0;
+        }
         out.report.queued += queued.deliveries;
-        out.report.cancelled += cancelled;
-        out.notices(conn, &decided, Some(&queued.new))?;
-        Ok(queued.deliveries)
+        out.report.cancelled += withdrawn.cancelled;
+        out.notices(conn, &decided, Some(&queued.new))
     }
 
     /// The go-live pass: one summary per team manager of what had lapsed on their cases, queued
@@ -514,6 +631,108 @@ impl EvaluationPass<'_> {
         };
         out.notices(conn, &notices, new.as_ref())
     }
+}
+
+/// Where the batches of a partnership's cases come from.
+enum Source {
+    /// The case asked for by reference (taken once read).
+    One(Option<String>),
+    /// Every open case, in keyset batches after this id (None: done).
+    All { after: Option<i64> },
+    /// The cases due, collected from the index at the start, read `batch_size` at a time.
+    Due { ids: Vec<i64>, at: usize },
+}
+
+impl Source {
+    /// Nothing to read: an hourly pass with no case due.
+    fn is_idle(&self) -> bool {
+        matches!(self, Source::Due { ids, .. } if ids.is_empty())
+    }
+}
+
+/// What the pass decided for one case.
+struct Decision {
+    notices: Vec<Notice>,
+    next_check: Option<DateTime<Utc>>,
+    /// `cases::decided_hash` of `notices`.
+    hash: i64,
+    /// On the go-live pass: what had lapsed on it, for its team manager's summary.
+    lapsed: Option<(Recipient, Vec<Lapsed>)>,
+}
+
+/// What a partnership's case loop has written so far.
+#[derive(Default)]
+struct Written {
+    /// Case rows written (next check or decided hash changed).
+    checks: usize,
+    /// Deliveries queued since the notice tables' statistics were last refreshed.
+    queued: usize,
+}
+
+/// Evaluate a batch of cases on every core (the evaluator is pure: no I/O, no clock), in the
+/// batch's order.
+fn decide(scope: &Scope, batch: &[PassCase]) -> Vec<Decision> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = batch.len().div_ceil(threads).max(1);
+    if batch.len() <= per {
+        return batch.iter().map(|c| decide_one(scope, &c.case)).collect();
+    }
+    std::thread::scope(|s| {
+        let jobs: Vec<_> = batch
+            .chunks(per)
+            .map(|chunk| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|c| decide_one(scope, &c.case))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .flat_map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+fn decide_one(scope: &Scope, case: &Case) -> Decision {
+    let outcome = evaluate_case(scope.policy, case, scope.ctx);
+    let notices = match scope.live.at {
+        Some(g) => go_live::keep(outcome.notifications, g),
+        None => outcome.notifications,
+    };
+    let lapsed = match (scope.live.summarise, scope.live.at) {
+        (true, Some(g)) => go_live::lapsed_at(scope.policy, case, scope.ctx, g),
+        _ => None,
+    };
+    Decision {
+        hash: cases::decided_hash(&notices),
+        notices,
+        next_check: outcome.next_check,
+        lapsed,
+    }
+}
+
+/// The case rows a batch writes: those whose next check or decided hash changed. A case with a
+/// superseded delivery a worker held keeps no hash, so the next pass withdraws it.
+fn check_writes(
+    batch: &[PassCase],
+    decisions: &[Decision],
+    held: &HashSet<String>,
+) -> Vec<cases::CheckWrite> {
+    batch
+        .iter()
+        .zip(decisions)
+        .filter_map(|(c, d)| {
+            let hash = (!held.contains(c.case.reference.as_str())).then_some(d.hash);
+            let changed = c.decided_hash != hash || c.next_check_at != d.next_check;
+            changed.then_some(cases::CheckWrite {
+                id: c.id,
+                next_check_at: d.next_check,
+                decided_hash: hash,
+            })
+        })
+        .collect()
 }
 
 /// The pass's tally and whoever it reports to.

@@ -112,22 +112,71 @@ pub fn load_batch(
     after: i64,
     limit: usize,
 ) -> Result<Batch, DbError> {
+    let (cases, bad) = load_pass_batch(conn, partnership, Which::After(selection, after, limit))?;
+    Ok((cases.into_iter().map(|c| (c.id, c.case)).collect(), bad))
+}
+
+/// A case as a pass reads it: with what the last writing pass stored for it.
+#[derive(Debug, Clone)]
+pub struct PassCase {
+    pub id: i64,
+    pub case: Case,
+    /// The stored next check (the pass writes it only when it changes).
+    pub next_check_at: Option<DateTime<Utc>>,
+    /// `decided_hash` of what the last writing pass decided for it (None: not known).
+    pub decided_hash: Option<i64>,
+}
+
+/// Which cases of a partnership a batch reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Which<'a> {
+    /// Those selected with id > `after`, at most `limit`, in id order.
+    After(Selection, i64, usize),
+    /// These (open ones only), in id order.
+    Ids(&'a [i64]),
+}
+
+/// Cases as a pass reads them, and the rows that could not be read.
+pub type PassBatch = (Vec<PassCase>, Vec<BadRow>);
+
+type CaseRow = (
+    i64,
+    String,
+    bool,
+    Option<i32>,
+    Option<DateTime<Utc>>,
+    Option<i64>,
+);
+
+/// A batch of a partnership's open cases with their roles and events, in id order: three
+/// queries (cases, then the roles and the events of those cases).
+pub fn load_pass_batch(
+    conn: &mut PgConnection,
+    partnership: &str,
+    which: Which<'_>,
+) -> Result<PassBatch, DbError> {
     let mut q = cases::table
         .filter(cases::partnership_id.eq(partnership))
         .filter(cases::closed_at.is_null())
-        .filter(cases::id.gt(after))
         .into_boxed();
-    if let Selection::DueBy(now) = selection {
-        q = q.filter(cases::next_check_at.le(now));
+    match which {
+        Which::After(selection, after, limit) => {
+            q = q.filter(cases::id.gt(after)).limit(limit as i64);
+            if let Selection::DueBy(now) = selection {
+                q = q.filter(cases::next_check_at.le(now));
+            }
+        }
+        Which::Ids(ids) => q = q.filter(cases::id.eq_any(ids)),
     }
-    let rows: Vec<(i64, String, bool, Option<i32>)> = q
+    let rows: Vec<CaseRow> = q
         .order(cases::id)
-        .limit(limit as i64)
         .select((
             cases::id,
             cases::reference,
             cases::unborn,
             cases::visit_interval_days,
+            stored_check(),
+            cases::decided_hash,
         ))
         .load(conn)?;
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
@@ -135,7 +184,7 @@ pub fn load_batch(
     let mut roles = load_roles(conn, &ids, &mut bad)?;
     let mut events = load_events(conn, &ids, &mut bad)?;
     let mut out = Vec::with_capacity(rows.len());
-    for (id, reference, unborn, visit) in rows {
+    for (id, reference, unborn, visit, next_check_at, decided_hash) in rows {
         let (Ok(reference), Ok(partnership)) = (
             CaseRef::parse(&reference),
             PartnershipId::parse(partnership),
@@ -146,19 +195,118 @@ pub fn load_batch(
             });
             continue;
         };
-        out.push((
+        let case = Case {
+            partnership,
+            reference,
+            unborn,
+            visit_interval_days: visit.and_then(|v| u32::try_from(v).ok()),
+            roles: roles.remove(&id).unwrap_or_default(),
+            events: events.remove(&id).unwrap_or_default(),
+        };
+        out.push(PassCase {
             id,
-            Case {
-                partnership,
-                reference,
-                unborn,
-                visit_interval_days: visit.and_then(|v| u32::try_from(v).ok()),
-                roles: roles.remove(&id).unwrap_or_default(),
-                events: events.remove(&id).unwrap_or_default(),
-            },
-        ));
+            case,
+            next_check_at,
+            decided_hash,
+        });
     }
     Ok((out, bad))
+}
+
+/// `next_check_at` as chrono can hold it: `-infinity` (what writers set for "look at it now")
+/// reads as `store::CHECK_NOW`, NULL (nothing pending) stays NULL.
+fn stored_check(
+) -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>> {
+    diesel::dsl::sql(
+        "CASE WHEN next_check_at IS NULL THEN NULL \
+         ELSE least(greatest(next_check_at, 'epoch'::timestamptz), '9999-12-31'::timestamptz) END",
+    )
+}
+
+/// The earliest next check of a partnership's open cases (None: nothing pending on any).
+/// The first entry of the `cases_due` index, whatever the planner's statistics: what an idle
+/// pass costs, at any number of cases.
+pub fn earliest_check(
+    conn: &mut PgConnection,
+    partnership: &str,
+) -> Result<Option<DateTime<Utc>>, DbError> {
+    let first: Option<Option<DateTime<Utc>>> = cases::table
+        .filter(cases::partnership_id.eq(partnership))
+        .filter(cases::closed_at.is_null())
+        .filter(cases::next_check_at.is_not_null())
+        .order(cases::next_check_at)
+        .select(stored_check())
+        .first(conn)
+        .optional()?;
+    Ok(first.flatten())
+}
+
+/// The ids of a partnership's open cases whose next check has come by `now`, in id order
+/// (from the `cases_due` index: cost proportional to the cases due).
+pub fn due_ids(
+    conn: &mut PgConnection,
+    partnership: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, DbError> {
+    cases::table
+        .filter(cases::partnership_id.eq(partnership))
+        .filter(cases::closed_at.is_null())
+        .filter(cases::next_check_at.le(now))
+        .order(cases::id)
+        .select(cases::id)
+        .load(conn)
+}
+
+/// A stable hash of what a pass decided for one case: each notice's key and recipients, in the
+/// order decided. Stored with the case (`cases.decided_hash`) so that the next pass deciding
+/// the same writes nothing for it. The first 8 bytes of a SHA-256, so it is the same on every
+/// replica and version that decides the same.
+pub fn decided_hash<'n>(notices: impl IntoIterator<Item = &'n crate::evaluate::Notice>) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for n in notices {
+        h.update(n.key.as_str().as_bytes());
+        for (r, position) in n.recipients() {
+            h.update([0u8]);
+            h.update(position.as_str().as_bytes());
+            h.update([b':']);
+            h.update(r.email.as_str().as_bytes());
+        }
+        h.update([b'\n']);
+    }
+    let digest = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// What a pass writes for one case: its next check and the hash of what it decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckWrite {
+    pub id: i64,
+    pub next_check_at: Option<DateTime<Utc>>,
+    pub decided_hash: Option<i64>,
+}
+
+/// Write cases' next checks and decided hashes, in one statement.
+pub fn set_checks(conn: &mut PgConnection, checks: &[CheckWrite]) -> Result<(), DbError> {
+    use diesel::sql_types::{Array, Int8, Nullable, Timestamptz};
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = checks.iter().map(|c| c.id).collect();
+    let at: Vec<Option<DateTime<Utc>>> = checks.iter().map(|c| c.next_check_at).collect();
+    let hash: Vec<Option<i64>> = checks.iter().map(|c| c.decided_hash).collect();
+    diesel::sql_query(
+        "UPDATE cases SET next_check_at = u.at, decided_hash = u.h \
+         FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS u(id, at, h) \
+         WHERE cases.id = u.id",
+    )
+    .bind::<Array<Int8>, _>(ids)
+    .bind::<Array<Nullable<Timestamptz>>, _>(at)
+    .bind::<Array<Nullable<Int8>>, _>(hash)
+    .execute(conn)?;
+    Ok(())
 }
 
 /// The partnerships that hold a case with this reference.
@@ -355,4 +503,15 @@ pub fn team_manager_email(
         .first(conn)
         .optional()?;
     Ok(found.flatten())
+}
+
+/// After a pass that moved many next checks: clear the versions it replaced out of `cases_due`
+/// (else the next idle probe steps over one dead index entry per row written, reading the heap
+/// for each) and refresh the planner's statistics, so the hourly pass's query for what is due
+/// keeps its index plan. Not `SKIP_LOCKED`: autovacuum, likely busy with the same table after
+/// a big pass, gives way to it (a replica vacuuming at the same time is waited for). Not inside
+/// a transaction.
+pub fn vacuum_analyze(conn: &mut PgConnection) -> Result<(), DbError> {
+    diesel::sql_query("VACUUM (ANALYZE) cases").execute(conn)?;
+    Ok(())
 }

@@ -32,6 +32,37 @@ pub fn take_requests(conn: &mut PgConnection) -> Result<usize, DbError> {
     Ok(usize::try_from(taken.n).unwrap_or(0))
 }
 
+/// Take the pending check requests of one partnership's cases and disputes (and any left by
+/// a case or dispute since deleted): those are due now. A pass takes them under the
+/// partnership's lock, so a replica never buries a request for a partnership another replica
+/// is evaluating. How many were taken.
+pub fn take_requests_of(conn: &mut PgConnection, partnership: &str) -> Result<usize, DbError> {
+    // Nothing asked for (the usual idle pass): not even planned, since the planner may join an
+    // empty request list to a scan of every case.
+    let any: Taken =
+        diesel::sql_query("SELECT count(*) AS n FROM (SELECT 1 FROM check_requests LIMIT 1) AS r")
+            .get_result(conn)?;
+    if any.n == 0 {
+        return Ok(0);
+    }
+    let taken: Taken = diesel::sql_query(
+        "WITH r AS (DELETE FROM check_requests q \
+                    WHERE (q.kind = 'case' AND NOT EXISTS \
+                             (SELECT 1 FROM cases c WHERE c.id = q.id AND c.partnership_id <> $1)) \
+                       OR (q.kind = 'dispute' AND NOT EXISTS \
+                             (SELECT 1 FROM disputes d WHERE d.id = q.id AND d.partnership_id <> $1)) \
+                    RETURNING kind, id), \
+              c AS (UPDATE cases SET next_check_at = '-infinity' \
+                    WHERE id IN (SELECT id FROM r WHERE kind = 'case') RETURNING 1), \
+              d AS (UPDATE disputes SET next_check_at = '-infinity' \
+                    WHERE id IN (SELECT id FROM r WHERE kind = 'dispute') RETURNING 1) \
+         SELECT (SELECT count(*) FROM r) AS n",
+    )
+    .bind::<diesel::sql_types::Text, _>(partnership)
+    .get_result(conn)?;
+    Ok(usize::try_from(taken.n).unwrap_or(0))
+}
+
 /// A connection that listens for changes.
 pub struct Listener {
     conn: PgConnection,

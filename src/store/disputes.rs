@@ -69,6 +69,22 @@ pub fn load_batch(
     assemble(conn, partnership, rows)
 }
 
+/// Whether any of a partnership's disputes is due by `now` (one probe of the
+/// `disputes_next_check` index).
+pub fn any_due(
+    conn: &mut PgConnection,
+    partnership: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    use diesel::dsl::exists;
+    diesel::select(exists(
+        disputes::table
+            .filter(disputes::partnership_id.eq(partnership))
+            .filter(disputes::next_check_at.le(now)),
+    ))
+    .get_result(conn)
+}
+
 /// Every dispute about one case (by the case's database id), resolved or not, in id order.
 pub fn load_for_case(
     conn: &mut PgConnection,

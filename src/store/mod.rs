@@ -147,8 +147,15 @@ pub fn last_pass_at(
         .first(conn)
 }
 
-/// Only one replica evaluates at a time: a session-level advisory lock on this key.
+/// The whole-pass lock of cpwatch before evaluation was split by partnership (a session-level
+/// advisory lock on this key, "cpwatch" in ASCII). A pass now holds it *shared* while it runs, so
+/// during a rolling upgrade an older replica (which takes it exclusively) and a newer one never
+/// evaluate at the same time, while newer replicas run side by side.
 const PASS_LOCK: i64 = 0x63_70_77_61_74_63_68; // "cpwatch"
+
+/// The first key of every partnership's lock (the two-key form of PostgreSQL's advisory locks):
+/// "cpwp" in ASCII. The second key is `partnership_lock_key`.
+pub const PARTNERSHIP_LOCK_CLASS: i32 = 0x63_70_77_70; // "cpwp"
 
 #[derive(QueryableByName)]
 struct Locked {
@@ -156,18 +163,47 @@ struct Locked {
     locked: bool,
 }
 
-/// Take the evaluation pass's lock if no other session holds it; false if one does.
+/// Take the shared side of the whole-pass lock unless an older cpwatch holds it for a pass;
+/// false if one does.
 pub fn try_pass_lock(conn: &mut PgConnection) -> Result<bool, DbError> {
-    let got: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+    let got: Locked = diesel::sql_query("SELECT pg_try_advisory_lock_shared($1) AS locked")
         .bind::<diesel::sql_types::Int8, _>(PASS_LOCK)
         .get_result(conn)?;
     Ok(got.locked)
 }
 
-/// Give the evaluation pass's lock back.
+/// Give the shared whole-pass lock back.
 pub fn pass_unlock(conn: &mut PgConnection) -> Result<(), DbError> {
-    diesel::sql_query("SELECT pg_advisory_unlock($1)")
+    diesel::sql_query("SELECT pg_advisory_unlock_shared($1)")
         .bind::<diesel::sql_types::Int8, _>(PASS_LOCK)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The second key of a partnership's evaluation lock: the first four bytes of the SHA-256 of
+/// its name, big-endian, as a signed 32-bit integer. Who holds one:
+/// `SELECT pid, objid FROM pg_locks WHERE locktype = 'advisory' AND classid = 1668314992`.
+pub fn partnership_lock_key(partnership: &str) -> i32 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(partnership.as_bytes());
+    i32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
+/// Take a partnership's evaluation lock if no other session holds it; false if one does (another
+/// replica is evaluating that partnership).
+pub fn try_partnership_lock(conn: &mut PgConnection, partnership: &str) -> Result<bool, DbError> {
+    let got: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1, $2) AS locked")
+        .bind::<diesel::sql_types::Int4, _>(PARTNERSHIP_LOCK_CLASS)
+        .bind::<diesel::sql_types::Int4, _>(partnership_lock_key(partnership))
+        .get_result(conn)?;
+    Ok(got.locked)
+}
+
+/// Give a partnership's evaluation lock back.
+pub fn partnership_unlock(conn: &mut PgConnection, partnership: &str) -> Result<(), DbError> {
+    diesel::sql_query("SELECT pg_advisory_unlock($1, $2)")
+        .bind::<diesel::sql_types::Int4, _>(PARTNERSHIP_LOCK_CLASS)
+        .bind::<diesel::sql_types::Int4, _>(partnership_lock_key(partnership))
         .execute(conn)?;
     Ok(())
 }

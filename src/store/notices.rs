@@ -323,36 +323,66 @@ impl NoticeRow {
     }
 }
 
+/// What withdrawing superseded notices did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Withdrawn {
+    /// Deliveries cancelled.
+    pub cancelled: usize,
+    /// Cases with a superseded delivery that a worker held (claimed, lease running), so it was
+    /// not cancelled: the next pass must look at them again.
+    pub held: HashSet<String>,
+}
+
+#[derive(QueryableByName)]
+struct WithdrawnRow {
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    cancelled: i64,
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
+    held: Vec<String>,
+}
+
 /// Cancel the queued, unclaimed deliveries of these cases' notices that their evaluation at
 /// `now` no longer produces (the action was done first, or the case moved on). `current` holds
-/// the key of every notice the evaluation produced. Returns how many deliveries were cancelled.
+/// the key of every notice the evaluation produced. Returns how many deliveries were cancelled,
+/// and the cases whose superseded deliveries were held by a worker.
 pub fn cancel_superseded(
     conn: &mut PgConnection,
     partnership: &str,
     case_refs: &[String],
     current: &[String],
     now: DateTime<Utc>,
-) -> Result<usize, DbError> {
+) -> Result<Withdrawn, DbError> {
     if case_refs.is_empty() {
-        return Ok(0);
+        return Ok(Withdrawn::default());
     }
     use diesel::sql_types::{Array, Text, Timestamptz};
     let kinds: Vec<&str> = Kind::CASE_RULE.iter().map(|k| k.as_str()).collect();
-    diesel::sql_query(
-        "UPDATE deliveries d SET status = 'cancelled', \
-                last_error = 'no longer due when evaluated at ' || to_char($4 AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
-         FROM notices n \
-         WHERE d.notice_id = n.id AND d.status = 'pending' \
-           AND n.partnership_id = $1 AND n.dispute_ref IS NULL AND n.case_ref = ANY($2) \
-           AND n.kind = ANY($5) AND (d.locked_until IS NULL OR d.locked_until < now()) \
-           AND NOT (n.key = ANY($3))",
+    let row: WithdrawnRow = diesel::sql_query(
+        "WITH superseded AS ( \
+           SELECT d.id, n.case_ref \
+           FROM deliveries d JOIN notices n ON d.notice_id = n.id \
+           WHERE d.status = 'pending' \
+             AND n.partnership_id = $1 AND n.dispute_ref IS NULL AND n.case_ref = ANY($2) \
+             AND n.kind = ANY($5) AND NOT (n.key = ANY($3))), \
+         cancelled AS ( \
+           UPDATE deliveries d SET status = 'cancelled', \
+                  last_error = 'no longer due when evaluated at ' || to_char($4 AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+           FROM superseded s WHERE d.id = s.id AND d.status = 'pending' \
+             AND (d.locked_until IS NULL OR d.locked_until < now()) RETURNING d.id) \
+         SELECT (SELECT count(*) FROM cancelled) AS cancelled, \
+                ARRAY(SELECT DISTINCT s.case_ref FROM superseded s \
+                      WHERE s.id NOT IN (SELECT id FROM cancelled)) AS held",
     )
     .bind::<Text, _>(partnership)
     .bind::<Array<Text>, _>(case_refs)
     .bind::<Array<Text>, _>(current)
     .bind::<Timestamptz, _>(now)
     .bind::<Array<Text>, _>(kinds)
-    .execute(conn)
+    .get_result(conn)?;
+    Ok(Withdrawn {
+        cancelled: usize::try_from(row.cancelled).unwrap_or(0),
+        held: row.held.into_iter().collect(),
+    })
 }
 
 /// Refresh the planner's statistics of the notice tables (a pass that queues many rows outgrows

@@ -56,6 +56,7 @@ diesel::table! {
         closed_at -> Nullable<Timestamptz>,
         next_check_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        decided_hash -> Nullable<Int8>,
     }
 }
 

@@ -1,0 +1,193 @@
+//! Evaluation split by partnership (one advisory lock each), and passes that cost what changed:
+//! a case whose decisions did not change writes nothing; the idle probe; a superseded delivery a
+//! worker held is withdrawn by a later pass.
+
+mod common;
+mod fault_support;
+
+use common::*;
+use fault_support::*;
+use serde_json::json;
+
+/// The key `store::partnership_lock_key` documents: the first four bytes of the SHA-256 of the
+/// name, as a signed 32-bit integer (computed here independently, with sha2).
+fn lock_sql(verb: &str, partnership: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(partnership.as_bytes());
+    let key = i32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+    format!("SELECT {verb}(1668314992, {key})")
+}
+
+/// Knowsley's case file again as another partnership's.
+fn in_partnership(file: &str, partnership: &str) -> String {
+    let mut doc: serde_json::Value = serde_json::from_str(file).expect("case file JSON");
+    doc["partnership"] = json!(partnership);
+    doc.to_string()
+}
+
+fn two_partnerships(db: &TestDb) -> Cpwatch {
+    let cp = Cpwatch::new(db, None)
+        .with(
+            "CPWATCH_PARTNERSHIPS__SEFTON__STANDARDS_POLICY",
+            "knowsley-cp-2019",
+        )
+        .with(
+            "CPWATCH_PARTNERSHIPS__SEFTON__DIVISION",
+            "england-and-wales",
+        );
+    cp.setup(&overdue_case_file());
+    let out = cp.import_text(&in_partnership(&overdue_case_file(), "sefton"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cp
+}
+
+fn queued_in(db: &TestDb, partnership: &str) -> i64 {
+    db.count(&format!(
+        "SELECT count(*) AS n FROM outbox WHERE partnership_id = '{partnership}'"
+    ))
+}
+
+#[test]
+fn a_partnership_held_by_another_replica_is_left_to_it_and_the_rest_evaluated() {
+    let db = TestDb::new();
+    let cp = two_partnerships(&db);
+    // Another replica is evaluating Knowsley.
+    let mut holder = connect(&db.url);
+    exec(&mut holder, &lock_sql("pg_advisory_lock", "knowsley"));
+    let out = cp.run(&["evaluate", "--at", "2026-04-01T12:00:00Z"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("left to another cpwatch evaluating them now: knowsley"),
+        "{stdout}"
+    );
+    assert_eq!(queued_in(&db, "knowsley"), 0, "Knowsley was left alone");
+    assert!(queued_in(&db, "sefton") > 0, "Sefton was evaluated");
+    let audit = db.count(
+        "SELECT count(*) AS n FROM audit_log WHERE action = 'evaluation_pass' \
+         AND detail->'partnerships' = '[\"sefton\"]' AND detail->'held_elsewhere' = '[\"knowsley\"]'",
+    );
+    assert_eq!(audit, 1, "the pass's audit row names both");
+
+    // Both held: nothing done, exit 75 as when an older cpwatch holds the whole-pass lock.
+    exec(&mut holder, &lock_sql("pg_advisory_lock", "sefton"));
+    let out = cp.run(&["evaluate", "--at", "2026-04-02T12:00:00Z"]);
+    assert_eq!(out.status.code(), Some(75));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("skipped: another cpwatch"));
+
+    // Released: the next pass takes Knowsley, and the lock is given back after it.
+    exec(&mut holder, &lock_sql("pg_advisory_unlock", "knowsley"));
+    exec(&mut holder, &lock_sql("pg_advisory_unlock", "sefton"));
+    cp.ok(&["evaluate", "--at", "2026-04-02T12:00:00Z"]);
+    assert!(queued_in(&db, "knowsley") > 0);
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'"),
+        0,
+        "no lock is left behind"
+    );
+}
+
+#[test]
+fn a_repeated_pass_that_decides_the_same_writes_nothing() {
+    let db = TestDb::new();
+    let cp = two_partnerships(&db);
+    let at = "2026-04-01T12:00:00Z";
+    cp.ok(&["evaluate", "--at", at, "--full"]);
+    let queued = db.count("SELECT count(*) AS n FROM deliveries");
+    assert!(queued > 0);
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM cases WHERE decided_hash IS NULL"),
+        0,
+        "each case keeps the hash of what was decided"
+    );
+    let versions = |db: &TestDb| {
+        db.count("SELECT sum(xmin::text::bigint)::bigint AS n FROM cases")
+            + db.count("SELECT coalesce(sum(xmin::text::bigint), 0)::bigint AS n FROM deliveries")
+    };
+    let before = versions(&db);
+    // The same instant again, forced over every case: everything is queued already.
+    let again = cp.ok(&["evaluate", "--at", at, "--full", "--format", "json"]);
+    assert!(again.trim().is_empty(), "nothing is newly queued: {again}");
+    assert_eq!(versions(&db), before, "no case or delivery row was written");
+    assert_eq!(db.count("SELECT count(*) AS n FROM deliveries"), queued);
+    // `--list-due` still lists what is due, as queued already.
+    let due = cp.due(at);
+    assert!(!due.is_empty());
+    // A change to the case is evaluated and written again.
+    let file = case_file(json!([
+        {"kind": "strategy_discussion_held", "at": "2026-03-02T10:00:00Z", "s47_initiated": true},
+        {"kind": "strategy_decisions_recorded", "at": "2026-03-02T12:00:00Z"}
+    ]));
+    assert!(cp.import_text(&file).status.success());
+    let text = cp.ok(&["evaluate", "--at", "2026-04-01T13:00:00Z"]);
+    assert!(text.contains("1 case(s) evaluated"), "{text}");
+    assert_ne!(versions(&db), before);
+}
+
+#[test]
+fn an_idle_pass_reads_no_case_and_a_due_one_reads_only_those_due() {
+    let db = TestDb::new();
+    let cp = two_partnerships(&db);
+    cp.ok(&["evaluate", "--at", "2026-04-01T12:00:00Z"]);
+    let idle = cp.ok(&["evaluate", "--at", "2026-04-01T12:05:00Z"]);
+    assert!(idle.contains("0 case(s) evaluated"), "{idle}");
+    // One case of one partnership due: that one alone is read.
+    exec(
+        &mut connect(&db.url),
+        "UPDATE cases SET next_check_at = '-infinity' WHERE partnership_id = 'sefton'",
+    );
+    let due = cp.ok(&["evaluate", "--at", "2026-04-01T12:10:00Z"]);
+    assert!(due.contains("1 case(s) evaluated"), "{due}");
+}
+
+fn s47_case(extra: serde_json::Value) -> String {
+    let mut events = vec![
+        json!({"kind": "strategy_discussion_held", "at": "2026-03-02T10:00:00Z", "s47_initiated": true}),
+        json!({"kind": "strategy_decisions_recorded", "at": "2026-03-02T12:00:00Z"}),
+        json!({"kind": "strategy_minutes_circulated", "at": "2026-03-02T12:00:00Z"}),
+    ];
+    if let serde_json::Value::Array(more) = extra {
+        events.extend(more);
+    }
+    case_file(serde_json::Value::Array(events))
+}
+
+#[test]
+fn a_superseded_delivery_a_worker_held_is_withdrawn_by_a_later_pass() {
+    let db = TestDb::new();
+    let cp = Cpwatch::new(&db, None);
+    cp.setup(&s47_case(json!([])));
+    let queued = cp.ok(&["evaluate", "--at", "2026-03-18T09:00:00Z"]);
+    assert!(queued.contains("1 new message(s) queued"), "{queued}");
+    // A worker has claimed the reminder (its lease runs) when the work is recorded as done.
+    let mut conn = connect(&db.url);
+    exec(
+        &mut conn,
+        "UPDATE deliveries SET locked_until = now() + interval '1 hour', claimed_by = 'w1'",
+    );
+    let file =
+        s47_case(json!([{"kind": "icpc_held", "at": "2026-03-18T09:30:00Z", "outcome": "plan"}]));
+    assert!(cp.import_text(&file).status.success());
+    let held = cp.ok(&["evaluate", "--at", "2026-03-18T10:00:00Z"]);
+    assert!(held.contains("0 queued message(s) withdrawn"), "{held}");
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM cases WHERE decided_hash IS NULL"),
+        1,
+        "the case keeps no hash while a superseded delivery is held"
+    );
+    // The worker gave it back unsent; the next pass over the case withdraws it.
+    exec(
+        &mut conn,
+        "UPDATE deliveries SET locked_until = NULL, claimed_by = NULL",
+    );
+    let after = cp.ok(&["evaluate", "--at", "2026-03-18T10:00:00Z", "--full"]);
+    assert!(after.contains("1 queued message(s) withdrawn"), "{after}");
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM outbox WHERE status = 'cancelled'"),
+        1
+    );
+}
