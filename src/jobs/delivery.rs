@@ -876,6 +876,14 @@ fn stale(row: &Claimed, now: DateTime<Utc>) -> Option<String> {
         )
     })
 }
+/// `text` with every word that holds an `@` (an address, quoted by a relay) replaced.
+fn without_addresses(text: &str) -> String {
+    text.split(' ')
+        .map(|w| if w.contains('@') { "<address>" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -900,12 +908,4 @@ mod tests {
             .collect();
         assert!(spread.len() > 25, "jitter spreads rows: {spread:?}");
     }
-}
-
-/// `text` with every word that holds an `@` (an address, quoted by a relay) replaced.
-fn without_addresses(text: &str) -> String {
-    text.split(' ')
-        .map(|w| if w.contains('@') { "<address>" } else { w })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
