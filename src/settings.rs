@@ -787,22 +787,7 @@ fn parse_partnerships(
             ));
         }
         let timezone = parse_tz(&format!("partnerships.{name}.timezone"), &part.timezone, p);
-        let mut closure_days = Vec::new();
-        for d in &part.closure_days {
-            match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
-                Ok(day) => closure_days.push(day),
-                Err(_) => p.push(format!(
-                    "partnerships.{name}.closure_days: {d:?} is not a YYYY-MM-DD date"
-                )),
-            }
-        }
-        for code in &part.la_codes {
-            if code.len() != 3 || !code.chars().all(|c| c.is_ascii_digit()) {
-                p.push(format!(
-                    "partnerships.{name}.la_codes: {code:?} is not a three-digit local authority code"
-                ));
-            }
-        }
+        let closure_days = parse_closure_days(&name, &part, p);
         let go_live = part.go_live.as_deref().and_then(|g| {
             chrono::DateTime::parse_from_rfc3339(g)
                 .map(|t| t.with_timezone(&chrono::Utc))
@@ -838,6 +823,27 @@ fn parse_partnerships(
         }
     }
     out
+}
+
+/// A partnership's closure days (YYYY-MM-DD); its local-authority codes are checked on the way.
+fn parse_closure_days(name: &str, part: &RawPartnership, p: &mut Problems) -> Vec<NaiveDate> {
+    let mut closure_days = Vec::new();
+    for d in &part.closure_days {
+        match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+            Ok(day) => closure_days.push(day),
+            Err(_) => p.push(format!(
+                "partnerships.{name}.closure_days: {d:?} is not a YYYY-MM-DD date"
+            )),
+        }
+    }
+    for code in &part.la_codes {
+        if code.len() != 3 || !code.chars().all(|c| c.is_ascii_digit()) {
+            p.push(format!(
+                "partnerships.{name}.la_codes: {code:?} is not a three-digit local authority code"
+            ));
+        }
+    }
+    closure_days
 }
 
 fn parse_partnership_mail(name: &str, part: &RawPartnership, p: &mut Problems) -> PartnershipMail {
