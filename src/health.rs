@@ -101,9 +101,10 @@ pub fn database_checks(url: &str, limits: &Limits, now: DateTime<Utc>) -> Vec<Ch
     out.push(pass(
         "outbox",
         format!(
-            "queued {}, sent {}, failed {}, dead {}, cancelled {}",
+            "queued {}, sent {}, in digests {}, failed {}, dead {}, cancelled {}",
             count(Status::Pending),
             count(Status::Sent),
+            count(Status::Digested),
             count(Status::Failed),
             count(Status::Dead),
             count(Status::Cancelled)
@@ -115,7 +116,24 @@ pub fn database_checks(url: &str, limits: &Limits, now: DateTime<Utc>) -> Vec<Ch
     out.push(failed_rows(count(Status::Failed), limits));
     out.push(data_quality(&mut conn, limits, now));
     out.push(holidays(&mut conn, limits, now));
+    out.push(team_channel(&mut conn, now));
     out
+}
+
+/// Team-channel posts refused or dead-lettered in the last week: a webhook that was revoked or
+/// mistyped (the URL itself is never shown).
+fn team_channel(conn: &mut PgConnection, now: DateTime<Utc>) -> Check {
+    match store::team_posts::undelivered_since(conn, now - chrono::Duration::days(7)) {
+        Ok(0) => pass("team-channel", "no post refused in the last 7 days".into()),
+        Ok(n) => fail(
+            "team-channel",
+            format!(
+                "{n} team-channel post(s) refused or dead-lettered in the last 7 days \
+                 (team_posts.last_error says why; check the partnership's webhook URL file)"
+            ),
+        ),
+        Err(e) => fail("team-channel", e.to_string()),
+    }
 }
 
 /// The relay as configured: connect, greeting, EHLO, STARTTLS (as configured), AUTH (when a

@@ -194,6 +194,15 @@ fn the_daily_summary_goes_once_at_its_time_on_working_days_without_names() {
         1,
         "a 4xx is refused for good"
     );
+    // The operator sees it in `cpwatch health`, without the URL.
+    let out = cp.run(&["health", "--no-relay-login"]);
+    let health = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        health.contains("FAIL team-channel") && health.contains("1 team-channel post(s) refused"),
+        "{health}"
+    );
+    assert!(!health.contains("SECRET"), "{health}");
+    assert_eq!(out.status.code(), Some(1), "{health}");
 }
 
 /// A dispute flagged immediate risk (knowsley's ladder starts it at stage 2).

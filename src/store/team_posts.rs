@@ -163,3 +163,18 @@ pub fn mark(
     .execute(conn)?;
     Ok(n == 1)
 }
+
+/// Team-channel posts refused for good or dead-lettered since `since` (for `cpwatch health`).
+pub fn undelivered_since(conn: &mut PgConnection, since: DateTime<Utc>) -> Result<i64, DbError> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::Int8)]
+        n: i64,
+    }
+    let row: N = diesel::sql_query(
+        "SELECT count(*) AS n FROM team_posts WHERE status IN ('failed', 'dead') AND created_at >= $1",
+    )
+    .bind::<Timestamptz, _>(since)
+    .get_result(conn)?;
+    Ok(row.n)
+}
