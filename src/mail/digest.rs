@@ -25,17 +25,7 @@ const TEMPLATES: [(&str, &str); 3] = [
 ];
 
 fn environment() -> Result<Environment<'static>, MailError> {
-    let mut env = Environment::new();
-    // As every other template (`mail::render`): a block tag's own line leaves no blank line.
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html.j2") {
-            minijinja::AutoEscape::Html
-        } else {
-            minijinja::AutoEscape::None
-        }
-    });
+    let mut env = super::render::base_environment();
     for (name, text) in TEMPLATES {
         env.add_template(name, text)?;
     }

@@ -330,9 +330,9 @@ fn tidy(text: &str) -> String {
     out
 }
 
-/// The templates: the built-in ones, each replaced by a file of the same name in `dir`.
-/// Every template that does not compile is a problem naming its file and line.
-pub fn environment(dir: Option<&Path>) -> Result<Environment<'static>, Vec<String>> {
+/// An environment with no templates yet, set as every mail template expects: a block tag's own
+/// line leaves no blank line, `.html.j2` output is HTML-escaped, and our filters.
+pub fn base_environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
@@ -346,6 +346,13 @@ pub fn environment(dir: Option<&Path>) -> Result<Environment<'static>, Vec<Strin
     env.add_filter("shorten", shorten);
     env.add_filter("and_list", and_list);
     env.add_filter("upper_first", upper_first);
+    env
+}
+
+/// The templates: the built-in ones, each replaced by a file of the same name in `dir`.
+/// Every template that does not compile is a problem naming its file and line.
+pub fn environment(dir: Option<&Path>) -> Result<Environment<'static>, Vec<String>> {
+    let mut env = base_environment();
     let mut problems = Vec::new();
     let mut sources: BTreeMap<&'static str, (String, &'static str)> = BUILT_IN
         .iter()
