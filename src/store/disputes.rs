@@ -21,8 +21,9 @@ use std::collections::HashMap;
 /// Disputes by database id, and the rows that could not be read.
 pub type Batch = (Vec<(i64, Dispute)>, Vec<BadRow>);
 
-/// A dispute's own row, as selected.
-#[derive(Queryable)]
+/// A dispute's own row, as selected (`DisputeRow::as_select()`: its fields are the columns).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = disputes, check_for_backend(diesel::pg::Pg))]
 struct DisputeRow {
     id: i64,
     reference: String,
@@ -64,7 +65,7 @@ pub fn load_batch(
     let rows: Vec<DisputeRow> = q
         .order(disputes::id)
         .limit(limit as i64)
-        .select(DISPUTE_COLUMNS)
+        .select(DisputeRow::as_select())
         .load(conn)?;
     assemble(conn, partnership, rows)
 }
@@ -95,44 +96,10 @@ pub fn load_for_case(
         .filter(disputes::partnership_id.eq(partnership))
         .filter(disputes::case_id.eq(case_id))
         .order(disputes::id)
-        .select(DISPUTE_COLUMNS)
+        .select(DisputeRow::as_select())
         .load(conn)?;
     assemble(conn, partnership, rows)
 }
-
-/// The columns of `DisputeRow`, in its order.
-type DisputeColumns = (
-    disputes::id,
-    disputes::reference,
-    disputes::case_id,
-    disputes::policy,
-    disputes::raised_by,
-    disputes::respondent_person,
-    disputes::respondent_agency,
-    disputes::subject,
-    disputes::immediate_risk,
-    disputes::opened_at,
-    disputes::disagreement_at,
-    disputes::stage,
-    disputes::stage_started_at,
-    disputes::protective_timescale,
-);
-const DISPUTE_COLUMNS: DisputeColumns = (
-    disputes::id,
-    disputes::reference,
-    disputes::case_id,
-    disputes::policy,
-    disputes::raised_by,
-    disputes::respondent_person,
-    disputes::respondent_agency,
-    disputes::subject,
-    disputes::immediate_risk,
-    disputes::opened_at,
-    disputes::disagreement_at,
-    disputes::stage,
-    disputes::stage_started_at,
-    disputes::protective_timescale,
-);
 
 /// The disputes of these rows with their events, history and case roles.
 fn assemble(
