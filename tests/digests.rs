@@ -334,6 +334,16 @@ fn a_partnership_own_digest_template_is_used_when_the_digest_is_sent() {
         "{body}"
     );
     assert!(!body.contains("Overdue notices, escalations"), "{body}");
+    // `cpwatch outbox show` shows the digest as it was sent.
+    let id = s.db.count(
+        "SELECT d.id AS n FROM deliveries d JOIN notices g ON g.id = d.notice_id WHERE g.kind = 'digest'",
+    );
+    let shown = s.ok(&["outbox", "show", &id.to_string()]);
+    assert!(
+        shown.contains("Subject: Knowsley digest Thu 5 Mar: 4 for you"),
+        "{shown}"
+    );
+    assert!(shown.contains("KN-0002: 2 item(s)"), "{shown}");
     // Not a digest: worded with the built-in templates the partnership did not replace.
     assert!(
         subjects(&s.to(SW2))
