@@ -295,3 +295,61 @@ fn a_digest_before_opening_carries_the_reminders_waits_for_opening_and_due_today
         "decided at opening, after the digest: on their own ({sw1:?})"
     );
 }
+
+#[test]
+fn a_partnership_own_digest_template_is_used_when_the_digest_is_sent() {
+    let mut s = Setup::new("enabled = true\npeople = [\"sw1@ksc.example.org\"]");
+    let templates = s._dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("digest.subject.j2"),
+        "Knowsley digest {{ date_short }}: {{ count }} for you",
+    )
+    .unwrap();
+    std::fs::write(
+        templates.join("digest.txt.j2"),
+        "{% for c in cases %}{{ c.case }}: {{ c.items|length }} item(s)\n{% endfor %}Ref {{ key }}\n",
+    )
+    .unwrap();
+    s.cp = Cpwatch::new(&s.db, Some(&s.smtp)).with(
+        "CPWATCH_PARTNERSHIPS__KNOWSLEY__TEMPLATES",
+        templates.to_str().unwrap(),
+    );
+    let check = s.cp.run(&s.args(&["check"]));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    s.evaluate(WED_CLOSE);
+    s.deliver(WED_CLOSE);
+    s.evaluate(THU_MORNING);
+    s.deliver(THU_MORNING);
+    let sw1 = s.to(SW1);
+    assert_eq!(subjects(&sw1), ["Knowsley digest Thu 5 Mar: 4 for you"]);
+    let body = sw1[0].text();
+    assert!(
+        body.contains("KN-0001: 2 item(s)\nKN-0002: 2 item(s)\n")
+            || body.contains("KN-0001: 2 item(s)\r\nKN-0002: 2 item(s)"),
+        "{body}"
+    );
+    assert!(!body.contains("Overdue notices, escalations"), "{body}");
+    // `cpwatch outbox show` shows the digest as it was sent.
+    let id = s.db.count(
+        "SELECT d.id AS n FROM deliveries d JOIN notices g ON g.id = d.notice_id WHERE g.kind = 'digest'",
+    );
+    let shown = s.ok(&["outbox", "show", &id.to_string()]);
+    assert!(
+        shown.contains("Subject: Knowsley digest Thu 5 Mar: 4 for you"),
+        "{shown}"
+    );
+    assert!(shown.contains("KN-0002: 2 item(s)"), "{shown}");
+    // Not a digest: worded with the built-in templates the partnership did not replace.
+    assert!(
+        subjects(&s.to(SW2))
+            .iter()
+            .all(|x| x.starts_with("KN-0003 ")),
+        "{:?}",
+        subjects(&s.to(SW2))
+    );
+}

@@ -160,3 +160,98 @@ fn the_migration_reverts_to_one_outbox_row_per_recipient() {
     conn.run_pending_migrations(MIGRATIONS).unwrap();
     assert_eq!(db.count("SELECT count(*) AS n FROM deliveries"), 2);
 }
+
+/// A go-live summary and a data-quality notice as a cpwatch before payload version 3 queued
+/// them: their sentences in `title` and `action`, no problem or go-live facts.
+fn insert_v2_notice(
+    conn: &mut PgConnection,
+    kind: &str,
+    key: &str,
+    case: Option<&str>,
+    payload: serde_json::Value,
+) {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let id = diesel::sql_query(
+        "INSERT INTO notices (key, partnership_id, kind, rule, case_ref, occurrence, step, due_at, \
+                              trigger_at, send_after, payload) \
+         VALUES ($1, 'knowsley', $2, $2, $3, '-', 'summary', '2026-06-01T08:00:00Z', \
+                 '2026-06-01T08:00:00Z', '2026-06-01T08:00:00Z', $4) RETURNING id",
+    )
+    .bind::<diesel::sql_types::Text, _>(key)
+    .bind::<diesel::sql_types::Text, _>(kind)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(case)
+    .bind::<diesel::sql_types::Jsonb, _>(payload)
+    .get_result::<Id>(conn)
+    .unwrap()
+    .id;
+    diesel::sql_query(
+        "INSERT INTO deliveries (notice_id, recipient, position, send_after, message_id) \
+         VALUES ($1, 'tm1@ksc.example.org', 'to', '2026-06-01T08:00:00Z', $2)",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(id)
+    .bind::<diesel::sql_types::Text, _>(format!("<{kind}@cpwatch.invalid>"))
+    .execute(conn)
+    .unwrap();
+}
+
+#[test]
+fn a_go_live_summary_and_a_data_quality_notice_of_payload_version_2_still_read_as_written() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start();
+    let cp = Cpwatch::new(&db, Some(&smtp));
+    cp.ok(&["migrate"]);
+    let to = serde_json::json!([{"email": "tm1@ksc.example.org", "person": "p-tm1", "name": "T Manager", "role": "team_manager"}]);
+    let mut conn = db.conn();
+    insert_v2_notice(
+        &mut conn,
+        "go_live_summary",
+        "knowsley/go-live/2026-06-01T08:00:00Z/tm1@ksc.example.org",
+        None,
+        serde_json::json!({"v": 2, "title": "1 timescale on 1 of your cases",
+            "action": "cpwatch started watching these cases on Monday 1 June 2026, 09:00 BST.\n\nCase KN-0001:\n  - due Wed 1 Apr 2026 17:00: Child seen every 4 weeks (child-seen-every-4-weeks, standard S12)",
+            "to": to, "facts": {}}),
+    );
+    insert_v2_notice(
+        &mut conn,
+        "data_quality",
+        "knowsley/case/KN-0001/data-quality/no-email-p-sw1",
+        Some("KN-0001"),
+        serde_json::json!({"v": 2, "title": "Case data that cpwatch cannot evaluate",
+            "action": "Person p-sw1 (the child's social worker on case KN-0001) has no email address, so cpwatch cannot reach them.",
+            "to": to, "facts": {}}),
+    );
+    let out = cp.ok(&["deliver", "--once", "--at", "2026-06-01T08:05:00Z"]);
+    assert!(out.contains("sent 2"), "{out}");
+    let got = smtp.wait_for(2, 10);
+    let by_subject = |start: &str| {
+        got.iter()
+            .find(|m| m.header("Subject").is_some_and(|s| s.starts_with(start)))
+            .unwrap_or_else(|| panic!("{start}"))
+    };
+    let summary = by_subject("Already overdue when cpwatch started:");
+    assert_eq!(
+        summary.header("Subject").unwrap(),
+        "Already overdue when cpwatch started: 1 timescale on 1 of your cases"
+    );
+    let body = summary.text();
+    assert!(
+        body.contains("  - due Wed 1 Apr 2026 17:00: Child seen every 4 weeks (child-seen-every-4-weeks, standard S12)"),
+        "{body}"
+    );
+    let dq = by_subject("KN-0001 case data to check:");
+    assert_eq!(
+        dq.header("Subject").unwrap(),
+        "KN-0001 case data to check: Case data that cpwatch cannot evaluate"
+    );
+    assert!(
+        dq.text().contains(
+            "Person p-sw1 (the child's social worker on case KN-0001) has no email address"
+        ),
+        "{}",
+        dq.text()
+    );
+}

@@ -287,6 +287,27 @@ fn line_json(l: &Line, now: DateTime<Utc>) -> serde_json::Value {
     })
 }
 
+/// A delivery's message worded as the delivery worker words it: with the partnership's own
+/// templates, and a digest with the notices it carries.
+fn render(
+    settings: &Settings,
+    conn: &mut PgConnection,
+    notice: &crate::evaluate::Notice,
+    (recipient, copied): (&str, bool),
+    (at, tz): (DateTime<Utc>, chrono_tz::Tz),
+) -> anyhow::Result<mail::Rendered> {
+    let renderer = Renderer::configured(settings).map_err(mail::template_error)?;
+    if notice.kind != crate::evaluate::Kind::Digest {
+        return Ok(renderer.render(notice, recipient, copied, at, tz)?);
+    }
+    let items: Vec<crate::evaluate::Notice> =
+        crate::store::digests::items(conn, notice.key.as_str())?
+            .iter()
+            .filter_map(|r| r.read().ok())
+            .collect();
+    Ok(renderer.render_digest(notice, &items, recipient, tz)?)
+}
+
 /// `outbox show ID`: the message as the delivery worker would build it, at the instant it was
 /// (or, at the earliest, will be) sent.
 fn show(
@@ -308,9 +329,14 @@ fn show(
         .sent_at
         .unwrap_or_else(|| m.line.next_attempt.map_or(now, |n| n.max(now)));
     let tz = Runtime::load(settings, conn).tz_of(notice.partnership.as_str());
-    let renderer = Renderer::new(settings.mail.include_names);
     let copied = m.line.position == "cc";
-    let rendered = renderer.render(&notice, &m.line.recipient, copied, at, tz)?;
+    let rendered = render(
+        settings,
+        conn,
+        &notice,
+        (&m.line.recipient, copied),
+        (at, tz),
+    )?;
     let built = mail::build_message(
         &m.line.recipient,
         &m.message_id,

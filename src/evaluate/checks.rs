@@ -2,7 +2,7 @@
 //! never a reason to stop evaluating.
 
 use super::plan::PlanPeriods;
-use super::Problem;
+use super::{Problem, ProblemFacts};
 use crate::calendar::{Calendar, Timescale};
 use crate::domain::{Case, Event, EventKind, Origin};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,7 +15,7 @@ pub fn check(
     problems: &mut Vec<Problem>,
 ) {
     census(case, known, cal, problems);
-    let day = |e: &Event| e.at.format("%Y-%m-%d").to_string();
+    let day = |e: &Event| e.at.date_naive();
     if let Some(icpc) = known.iter().find(|e| e.kind == EventKind::IcpcHeld) {
         let strategy_before = known
             .iter()
@@ -23,12 +23,10 @@ pub fn check(
         if !strategy_before {
             problems.push(Problem {
                 code: "icpc-without-strategy-discussion".into(),
-                message: format!(
-                    "Case {} records an initial child protection conference on {} with no strategy discussion before it. \
-                     Record the strategy discussion (or correct the conference's date) so the timescales can be checked.",
-                    case.reference,
-                    day(icpc)
-                ),
+                facts: Box::new(ProblemFacts::IcpcWithoutStrategyDiscussion {
+                    case: case.reference.clone(),
+                    on: day(icpc),
+                }),
                 since: Some(icpc.known_from().max(icpc.at)),
             });
         }
@@ -44,13 +42,11 @@ pub fn check(
     {
         problems.push(Problem {
             code: "plan-without-start".into(),
-            message: format!(
-                "Case {} records {} on {} but no initial conference that started a child protection plan before it. \
-                 Record the ICPC (with outcome \"plan\") so the plan's timescales can be checked.",
-                case.reference,
-                e.kind,
-                day(e)
-            ),
+            facts: Box::new(ProblemFacts::PlanWithoutStart {
+                case: case.reference.clone(),
+                event: e.kind.to_string(),
+                on: day(e),
+            }),
             since: Some(e.at),
         });
     }
@@ -65,12 +61,9 @@ fn census(case: &Case, known: &[&Event], cal: &Calendar, problems: &mut Vec<Prob
     if case.role("team_manager").is_none() {
         problems.push(Problem {
             code: "census-roles-unknown".into(),
-            message: format!(
-                "Case {} came from the children-in-need census, which names no workers, and no team \
-                 manager is recorded for it. Add the child to the census role mapping (or record \
-                 the case's roles) so its notices reach the right people.",
-                case.reference
-            ),
+            facts: Box::new(ProblemFacts::CensusRolesUnknown {
+                case: case.reference.clone(),
+            }),
             since: known
                 .iter()
                 .filter(|e| e.origin == Origin::Census)
@@ -86,14 +79,12 @@ fn census(case: &Case, known: &[&Event], cal: &Calendar, problems: &mut Vec<Prob
         if ours != target {
             problems.push(Problem {
                 code: format!("census-icpc-target-{}", cal.local_date(e.at)),
-                message: format!(
-                    "Case {}: the census gives {target} as the initial conference target for the \
-                     section 47 enquiry that started on {}, but cpwatch's 15 working days end on \
-                     {ours}. One of the two calendars is wrong: check the bank holidays and closure \
-                     days of the case system and of cpwatch's partnership configuration.",
-                    case.reference,
-                    cal.local_date(e.at),
-                ),
+                facts: Box::new(ProblemFacts::CensusIcpcTarget {
+                    case: case.reference.clone(),
+                    started: cal.local_date(e.at),
+                    target,
+                    ours,
+                }),
                 since: Some(e.at),
             });
         }

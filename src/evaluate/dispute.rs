@@ -9,7 +9,7 @@
 
 use super::notice::{merge_people, Draft};
 use super::recipients::{DisputeResolver, Party, Problem};
-use super::{reminder_time, rfc3339, wording, Context, Kind, Notice, NoticeKey, Recipient};
+use super::{reminder_time, rfc3339, Context, Kind, Notice, NoticeKey, Recipient};
 use super::{DisputeFacts, Facts, NextStage, StageVisit};
 use crate::calendar::{Calendar, Timescale};
 use crate::domain::{Dispute, DisputeEventKind, DisputeRef, PersonId};
@@ -178,7 +178,7 @@ impl<'a> Ladder<'a> {
                     agency: d.respondent_agency.as_ref(),
                 },
                 case_roles: &d.case_roles,
-                subject: format!("dispute {}", d.reference),
+                about: super::About::Dispute(d.reference.clone()),
             },
             notifications: Vec::new(),
             records: Vec::new(),
@@ -791,7 +791,6 @@ impl<'a> Ladder<'a> {
             about: super::About::Dispute(self.d.reference.clone()),
             case: self.d.case.as_ref(),
             dispute: Some(&self.d.reference),
-            title: wording::DISPUTE_DATA_QUALITY_TITLE,
         };
         let notices = super::data_quality_notices(problems, &about, to, self.cal, self.now);
         self.notifications.extend(notices);

@@ -8,7 +8,10 @@
 
 use super::recipients::Resolver;
 use super::rule::{OccurrenceFact, Timeliness};
-use super::{rfc3339, timeliness, wording, Context, Kind, Notice, NoticeKey, Recipient};
+use super::{
+    rfc3339, timeliness, Context, Facts, GoLiveCase, GoLiveFacts, Kind, LapsedTimescale, Notice,
+    NoticeKey, Recipient,
+};
 use crate::calendar::Calendar;
 use crate::domain::{Case, CaseRef, PartnershipId};
 use crate::policy::StandardsPolicy;
@@ -84,6 +87,7 @@ fn still_overdue(f: &OccurrenceFact, go_live: DateTime<Utc>) -> bool {
 
 /// One summary notice per recipient over every case's lapsed timescales: cases in the order of
 /// their oldest lapse, each case's timescales oldest first. Sent in working hours from go-live.
+/// What it lists is a fact (`Facts::go_live`); `go_live_summary.*.j2` words it.
 pub fn summaries(
     partnership: &PartnershipId,
     go_live: DateTime<Utc>,
@@ -98,38 +102,21 @@ pub fn summaries(
             .1
             .push(lapsed);
     }
-    let tz = cal.tz();
     by_recipient
         .into_values()
         .map(|(to, mut cases)| {
             cases.sort_by(|a, b| (a[0].deadline, &a[0].case).cmp(&(b[0].deadline, &b[0].case)));
-            let count: usize = cases.iter().map(Vec::len).sum();
-            let lines: Vec<String> = cases
-                .iter()
-                .flat_map(|lapsed| {
-                    let head = format!("Case {}:", lapsed[0].case);
-                    std::iter::once(head).chain(lapsed.iter().map(|l| {
-                        let deadline = l.deadline.with_timezone(&tz);
-                        wording::go_live_line(
-                            &deadline.format("%a %-d %b %Y %H:%M").to_string(),
-                            &l.rule,
-                            &l.standard,
-                            &l.title,
-                        )
-                    }))
-                })
-                .collect();
-            let started = go_live
-                .with_timezone(&tz)
-                .format("%A %-d %B %Y, %H:%M %Z")
-                .to_string();
+            let facts = GoLiveFacts {
+                started: go_live,
+                cases: cases.iter().map(|l| case_facts(l)).collect(),
+            };
             Notice {
                 key: NoticeKey::go_live_summary(partnership, &rfc3339(go_live), &to.email),
                 kind: Kind::GoLiveSummary,
                 rule: "go-live".into(),
                 standard: None,
-                title: wording::go_live_title(count, cases.len()),
-                action: wording::go_live_summary(&started, &lines),
+                title: "go-live-summary".into(),
+                action: String::new(),
                 partnership: partnership.clone(),
                 case: None,
                 dispute: None,
@@ -142,8 +129,27 @@ pub fn summaries(
                 to: vec![to],
                 cc: vec![],
                 letter: None,
-                facts: Default::default(),
+                facts: Facts {
+                    go_live: Some(facts),
+                    ..Facts::default()
+                },
             }
         })
         .collect()
+}
+
+/// One case's lapsed timescales (never empty: `lapsed_at` gives none for a case with none).
+fn case_facts(lapsed: &[Lapsed]) -> GoLiveCase {
+    GoLiveCase {
+        case: lapsed[0].case.clone(),
+        lapsed: lapsed
+            .iter()
+            .map(|l| LapsedTimescale {
+                deadline: l.deadline,
+                rule: l.rule.clone(),
+                standard: l.standard.clone(),
+                title: l.title.clone(),
+            })
+            .collect(),
+    }
 }

@@ -9,15 +9,13 @@ mod notice;
 mod plan;
 mod recipients;
 mod rule;
-mod wording;
 
 pub use notice::{
-    merge_people, rfc3339, About, CaseOutcome, DisputeFacts, Facts, Kind, Lateness, NextStage,
-    Notice, NoticeKey, Position, Recipient, StageVisit, Stance,
+    merge_people, rfc3339, About, CaseOutcome, DisputeFacts, Facts, GoLiveCase, GoLiveFacts, Kind,
+    LapsedTimescale, Lateness, NextStage, Notice, NoticeKey, Position, ProblemFacts, Recipient,
+    StageVisit, Stance,
 };
 pub use rule::{OccurrenceFact, Timeliness};
-
-pub use wording::UNDELIVERABLE_TITLE;
 
 use crate::calendar::{Calendar, Timescale};
 use crate::domain::{Case, Directory, Event, EventKind};
@@ -238,7 +236,6 @@ impl<'a> Outcome<'a> {
                 about: notice::About::Case(self.case.reference.clone()),
                 case: Some(&self.case.reference),
                 dispute: None,
-                title: wording::CASE_DATA_QUALITY_TITLE,
             };
             let (cal, now) = (self.ctx.calendar, self.ctx.now);
             self.notifications
@@ -251,18 +248,29 @@ impl<'a> Outcome<'a> {
     }
 }
 
-/// Who a data-quality notice is about, and what it is called.
+/// Who a data-quality notice is about.
 pub(crate) struct DataQualityAbout<'a> {
     pub partnership: &'a crate::domain::PartnershipId,
     pub about: notice::About,
     pub case: Option<&'a crate::domain::CaseRef>,
     pub dispute: Option<&'a crate::domain::DisputeRef>,
-    pub title: &'static str,
+}
+
+impl DataQualityAbout<'_> {
+    /// The notice's title, a code `data_quality.*.j2` words: `case-data` (case data cpwatch
+    /// cannot evaluate) or `dispute-data` (dispute data it cannot act on).
+    fn title(&self) -> &'static str {
+        match self.about {
+            notice::About::Case(_) => "case-data",
+            notice::About::Dispute(_) => "dispute-data",
+        }
+    }
 }
 
 /// One data-quality notice per distinct problem, to `to`, sent in working hours. Its key names
 /// the problem, so a problem seen on every pass is one notice; its `due` is the instant the
-/// problem was first met (the same on every pass), else `now`.
+/// problem was first met (the same on every pass), else `now`. The problem is a fact
+/// (`Facts::problem`); the templates word it.
 pub(crate) fn data_quality_notices(
     mut problems: Vec<Problem>,
     about: &DataQualityAbout,
@@ -283,8 +291,8 @@ pub(crate) fn data_quality_notices(
             kind: Kind::DataQuality,
             rule: "data-quality".into(),
             standard: None,
-            title: about.title.into(),
-            action: p.message,
+            title: about.title().into(),
+            action: String::new(),
             partnership: about.partnership.clone(),
             case: about.case.cloned(),
             dispute: about.dispute.cloned(),
@@ -297,7 +305,10 @@ pub(crate) fn data_quality_notices(
             to: vec![to.clone()],
             cc: vec![],
             letter: None,
-            facts: Facts::default(),
+            facts: Facts {
+                problem: Some(*p.facts),
+                ..Facts::default()
+            },
         })
         .collect()
 }

@@ -4,7 +4,7 @@
 
 use crate::domain::{CaseRef, DisputeRef, Email, PartnershipId, PersonId};
 use crate::policy::Letter;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -181,8 +181,10 @@ impl PartialEq<&str> for NoticeKey {
     }
 }
 
-/// What a notice is about, as its key says it (`case/KN-1`, `dispute/D-1`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a notice is about, as its key says it (`case/KN-1`, `dispute/D-1`); stored in a
+/// problem's facts as `{"kind": "case", "ref": "KN-1"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "ref", rename_all = "snake_case")]
 pub enum About {
     Case(CaseRef),
     Dispute(DisputeRef),
@@ -241,6 +243,78 @@ pub struct Facts {
     pub below_unreachable: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispute: Option<DisputeFacts>,
+    /// A data-quality notice's problem (payload version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<ProblemFacts>,
+    /// A go-live summary's lapsed timescales (payload version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go_live: Option<GoLiveFacts>,
+}
+
+/// What a data-quality problem is, with the facts that vary; `_problem.txt.j2` words each.
+/// Stored as `{"what": "no_email", "person": ..., ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum ProblemFacts {
+    /// An initial conference (on `on`) with no strategy discussion before it.
+    IcpcWithoutStrategyDiscussion { case: CaseRef, on: NaiveDate },
+    /// A plan's event (`event`, on `on`) with no conference that started a plan before it.
+    PlanWithoutStart {
+        case: CaseRef,
+        event: String,
+        on: NaiveDate,
+    },
+    /// A case from the census (which names no workers) with no team manager.
+    CensusRolesUnknown { case: CaseRef },
+    /// The census's initial-conference target (`target`) for the enquiry that started on
+    /// `started` is not cpwatch's 15 working days (`ours`).
+    CensusIcpcTarget {
+        case: CaseRef,
+        started: NaiveDate,
+        target: NaiveDate,
+        ours: NaiveDate,
+    },
+    /// Nobody holds `role` on the case or dispute `about`.
+    NoRole { about: About, role: String },
+    /// `person`, named as `role` on `about`, is not in the directory.
+    UnknownPerson {
+        person: String,
+        role: String,
+        about: About,
+    },
+    /// `person` (`role` on `about`) has no email address.
+    NoEmail {
+        person: String,
+        role: String,
+        about: About,
+    },
+    /// A cause-for-concern letter about `agency` (found by `rule`) has nobody to go to.
+    NoManagerForCauseForConcern { agency: String, rule: String },
+}
+
+/// What was already overdue on one team manager's cases when cpwatch started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GoLiveFacts {
+    /// The go-live instant.
+    pub started: DateTime<Utc>,
+    /// Cases in the order of their oldest lapse.
+    pub cases: Vec<GoLiveCase>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GoLiveCase {
+    pub case: CaseRef,
+    /// Its lapsed timescales, oldest first.
+    pub lapsed: Vec<LapsedTimescale>,
+}
+
+/// One timescale that had lapsed by go-live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LapsedTimescale {
+    pub deadline: DateTime<Utc>,
+    pub rule: String,
+    pub standard: String,
+    pub title: String,
 }
 
 /// Lateness in the unit its rule counts in.

@@ -1,8 +1,7 @@
 //! Resolving the roles a rule names to people with email addresses.
 
-use super::Recipient;
+use super::{About, ProblemFacts, Recipient};
 use crate::domain::{AgencyId, Case, Directory, Event, PersonId};
-use crate::policy::role_words::in_words;
 use crate::policy::RoleRef;
 
 /// Something about the case's people that stops a notification reaching someone.
@@ -10,7 +9,8 @@ use crate::policy::RoleRef;
 pub struct Problem {
     /// Stable code, part of the data-quality notice's key (one notice per problem).
     pub code: String,
-    pub message: String,
+    /// What it is, for the templates to word (`ProblemFacts`).
+    pub facts: Box<ProblemFacts>,
     /// When the problem was first met: the earliest instant a notice that needed this person
     /// fell due, or the event that showed it (None until the caller stamps it).
     pub since: Option<chrono::DateTime<chrono::Utc>>,
@@ -53,12 +53,10 @@ impl Resolver<'_> {
                 },
                 None => problems.push(Problem {
                     code: format!("no-{role}"),
-                    message: format!(
-                        "Case {} has nobody recorded as {}, so a notification could not be addressed. \
-                         Record who holds the role ({role}).",
-                        self.case.reference,
-                        in_words(&role.to_string())
-                    ),
+                    facts: Box::new(ProblemFacts::NoRole {
+                        about: self.about(),
+                        role: role.to_string(),
+                    }),
                     since: None,
                 }),
             }
@@ -124,12 +122,11 @@ impl Resolver<'_> {
     }
 
     fn recipient(&self, id: &PersonId, role: &str) -> Result<Recipient, Problem> {
-        recipient(
-            self.directory,
-            id,
-            role,
-            &format!("case {}", self.case.reference),
-        )
+        recipient(self.directory, id, role, &self.about())
+    }
+
+    fn about(&self) -> About {
+        About::Case(self.case.reference.clone())
     }
 
     /// The case's team manager if reachable, else the configured admin address.
@@ -165,8 +162,8 @@ pub struct DisputeResolver<'a> {
     pub raiser: Party<'a>,
     pub respondent: Party<'a>,
     pub case_roles: &'a [(String, PersonId)],
-    /// "dispute D-1", for problem messages.
-    pub subject: String,
+    /// The dispute, for its problems.
+    pub about: About,
 }
 
 impl DisputeResolver<'_> {
@@ -237,12 +234,10 @@ impl DisputeResolver<'_> {
                 },
                 None => problems.push(Problem {
                     code: format!("no-{role}"),
-                    message: format!(
-                        "For {}, nobody is recorded as {}, so a notification could not be addressed. \
-                         Record who holds the role ({role}).",
-                        self.subject,
-                        in_words(&role.to_string())
-                    ),
+                    facts: Box::new(ProblemFacts::NoRole {
+                        about: self.about.clone(),
+                        role: role.to_string(),
+                    }),
                     since: None,
                 }),
             }
@@ -251,25 +246,26 @@ impl DisputeResolver<'_> {
     }
 
     fn recipient(&self, id: &PersonId, role: &str) -> Result<Recipient, Problem> {
-        recipient(self.directory, id, role, &self.subject)
+        recipient(self.directory, id, role, &self.about)
     }
 }
 
-/// A person as a recipient, or the problem that stops them being one. `subject` ("case KN-1",
-/// "dispute D-1") says where they were named.
+/// A person as a recipient, or the problem that stops them being one. `about` (a case or a
+/// dispute) says where they were named.
 fn recipient(
     directory: &Directory,
     id: &PersonId,
     role: &str,
-    subject: &str,
+    about: &About,
 ) -> Result<Recipient, Problem> {
     let Some(person) = directory.person(id) else {
         return Err(Problem {
             code: format!("unknown-person-{id}"),
-            message: format!(
-                "Person {id}, named as {} on {subject}, is not known.",
-                in_words(role)
-            ),
+            facts: Box::new(ProblemFacts::UnknownPerson {
+                person: id.to_string(),
+                role: role.to_owned(),
+                about: about.clone(),
+            }),
             since: None,
         });
     };
@@ -282,10 +278,11 @@ fn recipient(
         }),
         None => Err(Problem {
             code: format!("no-email-{id}"),
-            message: format!(
-                "Person {id} ({} on {subject}) has no email address, so cpwatch cannot reach them.",
-                in_words(role)
-            ),
+            facts: Box::new(ProblemFacts::NoEmail {
+                person: id.to_string(),
+                role: role.to_owned(),
+                about: about.clone(),
+            }),
             since: None,
         }),
     }

@@ -4,7 +4,7 @@
 
 use super::notice::{merge_people, Draft};
 use super::plan::PlanPeriods;
-use super::{reminder_time, rfc3339, wording, Context, Kind, Notice, NoticeKey, Outcome};
+use super::{reminder_time, rfc3339, Context, Kind, Notice, NoticeKey, Outcome};
 use super::{Facts, Recipient, Resolver};
 use crate::calendar::Timescale;
 use crate::domain::{AgencyId, Case, Event, EventKind, Origin};
@@ -701,7 +701,7 @@ impl Steps<'_, '_> {
         Facts {
             late: super::lateness(cal, self.occ.rule.deadline, at.deadline, at.trigger),
             below_unreachable: at.below_unreachable,
-            dispute: None,
+            ..Facts::default()
         }
     }
 
@@ -742,7 +742,10 @@ impl Steps<'_, '_> {
             .map_or("-".to_owned(), |a| a.to_string());
         super::Problem {
             code: format!("no-manager-for-cause-for-concern-{agency}"),
-            message: wording::no_cause_for_concern_recipient(&agency, &self.occ.rule.id),
+            facts: Box::new(super::ProblemFacts::NoManagerForCauseForConcern {
+                agency,
+                rule: self.occ.rule.id.clone(),
+            }),
             since: None,
         }
     }

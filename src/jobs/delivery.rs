@@ -33,6 +33,10 @@ use tracing::Instrument as _;
 
 pub type DbPool = Pool<ConnectionManager<PgConnection>>;
 
+/// The title of the data-quality notice that a delivery was refused (the delivery job, not the
+/// evaluator, finds that out, and words its message).
+pub const UNDELIVERABLE_TITLE: &str = "A notice could not be delivered";
+
 /// Test-only fault point: when this variable holds N, the process aborts right after its Nth
 /// successful send, before marking the message sent (a crash between send and mark). Inert
 /// unless set. (Not `CPWATCH_*`: those are configuration keys.)
@@ -733,7 +737,7 @@ impl Delivery<'_> {
             kind: Kind::DataQuality,
             rule: "data-quality".into(),
             standard: None,
-            title: crate::evaluate::UNDELIVERABLE_TITLE.into(),
+            title: UNDELIVERABLE_TITLE.into(),
             action: if about_message {
                 format!(
                     "{} permanently refused the {} notice (rule {}) for {rejected}: the \
@@ -824,7 +828,7 @@ impl Delivery<'_> {
         let tz = self.runtime.tz_of(n.partnership.as_str());
         let copied = row.position == Position::Cc;
         let rendered = match digest {
-            Some(items) => mail::digest::render(n, items, &row.recipient, tz)?,
+            Some(items) => self.renderer.render_digest(n, items, &row.recipient, tz)?,
             None => self.renderer.render(n, &row.recipient, copied, now, tz)?,
         };
         let reference = format!("{}/{}", n.key.as_str(), row.recipient);

@@ -2,7 +2,9 @@
 //! notice's facts for one reader, with times in the partnership's zone and roles in words.
 
 use super::render::{described, stance_of};
-use crate::evaluate::{DisputeFacts, Lateness, Notice, Position, Stance};
+use crate::evaluate::{
+    DisputeFacts, GoLiveFacts, Lateness, Notice, Position, ProblemFacts, Stance,
+};
 use crate::policy::role_words::in_words;
 use crate::settings::PartnershipMail;
 use chrono::{DateTime, Utc};
@@ -89,6 +91,8 @@ pub fn build(
         "others": others,
         "below": below,
         "story": n.facts.dispute.as_ref().map(|d| story(d, tz)),
+        "problem": n.facts.problem.as_ref().map(problem),
+        "go_live": n.facts.go_live.as_ref().map(|g| go_live(g, tz)),
         "names": names,
         "chair_name": chair,
         "signature": mail.and_then(|m| m.signature.clone()),
@@ -151,5 +155,36 @@ fn story(d: &DisputeFacts, tz: Tz) -> Value {
         })),
         "outcome": d.outcome,
         "within": d.within,
+    })
+}
+
+/// A data-quality problem: its facts as stored (`what` and what varies), the role in words
+/// (`role_words`) where it names one.
+fn problem(p: &ProblemFacts) -> Value {
+    let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
+    let role = v.get("role").and_then(Value::as_str).map(in_words);
+    if let (Some(role), Some(obj)) = (role, v.as_object_mut()) {
+        obj.insert("role_words".into(), Value::String(role));
+    }
+    v
+}
+
+/// A go-live summary: when cpwatch started, how many timescales on how many cases, and each
+/// case's lapsed timescales with their deadlines in `tz` ("Wed 1 Apr 2026 17:00").
+fn go_live(g: &GoLiveFacts, tz: Tz) -> Value {
+    let count: usize = g.cases.iter().map(|c| c.lapsed.len()).sum();
+    json!({
+        "started": long_time(g.started, tz),
+        "count": count,
+        "case_count": g.cases.len(),
+        "cases": g.cases.iter().map(|c| json!({
+            "case": c.case.as_str(),
+            "lapsed": c.lapsed.iter().map(|l| json!({
+                "deadline": l.deadline.with_timezone(&tz).format("%a %-d %b %Y %H:%M").to_string(),
+                "rule": l.rule,
+                "standard": l.standard,
+                "title": l.title,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
     })
 }

@@ -1,45 +1,17 @@
-//! Wording a morning digest: the notices it carries, grouped by case, from
-//! `config/templates/digest.{subject,txt,html}.j2` (compiled in). The context holds case
-//! references, rules, deadlines and actions only: no names, in the subject or the body.
+//! The context a morning digest is worded from: the notices it carries, grouped by case, for
+//! `digest.{subject,txt,html}.j2` (rendered by `mail::Renderer::render_digest` with the
+//! partnership's templates). The context holds case references, rules, deadlines and actions
+//! only: no names, in the subject or the body.
 
-use super::{MailError, Rendered};
 use crate::evaluate::Kind;
 use crate::evaluate::Notice;
 use crate::policy::role_words::in_words;
 use chrono_tz::Tz;
-use minijinja::{context, Environment, Value};
+use minijinja::{context, Value};
 
-const TEMPLATES: [(&str, &str); 3] = [
-    (
-        "digest.subject.j2",
-        include_str!("../../config/templates/digest.subject.j2"),
-    ),
-    (
-        "digest.txt.j2",
-        include_str!("../../config/templates/digest.txt.j2"),
-    ),
-    (
-        "digest.html.j2",
-        include_str!("../../config/templates/digest.html.j2"),
-    ),
-];
-
-fn environment() -> Result<Environment<'static>, MailError> {
-    let mut env = super::render::base_environment();
-    for (name, text) in TEMPLATES {
-        env.add_template(name, text)?;
-    }
-    Ok(env)
-}
-
-/// Word the digest `digest` carrying `items` for `recipient`, with times in `tz`.
-pub fn render(
-    digest: &Notice,
-    items: &[Notice],
-    recipient: &str,
-    tz: Tz,
-) -> Result<Rendered, MailError> {
-    let env = environment()?;
+/// The context `digest.*.j2` are rendered from (documented in `config/templates/README.md`):
+/// the digest `digest` carrying `items` for `recipient`, with times in `tz`.
+pub fn context(digest: &Notice, items: &[Notice], recipient: &str, tz: Tz) -> Value {
     let role = digest
         .recipients()
         .find(|(r, _)| r.email.as_str() == recipient)
@@ -53,29 +25,17 @@ pub fn render(
         })
         .collect();
     let day = digest.send_after.with_timezone(&tz);
-    let ctx = context! {
+    context! {
+        kind => digest.kind.as_str(),
         date_local => day.format("%A %-d %B %Y").to_string(),
         date_short => day.format("%a %-d %b").to_string(),
         count => items.len(),
         case_count => groups.len(),
         role => role,
+        partnership => digest.partnership.as_str(),
         key => digest.key.as_str(),
         cases => cases,
-    };
-    let subject = env
-        .get_template("digest.subject.j2")?
-        .render(&ctx)?
-        .trim()
-        .to_owned();
-    let text = env.get_template("digest.txt.j2")?.render(&ctx)?;
-    let html = env.get_template("digest.html.j2")?.render(&ctx)?;
-    Ok(Rendered {
-        subject,
-        text,
-        html,
-        thread: format!("{}/{recipient}", digest.thread_key()),
-        reply_to: None,
-    })
+    }
 }
 
 /// One item, with who else it was sent to, by role (never by name).

@@ -136,6 +136,18 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "digest.txt.j2",
         include_str!("../../config/templates/digest.txt.j2"),
     ),
+    (
+        "digest.html.j2",
+        include_str!("../../config/templates/digest.html.j2"),
+    ),
+    (
+        "_problem.txt.j2",
+        include_str!("../../config/templates/_problem.txt.j2"),
+    ),
+    (
+        "_data_quality_title.j2",
+        include_str!("../../config/templates/_data_quality_title.j2"),
+    ),
 ];
 
 /// The notification templates, one per kind (each a `.subject.j2` and a `.txt.j2`, and an
@@ -255,6 +267,29 @@ impl Renderer {
                 thread: format!("{}/{recipient}", n.thread_key()),
                 reply_to: mail.and_then(|m| m.contact.as_ref()).map(|c| c.to_string()),
             }
+        })
+    }
+}
+
+impl Renderer {
+    /// Word the morning digest `digest` carrying `items` for `recipient`, with times in `tz`,
+    /// in the digest's partnership's templates.
+    pub fn render_digest(
+        &self,
+        digest: &Notice,
+        items: &[Notice],
+        recipient: &str,
+        tz: Tz,
+    ) -> Result<Rendered, MailError> {
+        let (env, mail) = self.for_partnership(digest.partnership.as_str());
+        let ctx = super::digest::context(digest, items, recipient, tz);
+        let (subject, text, html) = render_parts(env, "digest", &ctx)?;
+        Ok(Rendered {
+            subject,
+            text,
+            html,
+            thread: format!("{}/{recipient}", digest.thread_key()),
+            reply_to: mail.and_then(|m| m.contact.as_ref()).map(|c| c.to_string()),
         })
     }
 }

@@ -1,16 +1,15 @@
 //! Sample notices of every template, each with readers in every position it has: what `cpwatch
 //! check` renders every template against, and what the snapshot tests show.
 
-use super::render::render_parts;
 use super::Renderer;
 use crate::domain::{CaseRef, DisputeRef, Email, PartnershipId, PersonId};
 use crate::evaluate::{
-    DisputeFacts, Facts, Kind, Lateness, NextStage, Notice, NoticeKey, Recipient, StageVisit,
+    About, DisputeFacts, Facts, GoLiveCase, GoLiveFacts, Kind, LapsedTimescale, Lateness,
+    NextStage, Notice, NoticeKey, ProblemFacts, Recipient, StageVisit,
 };
 use crate::policy::Letter;
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use serde_json::json;
 
 /// The names of the sample people: none may appear in a message with names off.
 pub const PEOPLE: &[&str] = &[
@@ -267,21 +266,120 @@ fn disputes() -> Vec<(String, Notice)> {
     ]
 }
 
-fn others() -> Vec<(String, Notice)> {
-    let mut dq = case_notice(Kind::DataQuality, "no-email-p-sw", vec![tm()], vec![]);
-    dq.rule = "data-quality".into();
-    dq.standard = None;
-    dq.title = "Case data that cpwatch cannot evaluate".into();
-    dq.action = "Person p-sw (the child's social worker on case KN-0001) has no email address, so cpwatch cannot reach them.".into();
-    let mut go_live = case_notice(Kind::GoLiveSummary, "go-live", vec![tm()], vec![]);
-    go_live.case = None;
-    go_live.rule = "go-live".into();
-    go_live.standard = None;
-    go_live.title = "2 timescales on 1 of your cases".into();
-    go_live.action = "cpwatch started watching these cases on Monday 1 June 2026. The timescales below had already lapsed.\n\nKN-0001:\n  - due Mon 23 Mar: Initial conference (icpc-within-15wd, standard 10)".into();
+fn data_quality() -> Vec<(String, Notice)> {
+    let case = || CaseRef::parse("KN-0001").unwrap_or_else(|_| unreachable!());
+    let dq = |step: &str, problem: ProblemFacts| {
+        let mut n = case_notice(Kind::DataQuality, step, vec![tm()], vec![]);
+        n.rule = "data-quality".into();
+        n.standard = None;
+        n.title = "case-data".into();
+        n.action = String::new();
+        n.facts.problem = Some(problem);
+        n
+    };
+    let no_email = dq(
+        "no-email-p-sw",
+        ProblemFacts::NoEmail {
+            person: "p-sw".into(),
+            role: "social_worker".into(),
+            about: About::Case(case()),
+        },
+    );
+    let mut dispute = dq(
+        "unknown-person-p-lm",
+        ProblemFacts::UnknownPerson {
+            person: "p-lm".into(),
+            role: "respondent.line_manager".into(),
+            about: About::Dispute(DisputeRef::parse("D-7").unwrap_or_else(|_| unreachable!())),
+        },
+    );
+    dispute.title = "dispute-data".into();
+
+    dispute.dispute = DisputeRef::parse("D-7").ok();
+    let letter = dq(
+        "no-manager-for-cause-for-concern-school",
+        ProblemFacts::NoManagerForCauseForConcern {
+            agency: "school".into(),
+            rule: "icpc-agency-report".into(),
+        },
+    );
+    let target = |d: u32| at(d, 12).date_naive();
+    let census = dq(
+        "census-icpc-target-2026-03-02",
+        ProblemFacts::CensusIcpcTarget {
+            case: case(),
+            started: target(2),
+            target: target(20),
+            ours: target(23),
+        },
+    );
+    // Queued by a cpwatch before payload version 3: the title and the problem in words.
+    let mut old = dq(
+        "no-email-p-sw",
+        ProblemFacts::CensusRolesUnknown { case: case() },
+    );
+    old.facts.problem = None;
+    old.title = "Case data that cpwatch cannot evaluate".into();
+    old.action = "Person p-sw (the child's social worker on case KN-0001) has no email address, so cpwatch cannot reach them.".into();
     vec![
-        ("data_quality".into(), dq),
-        ("go_live_summary".into(), go_live),
+        ("data_quality".into(), no_email),
+        ("data_quality-dispute".into(), dispute),
+        ("data_quality-cause-for-concern".into(), letter),
+        ("data_quality-census".into(), census),
+        ("data_quality-version-2".into(), old),
+    ]
+}
+
+fn go_live() -> Vec<(String, Notice)> {
+    let mut n = case_notice(Kind::GoLiveSummary, "go-live", vec![tm()], vec![]);
+    n.case = None;
+    n.rule = "go-live".into();
+    n.standard = None;
+    n.title = "go-live-summary".into();
+    n.action = String::new();
+    let lapsed = |d: u32, rule: &str, standard: &str, title: &str| LapsedTimescale {
+        deadline: at(d, 17),
+        rule: rule.into(),
+        standard: standard.into(),
+        title: title.into(),
+    };
+    n.facts.go_live = Some(GoLiveFacts {
+        started: Utc
+            .with_ymd_and_hms(2026, 6, 1, 8, 0, 0)
+            .single()
+            .unwrap_or_default(),
+        cases: vec![
+            GoLiveCase {
+                case: CaseRef::parse("KN-0001").unwrap_or_else(|_| unreachable!()),
+                lapsed: vec![
+                    lapsed(
+                        23,
+                        "icpc-within-15wd",
+                        "S10",
+                        "Initial conference within 15 working days",
+                    ),
+                    lapsed(25, "icpc-minutes", "S11", "Conference minutes circulated"),
+                ],
+            },
+            GoLiveCase {
+                case: CaseRef::parse("KN-0002").unwrap_or_else(|_| unreachable!()),
+                lapsed: vec![lapsed(
+                    30,
+                    "child-seen-every-4-weeks",
+                    "S12",
+                    "Child seen every 4 weeks",
+                )],
+            },
+        ],
+    });
+    // Queued by a cpwatch before payload version 3: its title and list in words.
+    let mut old = n.clone();
+    old.facts.go_live = None;
+    old.title = "2 timescales on 1 of your cases".into();
+    old.action = "cpwatch started watching these cases on Monday 1 June 2026. The timescales below had already lapsed.\n\nKN-0001:\n  - due Mon 23 Mar: Initial conference (icpc-within-15wd, standard 10)".into();
+    vec![
+        ("go_live_summary".into(), n),
+        ("go_live_summary-version-2".into(), old),
     ]
 }
 
@@ -297,39 +395,68 @@ pub fn notices() -> Vec<(String, Notice)> {
     ];
     all.extend(escalations());
     all.extend(disputes());
-    all.extend(others());
+    all.extend(data_quality());
+    all.extend(go_live());
     all
 }
 
-/// The digest's sample context: the shape `mail::digest::render` gives `digest.*.j2`.
-pub fn digest_context() -> serde_json::Value {
-    let item = |kind: &str, label: &str, rule: &str, title: &str, due: &str, others: &[&str]| {
-        json!({
-            "kind": kind, "kind_label": label, "rule": rule, "standard": "6", "title": title,
-            "due_local": due, "action": "Record it in the case system when it is done.",
-            "others": others, "key": format!("knowsley/case/KN-0001/{rule}/2026-03-02T09:00:00Z/{kind}"),
-        })
+/// A sample morning digest for the social worker and the notices it carries (two cases,
+/// three items): what `cpwatch check` renders `digest.*.j2` against, through
+/// `Renderer::render_digest`, like the digest job does.
+pub fn digest() -> (Notice, Vec<Notice>) {
+    let p = PartnershipId::parse("knowsley").unwrap_or_else(|_| unreachable!());
+    let item = |kind: Kind, case: &str, rule: &str, title: &str, due: u32, cc: Vec<Recipient>| {
+        let mut n = case_notice(kind, kind.as_str(), vec![sw()], cc);
+        n.case = CaseRef::parse(case).ok();
+        n.rule = rule.into();
+        n.standard = Some("S6".into());
+        n.title = title.into();
+        n.action = "Record it in the case system when it is done.".into();
+        n.due = at(due, 17);
+        n.key = NoticeKey::case_step(
+            &p,
+            &CaseRef::parse(case).unwrap_or_else(|_| unreachable!()),
+            rule,
+            "2026-03-02T09:00:00Z",
+            kind.as_str(),
+        );
+        n
     };
-    json!({
-        "date_local": "Tuesday 24 March 2026",
-        "date_short": "Tue 24 Mar",
-        "count": 3,
-        "case_count": 2,
-        "role": "the child's social worker",
-        "key": "knowsley/digest/2026-03-24/sw@ksc.example.org",
-        "cases": [
-            {"case": "KN-0001", "items": [
-                item("reminder", "Reminder", "core-group-within-10wd", "Core group within 10 working days",
-                     "Friday 27 March 2026, 17:00 GMT", &["the team manager"]),
-                item("due", "Due today", "visit-every-4-weeks", "Child seen every 4 weeks",
-                     "Tuesday 24 March 2026, 17:00 GMT", &[]),
-            ]},
-            {"case": "KN-0002", "items": [
-                item("reminder", "Reminder", "rcpc-sw-report", "Social worker's report to the review conference",
-                     "Thursday 26 March 2026, 17:00 GMT", &[]),
-            ]},
-        ],
-    })
+    let items = vec![
+        item(
+            Kind::Reminder,
+            "KN-0001",
+            "core-group-within-10wd",
+            "Core group within 10 working days",
+            27,
+            vec![tm()],
+        ),
+        item(
+            Kind::Due,
+            "KN-0001",
+            "visit-every-4-weeks",
+            "Child seen every 4 weeks",
+            24,
+            vec![],
+        ),
+        item(
+            Kind::Reminder,
+            "KN-0002",
+            "rcpc-sw-report",
+            "Social worker's report to the review conference",
+            26,
+            vec![],
+        ),
+    ];
+    let mut digest = case_notice(Kind::Digest, "digest", vec![sw()], vec![]);
+    digest.case = None;
+    digest.rule = "digest".into();
+    digest.standard = None;
+    digest.title = "digest".into();
+    digest.action = String::new();
+    digest.send_after = at(24, 8);
+    digest.key = NoticeKey::digest(&p, at(24, 8).date_naive(), sw().email.as_str());
+    (digest, items)
 }
 
 /// Render every template against the samples, for each partnership's templates: every error,
@@ -345,9 +472,9 @@ pub fn check(renderer: &Renderer, partnerships: &[&str], tz: Tz) -> Vec<String> 
                 }
             }
         }
-        let env = renderer.environment_of(p);
-        let ctx = minijinja::Value::from_serialize(digest_context());
-        if let Err(e) = render_parts(env, "digest", &ctx) {
+        let (mut d, items) = digest();
+        d.partnership = PartnershipId::parse(p).unwrap_or(d.partnership);
+        if let Err(e) = renderer.render_digest(&d, &items, sw().email.as_str(), tz) {
             problems.push(format!("partnership {p}, sample digest: {e}"));
         }
     }

@@ -5,7 +5,8 @@
 //! |---|---|---|
 //! | 0 (no `v`) | cpwatch before the notice table | the evaluator's whole notification, one copy per recipient |
 //! | 1 | cpwatch before its templates per kind | `{"v": 1, "title", "standard", "action", "letter", "to": [...], "cc": [...]}` |
-//! | 2 | this version | version 1 and `"facts"`: lateness, why it came, the dispute's story (`evaluate::Facts`); a dispute's `action` is its policy's text alone |
+//! | 2 | cpwatch before problems and go-live summaries were facts | version 1 and `"facts"`: lateness, why it came, the dispute's story (`evaluate::Facts`); a dispute's `action` is its policy's text alone |
+//! | 3 | this version | version 2; a data-quality notice's problem is `facts.problem` (its `title` a code, `case-data` or `dispute-data`, and its `action` empty), a go-live summary's lapsed timescales `facts.go_live` (its `action` empty). A version 2 cpwatch would mail those empty, so it waits for them |
 //!
 //! Everything else about a notice (key, kind, rule, case, dispute, occurrence, step, deadline,
 //! send-after, urgency) is a column of `notices`. The Rust types here are the format: renaming a
@@ -17,7 +18,7 @@ use crate::policy::Letter;
 use serde::{Deserialize, Serialize};
 
 /// The payload version this cpwatch writes.
-pub const CURRENT: u64 = 2;
+pub const CURRENT: u64 = 3;
 
 /// What the mail says, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +60,7 @@ struct StoredRecipient {
     role: String,
 }
 
-/// Versions 1 and 2: version 2 added `facts`.
+/// Versions 1 to 3: version 2 added `facts`, version 3 the facts of problems and go-live.
 #[derive(Serialize, Deserialize)]
 struct V1 {
     v: u64,
@@ -140,7 +141,7 @@ pub fn read(value: &serde_json::Value) -> Result<Content, PayloadError> {
                 Facts::default(),
             ))
         }
-        Some(Some(1 | 2)) => {
+        Some(Some(1..=3)) => {
             let v1: V1 = serde_json::from_value(value.clone()).map_err(malformed)?;
             Ok(content(
                 v1.title,
@@ -220,12 +221,33 @@ mod tests {
     }
 
     #[test]
+    fn version_3_keeps_a_problem_and_a_go_live_summary_and_version_2_has_neither() {
+        let v3 = json!({"v": 3, "title": "case-data", "action": "", "to": [],
+            "facts": {"problem": {"what": "no_email", "person": "p-sw", "role": "social_worker",
+                                  "about": {"kind": "case", "ref": "KN-1"}}}});
+        let c = read(&v3).unwrap();
+        assert_eq!(
+            c.facts.problem,
+            Some(crate::evaluate::ProblemFacts::NoEmail {
+                person: "p-sw".into(),
+                role: "social_worker".into(),
+                about: crate::evaluate::About::Case(crate::domain::CaseRef::parse("KN-1").unwrap()),
+            })
+        );
+        let v2 = json!({"v": 2, "title": "Case data that cpwatch cannot evaluate",
+            "action": "Person p-sw has no email address.", "to": [], "facts": {}});
+        let c = read(&v2).unwrap();
+        assert_eq!((c.facts.problem, c.facts.go_live), (None, None));
+        assert_eq!(c.action, "Person p-sw has no email address.");
+    }
+
+    #[test]
     fn newer_versions_wait_and_nonsense_fails() {
         assert_eq!(
-            read(&json!({"v": 3, "anything": true})),
-            Err(PayloadError::Newer(3))
+            read(&json!({"v": 4, "anything": true})),
+            Err(PayloadError::Newer(4))
         );
-        assert!(!PayloadError::Newer(3).is_permanent());
+        assert!(!PayloadError::Newer(4).is_permanent());
         let bad = read(&json!({"v": 1, "title": 3})).unwrap_err();
         assert!(bad.is_permanent(), "{bad}");
     }
