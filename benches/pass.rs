@@ -81,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     // A second partnership with the same policies, for the replicas' measurement (7).
     let knowsley = settings.partnerships[PARTNERSHIP].clone();
     settings.partnerships.insert(SECOND.to_owned(), knowsley);
-    let batch_size = settings.database.batch_size;
+    let batch_size = env_or("CPWATCH_BENCH_BATCH", settings.database.batch_size);
     let runtime = cpwatch::jobs::Runtime::load(&settings, &mut conn);
     println!(
         "== pass at {NOW}, batch_size {batch_size}; read-only figures best of {repeat}, write passes once"

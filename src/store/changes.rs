@@ -16,15 +16,18 @@ struct Taken {
     n: i64,
 }
 
-/// Take every pending check request: its case or dispute is due now. How many were taken.
+/// Take every pending check request: its case or dispute is due now (a row due now already,
+/// such as every case an import has just added, is not written again). How many were taken.
 /// A request written after this (even for a case this pass then reads) stays for the next pass.
 pub fn take_requests(conn: &mut PgConnection) -> Result<usize, DbError> {
     let taken: Taken = diesel::sql_query(
         "WITH r AS (DELETE FROM check_requests RETURNING kind, id), \
               c AS (UPDATE cases SET next_check_at = '-infinity' \
-                    WHERE id IN (SELECT id FROM r WHERE kind = 'case') RETURNING 1), \
+                    WHERE id IN (SELECT id FROM r WHERE kind = 'case') \
+                      AND next_check_at IS DISTINCT FROM '-infinity' RETURNING 1), \
               d AS (UPDATE disputes SET next_check_at = '-infinity' \
-                    WHERE id IN (SELECT id FROM r WHERE kind = 'dispute') RETURNING 1) \
+                    WHERE id IN (SELECT id FROM r WHERE kind = 'dispute') \
+                      AND next_check_at IS DISTINCT FROM '-infinity' RETURNING 1) \
          SELECT (SELECT count(*) FROM r) AS n",
     )
     .get_result(conn)?;
@@ -53,9 +56,11 @@ pub fn take_requests_of(conn: &mut PgConnection, partnership: &str) -> Result<us
                              (SELECT 1 FROM disputes d WHERE d.id = q.id AND d.partnership_id <> $1)) \
                     RETURNING kind, id), \
               c AS (UPDATE cases SET next_check_at = '-infinity' \
-                    WHERE id IN (SELECT id FROM r WHERE kind = 'case') RETURNING 1), \
+                    WHERE id IN (SELECT id FROM r WHERE kind = 'case') \
+                      AND next_check_at IS DISTINCT FROM '-infinity' RETURNING 1), \
               d AS (UPDATE disputes SET next_check_at = '-infinity' \
-                    WHERE id IN (SELECT id FROM r WHERE kind = 'dispute') RETURNING 1) \
+                    WHERE id IN (SELECT id FROM r WHERE kind = 'dispute') \
+                      AND next_check_at IS DISTINCT FROM '-infinity' RETURNING 1) \
          SELECT (SELECT count(*) FROM r) AS n",
     )
     .bind::<diesel::sql_types::Text, _>(partnership)

@@ -73,7 +73,10 @@ struct Gained {
 
 /// One statement: the new notices inserted, then a delivery per recipient of every notice of
 /// the chunk, new or already there (a recipient added since is queued; one already queued is
-/// not); returns each notice that gained deliveries, and how many.
+/// not); returns each notice that gained deliveries, and how many. The notices there already
+/// are found by their keys in the unique index (`= ANY`), never by a join the planner could
+/// turn into a scan of the whole table once per chunk; they are disjoint from the ones `new`
+/// inserts (parts of one statement do not see each other's rows), hence `UNION ALL`.
 fn enqueue_chunk(
     conn: &mut PgConnection,
     notices: &[Notice],
@@ -95,7 +98,7 @@ fn enqueue_chunk(
            SELECT * FROM input ON CONFLICT (key) DO NOTHING RETURNING id, key), \
          ids AS ( \
            SELECT id, key FROM new \
-           UNION SELECT n.id, n.key FROM notices n JOIN input i ON i.key = n.key), \
+           UNION ALL SELECT n.id, n.key FROM notices n WHERE n.key = ANY($1::text[])), \
          added AS ( \
            INSERT INTO deliveries (notice_id, recipient, position, send_after, urgent, message_id) \
            SELECT ids.id, r.recipient, r.position, r.send_after, r.urgent, r.message_id \
@@ -386,9 +389,12 @@ pub fn cancel_superseded(
 }
 
 /// Refresh the planner's statistics of the notice tables (a pass that queues many rows outgrows
-/// them, and a new database has none).
+/// them, and a new database has none): of the columns the pass's and delivery's queries filter
+/// and join on only, not the payload (sampling its JSON is most of a whole-table ANALYZE).
 pub fn analyze(conn: &mut PgConnection) -> Result<(), DbError> {
-    diesel::sql_query("ANALYZE notices").execute(conn)?;
-    diesel::sql_query("ANALYZE deliveries").execute(conn)?;
+    diesel::sql_query("ANALYZE notices (id, key, partnership_id, kind, case_ref, dispute_ref)")
+        .execute(conn)?;
+    diesel::sql_query("ANALYZE deliveries (id, notice_id, recipient, status, send_after)")
+        .execute(conn)?;
     Ok(())
 }
