@@ -10,7 +10,11 @@
 //! `CPWATCH_VOLUME_TEAMS` (default 4) and `CPWATCH_VOLUME_DAYS` (default 90) change the size.
 //! Each run gets its own database; the caseload is generated from a fixed seed, so both runs
 //! (and every run) see the same cases. It prints, per kind of person, how many people, the
-//! mean messages per person per working day and the most any one person got on one day.
+//! mean messages per person per working day and the most any one person got on one day; then,
+//! for one typical working day (the median-volume working day of the middle third of the run),
+//! the subject lines one reader of each kind received that day with digests off and on (the
+//! reader of that kind with most messages that day; for one with none, their next day with
+//! mail too), read back from the messages as written.
 //!
 //! The caseload: per team one team manager and five social workers with five cases each; two
 //! conference chairs and one senior manager for the partnership. 70% of the cases are on a plan
