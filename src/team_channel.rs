@@ -186,6 +186,30 @@ pub fn summary_text(partnership: &str, day: NaiveDate, lines: &[OverdueLine]) ->
     text
 }
 
+/// A disagreement notice's stage as stored in its facts (`evaluate::DisputeFacts`): each part
+/// absent from a notice queued without them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stage<'a> {
+    pub policy_title: Option<&'a str>,
+    pub stage: Option<&'a str>,
+    pub stage_name: Option<&'a str>,
+}
+
+/// The notice an alert is about, in words. A disagreement notice of payload version 4 stores
+/// its title as the code `dispute-stage`: "{policy title}, stage {n}: {stage name}" from its
+/// facts, as the mail says it (`_dispute_title.j2`). A notice queued before keeps its title in
+/// words, used as stored.
+pub fn alert_title(stored: &str, s: &Stage) -> String {
+    if stored != crate::evaluate::DisputeFacts::TITLE {
+        return stored.to_owned();
+    }
+    match (s.policy_title, s.stage, s.stage_name) {
+        (Some(policy), Some(n), Some(name)) => format!("{policy}, stage {n}: {name}"),
+        (Some(policy), Some(n), None) => format!("{policy}, stage {n}"),
+        _ => "a stage of the partnership's escalation policy".to_owned(),
+    }
+}
+
 /// What an immediate-risk alert says: the ladder's stage and when it is due, in local time.
 pub fn alert_text(partnership: &str, title: &str, due: DateTime<Utc>, tz: Tz) -> String {
     format!(
@@ -291,6 +315,25 @@ mod tests {
         assert!(t.starts_with("cpwatch, knowsley, Thursday 12 March 2026: 2 child-protection timescales are overdue."), "{t}");
         assert!(t.contains("- Initial conference within 15 working days (S1): 2 overdue, the longest by 1 day\n"), "{t}");
         assert!(summary_text("k", day, &[]).contains("no child-protection timescale is overdue"));
+    }
+
+    #[test]
+    fn an_alert_words_a_disagreement_title_from_its_facts_or_keeps_the_stored_one() {
+        let stage = Stage {
+            policy_title: Some("Knowsley escalation policy (2019)"),
+            stage: Some("2"),
+            stage_name: Some("Line manager to line manager"),
+        };
+        assert_eq!(
+            alert_title("dispute-stage", &stage),
+            "Knowsley escalation policy (2019), stage 2: Line manager to line manager"
+        );
+        // Queued before titles were codes: the title as it was worded then.
+        let old = "Knowsley escalation policy (2019), stage 2: Line manager to line manager";
+        assert_eq!(alert_title(old, &Stage::default()), old);
+        assert_eq!(alert_title(old, &stage), old);
+        let missing = alert_title("dispute-stage", &Stage::default());
+        assert!(!missing.contains("dispute-stage"), "{missing}");
     }
 
     #[test]

@@ -10,7 +10,11 @@
 //! `CPWATCH_VOLUME_TEAMS` (default 4) and `CPWATCH_VOLUME_DAYS` (default 90) change the size.
 //! Each run gets its own database; the caseload is generated from a fixed seed, so both runs
 //! (and every run) see the same cases. It prints, per kind of person, how many people, the
-//! mean messages per person per working day and the most any one person got on one day.
+//! mean messages per person per working day and the most any one person got on one day; then,
+//! for one typical working day (the median-volume working day of the middle third of the run),
+//! the subject lines one reader of each kind received that day with digests off and on (the
+//! reader of that kind with most messages that day; for one with none, their next day with
+//! mail too), read back from the messages as written.
 //!
 //! The caseload: per team one team manager and five social workers with five cases each; two
 //! conference chairs and one senior manager for the partnership. 70% of the cases are on a plan
@@ -232,8 +236,82 @@ fn caseload(teams: usize, days: i64) -> (String, BTreeMap<String, &'static str>)
 
 type PerDay = HashMap<(String, chrono::NaiveDate), usize>;
 
+/// The messages one person received on one local day: (local time, subject), in sending order.
+type Subjects = HashMap<(String, chrono::NaiveDate), Vec<(String, String)>>;
+
+/// One run: messages per (recipient, local day), per kind, and each message's subject.
+struct Run {
+    per_day: PerDay,
+    per_kind: BTreeMap<String, usize>,
+    subjects: Subjects,
+}
+
+/// A header's value, unfolded, with RFC 2047 `=?utf-8?b?...?=` words decoded.
+fn header(mail: &str, name: &str) -> Option<String> {
+    let head = mail.split("\r\n\r\n").next()?;
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    let mut lines = head.split("\r\n").peekable();
+    while let Some(line) = lines.next() {
+        if line.to_ascii_lowercase().starts_with(&prefix) {
+            let mut words = vec![line[prefix.len()..].trim().to_owned()];
+            while let Some(more) = lines.next_if(|l| l.starts_with(' ') || l.starts_with('\t')) {
+                words.push(more.trim().to_owned());
+            }
+            return Some(decode_words(&words.join(" ")));
+        }
+    }
+    None
+}
+
+/// Decode encoded words (adjacent ones join without the space between them).
+fn decode_words(value: &str) -> String {
+    use base64::Engine;
+    let mut bytes = Vec::new();
+    let mut last_encoded = false;
+    for (i, word) in value.split(' ').enumerate() {
+        let lower = word.to_ascii_lowercase();
+        let encoded = lower.starts_with("=?utf-8?b?") && lower.ends_with("?=");
+        if i > 0 && !(encoded && last_encoded) {
+            bytes.push(b' ');
+        }
+        match encoded {
+            true => {
+                let b64 = &word[10..word.len() - 2];
+                let decoded = base64::engine::general_purpose::STANDARD.decode(b64);
+                bytes.extend(decoded.unwrap_or_else(|_| word.as_bytes().to_vec()));
+            }
+            false => bytes.extend(word.as_bytes()),
+        }
+        last_encoded = encoded;
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The messages written to `dir` since the last look (`seen`): (recipient, local time, subject).
+fn new_messages(
+    dir: &std::path::Path,
+    seen: &mut HashSet<String>,
+) -> Vec<(String, String, String)> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !seen.contains(n))
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let mail = std::fs::read_to_string(dir.join(&name)).unwrap();
+        let to = header(&mail, "To").unwrap_or_default();
+        let subject = header(&mail, "Subject").unwrap_or_default();
+        let time = format!("{}:{}", &name[11..13], &name[13..15]);
+        out.push((to, time, subject));
+        seen.insert(name);
+    }
+    out
+}
+
 /// Messages sent per (recipient, local day) and per kind, simulating `days` days hour by hour.
-fn simulate(digests: bool, teams: usize, days: i64) -> (PerDay, BTreeMap<String, usize>) {
+fn simulate(digests: bool, teams: usize, days: i64) -> Run {
     let db = TestDb::new();
     let mut conn = db.conn();
     cpwatch::store::migrate(&mut conn).unwrap();
@@ -261,6 +339,7 @@ fn simulate(digests: bool, teams: usize, days: i64) -> (PerDay, BTreeMap<String,
         .unwrap();
     let mut per_day = PerDay::new();
     let mut per_kind = BTreeMap::new();
+    let mut subjects = Subjects::new();
     rt.block_on(async {
         let delivery = Delivery {
             runtime: &runtime,
@@ -274,6 +353,7 @@ fn simulate(digests: bool, teams: usize, days: i64) -> (PerDay, BTreeMap<String,
             control: Default::default(),
         };
         let mut seen = HashSet::new();
+        let mut files = HashSet::new();
         for hour in 0..days * 24 {
             let now = start() + Duration::hours(hour);
             let pass = EvaluationPass {
@@ -292,11 +372,127 @@ fn simulate(digests: bool, teams: usize, days: i64) -> (PerDay, BTreeMap<String,
                     *per_kind.entry(line.kind).or_default() += 1;
                 }
             }
+            let day = now.with_timezone(&tz).date_naive();
+            for (to, time, subject) in new_messages(out.path(), &mut files) {
+                subjects.entry((to, day)).or_default().push((time, subject));
+            }
         }
     });
     let digested = db.count("SELECT count(*) AS n FROM deliveries WHERE status = 'digested'");
     per_kind.insert("(carried in digests)".into(), digested as usize);
-    (per_day, per_kind)
+    Run {
+        per_day,
+        per_kind,
+        subjects,
+    }
+}
+
+const KINDS: [&str; 5] = [
+    "social worker",
+    "team manager",
+    "conference chair",
+    "senior manager",
+    "safeguarding lead",
+];
+
+/// The typical working day: of the middle third of the run's working days, the one with the
+/// median number of messages (digests off; the earlier of two equal).
+fn typical_day(per_day: &PerDay, working: &[chrono::NaiveDate]) -> chrono::NaiveDate {
+    let third = working.len() / 3;
+    let middle = &working[third..working.len() - third];
+    let mut by_volume: Vec<(usize, chrono::NaiveDate)> = middle
+        .iter()
+        .map(|d| {
+            let n = per_day
+                .iter()
+                .filter(|((_, day), _)| day == d)
+                .map(|(_, n)| n)
+                .sum();
+            (n, *d)
+        })
+        .collect();
+    by_volume.sort();
+    by_volume[(by_volume.len() - 1) / 2].1
+}
+
+/// For one reader of each kind (the one of that kind with most messages on `day`, digests
+/// off), the subjects they received that day with digests off and on.
+fn print_typical_day(
+    off: &Run,
+    on: &Run,
+    kinds: &BTreeMap<String, &'static str>,
+    day: chrono::NaiveDate,
+) -> usize {
+    let total = |r: &Run| {
+        r.per_day
+            .iter()
+            .filter(|((_, d), _)| *d == day)
+            .map(|(_, n)| n)
+            .sum::<usize>()
+    };
+    println!(
+        "typical working day (median volume of the middle third): {} ({} messages off, {} on)",
+        day.format("%A %-d %B %Y"),
+        total(off),
+        total(on)
+    );
+    let mut shown = 0;
+    for kind in KINDS {
+        let count = |e: &String| off.subjects.get(&(e.clone(), day)).map_or(0, Vec::len);
+        let Some(reader) = kinds
+            .iter()
+            .filter(|(_, k)| **k == kind)
+            .map(|(e, _)| e)
+            .max_by_key(|e| (count(e), std::cmp::Reverse((*e).clone())))
+        else {
+            continue;
+        };
+        // A reader with nothing that day: their next day with mail (digests off) as well.
+        let next = (count(reader) == 0)
+            .then(|| {
+                let mut later: Vec<_> = off
+                    .subjects
+                    .keys()
+                    .filter(|(e, d)| e == reader && *d > day)
+                    .map(|(_, d)| *d)
+                    .collect();
+                later.sort();
+                later.first().copied()
+            })
+            .flatten();
+        for shown_day in std::iter::once(day).chain(next) {
+            shown += print_reader_day(off, on, kind, reader, shown_day);
+        }
+    }
+    shown
+}
+
+/// The subjects `reader` received on `day`, digests off and on; how many were printed.
+fn print_reader_day(
+    off: &Run,
+    on: &Run,
+    kind: &str,
+    reader: &str,
+    day: chrono::NaiveDate,
+) -> usize {
+    let mut shown = 0;
+    for (label, run) in [("off", off), ("on", on)] {
+        let got = run
+            .subjects
+            .get(&(reader.to_owned(), day))
+            .cloned()
+            .unwrap_or_default();
+        println!(
+            "  {kind} {reader}, {}, digests {label}: {} message(s)",
+            day.format("%a %-d %b"),
+            got.len()
+        );
+        for (time, subject) in &got {
+            println!("    {time}  {subject}");
+            shown += 1;
+        }
+    }
+    shown
 }
 
 #[test]
@@ -325,8 +521,10 @@ fn messages_per_person_per_working_day_with_digests_off_and_on() {
         .filter(|d| cal.is_working_day(*d))
         .collect();
     let t = std::time::Instant::now();
-    let (off, off_kinds) = simulate(false, teams, days);
-    let (on, on_kinds) = simulate(true, teams, days);
+    let off_run = simulate(false, teams, days);
+    let on_run = simulate(true, teams, days);
+    let (off, off_kinds) = (&off_run.per_day, &off_run.per_kind);
+    let (on, on_kinds) = (&on_run.per_day, &on_run.per_kind);
     println!(
         "{teams} teams x 25 cases ({} cases), {days} days from {first} ({} working days), simulated in {:.0} s",
         teams * 25,
@@ -338,13 +536,7 @@ fn messages_per_person_per_working_day_with_digests_off_and_on() {
         "person", "people", "off mean", "off max", "on mean", "on max"
     );
     let mut totals = (0usize, 0usize);
-    for kind in [
-        "social worker",
-        "team manager",
-        "conference chair",
-        "senior manager",
-        "safeguarding lead",
-    ] {
+    for kind in KINDS {
         let who: Vec<&String> = kinds
             .iter()
             .filter(|(_, k)| **k == kind)
@@ -368,8 +560,8 @@ fn messages_per_person_per_working_day_with_digests_off_and_on() {
                 max,
             )
         };
-        let (t_off, mean_off, max_off) = figures(&off);
-        let (t_on, mean_on, max_on) = figures(&on);
+        let (t_off, mean_off, max_off) = figures(off);
+        let (t_on, mean_on, max_on) = figures(on);
         totals.0 += t_off;
         totals.1 += t_on;
         println!(
@@ -387,19 +579,24 @@ fn messages_per_person_per_working_day_with_digests_off_and_on() {
         "messages on working days: {} off, {} on; on other days (urgent only): {} off, {} on",
         totals.0,
         totals.1,
-        weekend(&off),
-        weekend(&on)
+        weekend(off),
+        weekend(on)
     );
     let all: std::collections::BTreeSet<&String> =
         off_kinds.keys().chain(on_kinds.keys()).collect();
     for kind in all {
         let n = |m: &BTreeMap<String, usize>| m.get(kind).copied().unwrap_or(0);
-        println!(
-            "  {kind:<22} {:>6} off {:>6} on",
-            n(&off_kinds),
-            n(&on_kinds)
-        );
+        println!("  {kind:<22} {:>6} off {:>6} on", n(off_kinds), n(on_kinds));
     }
+    let day = typical_day(off, &working);
+    let shown = print_typical_day(&off_run, &on_run, &kinds, day);
+    let sent_off: usize = off.values().sum();
+    let subjects_off: usize = off_run.subjects.values().map(Vec::len).sum();
+    assert_eq!(
+        subjects_off, sent_off,
+        "every message sent was written, with its subject"
+    );
+    assert!(shown > 0, "the typical day has mail for the readers shown");
     assert!(totals.0 > 0, "the caseload produces mail");
     assert!(totals.1 < totals.0, "digests mean fewer messages");
 }

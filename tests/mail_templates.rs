@@ -283,3 +283,42 @@ fn a_partnership_template_replaces_the_built_in_and_a_broken_one_is_reported() {
         "{problems:?}"
     );
 }
+
+/// A disagreement's reminder carried in a digest: its title (stored as the code
+/// `dispute-stage`) is worded from its story; one queued before payload version 4 keeps the
+/// title it was stored with.
+#[test]
+fn a_disagreement_in_a_digest_is_titled_from_its_story_or_as_stored() {
+    let renderer = Renderer::new(false);
+    let (d, mut items) = samples::digest();
+    let (_, reminder) = samples::notices()
+        .into_iter()
+        .find(|(label, _)| label == "escalation_stage-reminder")
+        .expect("the sample stage reminder");
+    assert_eq!(reminder.title, "dispute-stage", "the evaluator's code");
+    items.push(reminder.clone());
+    let m = renderer
+        .render_digest(&d, &items, "sw@ksc.example.org", TZ)
+        .expect("the digest renders");
+    let worded = "Knowsley Safeguarding Children Partnership escalation policy (2019), stage 2: Line manager to line manager";
+    assert!(
+        m.text.contains(&format!("  Reminder: {worded}\n    Rule:")),
+        "{}",
+        m.text
+    );
+    assert!(m.html.contains(&format!("<td>{worded}</td>")), "{}", m.html);
+    assert!(!m.text.contains("dispute-stage") && !m.html.contains("dispute-stage"));
+    let mut old = reminder;
+    old.title = "An older policy, stage 2: as it was worded then".into();
+    items.pop();
+    items.push(old);
+    let m = renderer
+        .render_digest(&d, &items, "sw@ksc.example.org", TZ)
+        .expect("the digest renders");
+    assert!(
+        m.text
+            .contains("  Reminder: An older policy, stage 2: as it was worded then\n"),
+        "{}",
+        m.text
+    );
+}

@@ -255,3 +255,72 @@ fn a_go_live_summary_and_a_data_quality_notice_of_payload_version_2_still_read_a
         dq.text()
     );
 }
+
+/// A disagreement's notice as a cpwatch before payload version 4 queued it: its title in words
+/// (`{policy title}, stage N: {stage name}`), with its story.
+fn insert_v3_dispute_notice(conn: &mut PgConnection, payload: serde_json::Value) {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let id = diesel::sql_query(
+        "INSERT INTO notices (key, partnership_id, kind, rule, case_ref, dispute_ref, occurrence, \
+                              step, due_at, trigger_at, send_after, payload) \
+         VALUES ('knowsley/dispute/D-7/knowsley-escalation-2019:2/entered', 'knowsley', \
+                 'escalation_stage', 'knowsley-escalation-2019:2', 'KN-0001', 'D-7', \
+                 '2026-06-01T08:00:00Z', 'entered', '2026-06-08T16:00:00Z', \
+                 '2026-06-01T08:00:00Z', '2026-06-01T08:00:00Z', $1) RETURNING id",
+    )
+    .bind::<diesel::sql_types::Jsonb, _>(payload)
+    .get_result::<Id>(conn)
+    .unwrap()
+    .id;
+    diesel::sql_query(
+        "INSERT INTO deliveries (notice_id, recipient, position, send_after, message_id) \
+         VALUES ($1, 'lm@health.example.org', 'to', '2026-06-01T08:00:00Z', '<d7@cpwatch.invalid>')",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(id)
+    .execute(conn)
+    .unwrap();
+}
+
+#[test]
+fn a_disagreement_notice_of_payload_version_3_still_delivers_with_its_stored_title() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start();
+    let cp = Cpwatch::new(&db, Some(&smtp));
+    cp.ok(&["migrate"]);
+    let mut conn = db.conn();
+    let title = "Knowsley Safeguarding Children Partnership escalation policy (2019), stage 2: Line manager to line manager";
+    insert_v3_dispute_notice(
+        &mut conn,
+        serde_json::json!({"v": 3, "title": title,
+            "action": "Discuss the disagreement with the other agency's line manager.",
+            "to": [{"email": "lm@health.example.org", "role": "respondent.line_manager"}],
+            "facts": {"dispute": {"subject": "threshold for a strategy discussion",
+                "policy_title": "Knowsley Safeguarding Children Partnership escalation policy (2019)",
+                "stage": 2, "stage_name": "Line manager to line manager",
+                "why": "timescale lapsed", "history": []}}}),
+    );
+    let out = cp.ok(&["deliver", "--once", "--at", "2026-06-01T08:05:00Z"]);
+    assert!(out.contains("sent 1"), "{out}");
+    let got = smtp.wait_for(1, 10);
+    assert_eq!(
+        got[0].header("Subject").unwrap(),
+        "D-7 stage 2: Line manager to line manager"
+    );
+    let body = got[0].text();
+    assert!(
+        body.contains("It is now at stage 2 of the Knowsley Safeguarding Children Partnership escalation policy (2019): Line manager to line manager."),
+        "{body}"
+    );
+    assert!(!body.contains("dispute-stage"), "{body}");
+    // The row is read as written: its title in words, not the code.
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) AS n FROM notices WHERE payload->>'title' = '{title}' AND payload->>'v' = '3'"
+        )),
+        1
+    );
+}

@@ -297,7 +297,15 @@ fn an_immediate_risk_notice_is_alerted_once_to_teams_and_retried_after_a_5xx() {
         text.starts_with("cpwatch, knowsley: IMMEDIATE RISK."),
         "{text}"
     );
-    assert!(text.contains("stage 2"), "{text}");
+    // The notice stores its title as a code; the alert words it from the stored facts.
+    assert!(
+        text.contains(
+            "needs action today: Knowsley Safeguarding Children Partnership escalation policy \
+             (2019), stage 2: Line manager to line manager. Due by"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("dispute-stage"), "{text}");
     assert!(
         text.contains("Due by Monday 9 March 2026, 17:00 GMT"),
         "{text}"
@@ -308,6 +316,41 @@ fn an_immediate_risk_notice_is_alerted_once_to_teams_and_retried_after_a_5xx() {
         db.count("SELECT count(*) AS n FROM team_posts WHERE kind = 'summary'"),
         0
     );
+}
+
+/// A notice queued before payload version 4 has its title in words: the alert keeps it.
+#[test]
+fn an_immediate_risk_notice_of_payload_version_3_is_alerted_with_its_stored_title() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start();
+    let hook = FakeWebhook::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cp = with_team_channel(Cpwatch::new(&db, Some(&smtp)), &hook, dir.path(), "slack").with(
+        "CPWATCH_PARTNERSHIPS__KNOWSLEY__TEAM_CHANNEL__SUMMARY",
+        "false",
+    );
+    cp.setup(&risk_file());
+    cp.ok(&["evaluate", "--at", "2026-03-07T02:00:00Z"]);
+    let urgent = db.count("SELECT count(*) AS n FROM notices WHERE urgent");
+    assert!(urgent >= 1, "the ladder queued an immediate-risk notice");
+    // As a version 3 cpwatch wrote it: the title in words (here words of its own, so that the
+    // alert can only have them from the stored title), the same story.
+    exec_sql(
+        &db,
+        "UPDATE notices SET payload = jsonb_set(jsonb_set(payload, '{title}', \
+             '\"The old policy, stage 2: as it was worded\"'), '{v}', '3') WHERE urgent",
+    );
+    cp.ok(&["deliver", "--once", "--at", "2026-03-07T02:05:00Z"]);
+    let seen = hook.seen();
+    assert_eq!(seen.len() as i64, urgent, "each once");
+    for (_, body) in &seen {
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.contains("needs action today: The old policy, stage 2: as it was worded. Due by"),
+            "{text}"
+        );
+        assert_anonymous(text);
+    }
 }
 
 #[test]

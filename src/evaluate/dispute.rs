@@ -769,10 +769,11 @@ impl<'a> Ladder<'a> {
                 },
             ),
         };
-        // The notice is titled after the first stage the family is told of.
+        // The notice is about the first stage the family is told of: its story, and so its
+        // title, is that stage's.
         let mut story = self.story(first.stage, resolution.is_some());
         story.outcome = resolution.map(|r| r.outcome.clone().unwrap_or_else(|| "resolved".into()));
-        self.push_titled(stage, first.stage, action, draft, story);
+        self.push(stage, action, draft, story);
     }
 
     fn data_quality(&mut self) {
@@ -840,20 +841,10 @@ impl<'a> Ladder<'a> {
         }
     }
 
-    /// Add a notice about stage `stage` of the ladder.
-    fn push(&mut self, stage: u32, action: String, draft: Draft, story: DisputeFacts) {
-        self.push_titled(stage, stage, action, draft, story);
-    }
-
-    /// Add a notice about stage `stage`, titled with stage `titled`'s name.
-    fn push_titled(
-        &mut self,
-        stage: u32,
-        titled: u32,
-        action: String,
-        d: Draft,
-        story: DisputeFacts,
-    ) {
+    /// Add a notice about stage `stage` of the ladder. Its title is the code
+    /// `DisputeFacts::TITLE`: the templates word it from `story` (the policy's title, the
+    /// stage and its name).
+    fn push(&mut self, stage: u32, action: String, d: Draft, story: DisputeFacts) {
         // Problems met resolving this notice's people were first met when it fell due.
         super::stamp(&mut self.problems[self.dated..], d.trigger);
         self.dated = self.problems.len();
@@ -864,18 +855,13 @@ impl<'a> Ladder<'a> {
         if to.is_empty() {
             return;
         }
-        let stage_name = self
-            .policy
-            .stage(titled)
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
         let rule = format!("{}:{}", self.policy.id, stage);
         self.notifications.push(Notice {
             key: NoticeKey::dispute_step(&self.d.partnership, &self.d.reference, &rule, &d.step),
             kind: d.kind,
             rule,
             standard: None,
-            title: format!("{}, stage {stage}: {stage_name}", self.policy.title),
+            title: DisputeFacts::TITLE.into(),
             action,
             partnership: self.d.partnership.clone(),
             case: self.d.case.clone(),

@@ -360,6 +360,13 @@ pub struct DisputeFacts {
     pub within: Option<String>,
 }
 
+impl DisputeFacts {
+    /// A dispute notice's stored title (payload version 4): a code, worded by the templates
+    /// (`_dispute_title.j2`) from the policy's title, the stage and its name. A notice queued
+    /// before keeps its title in words.
+    pub const TITLE: &'static str = "dispute-stage";
+}
+
 /// One stage the dispute was at.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageVisit {

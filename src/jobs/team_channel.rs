@@ -168,7 +168,13 @@ impl<'a> TeamChannels<'a> {
         let tz = self.runtime.tz_of(name);
         let mut queued = 0;
         for n in db(|| team_posts::unalerted_urgent(conn, name))? {
-            let text = team_channel::alert_text(name, &n.title, n.due_at, tz);
+            let stage = team_channel::Stage {
+                policy_title: n.policy_title.as_deref(),
+                stage: n.stage.as_deref(),
+                stage_name: n.stage_name.as_deref(),
+            };
+            let title = team_channel::alert_title(&n.title, &stage);
+            let text = team_channel::alert_text(name, &title, n.due_at, tz);
             let key = team_posts::alert_key(name, &n.key);
             queued += usize::from(db(|| team_posts::queue(conn, name, &key, "alert", &text))?);
         }

@@ -52,6 +52,11 @@ fn item(n: &Notice, recipient: &str, tz: Tz) -> Value {
         rule => n.rule,
         standard => n.standard.as_deref().map(|s| s.trim_start_matches('S').to_owned()),
         title => n.title,
+        story => n.facts.dispute.as_ref().map(|d| context! {
+            policy_title => d.policy_title,
+            stage => d.stage,
+            stage_name => d.stage_name,
+        }),
         due_local => n.due.with_timezone(&tz).format("%A %-d %B %Y, %H:%M %Z").to_string(),
         action => n.action,
         key => n.key.as_str(),

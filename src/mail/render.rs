@@ -148,6 +148,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "_data_quality_title.j2",
         include_str!("../../config/templates/_data_quality_title.j2"),
     ),
+    (
+        "_dispute_title.j2",
+        include_str!("../../config/templates/_dispute_title.j2"),
+    ),
 ];
 
 /// The notification templates, one per kind (each a `.subject.j2` and a `.txt.j2`, and an

@@ -177,8 +177,10 @@ fn dispute_notice(kind: Kind, step: &str, to: Vec<Recipient>, cc: Vec<Recipient>
         kind,
         rule: rule.into(),
         standard: None,
-        title: "Knowsley Safeguarding Children Partnership escalation policy (2019), stage 2: Line manager to line manager".into(),
-        action: "Discuss the disagreement with the other agency's line manager and agree a way forward.".into(),
+        title: DisputeFacts::TITLE.into(),
+        action:
+            "Discuss the disagreement with the other agency's line manager and agree a way forward."
+                .into(),
         partnership: p,
         case: CaseRef::parse("KN-0001").ok(),
         dispute: Some(d),
@@ -235,6 +237,7 @@ fn disputes() -> Vec<(String, Notice)> {
     // Queued by a cpwatch before payload version 2: no story, the action says it all.
     let mut old = dispute_notice(Kind::EscalationStage, "entered", vec![lm()], vec![]);
     old.facts = Facts::default();
+    old.title = "Knowsley Safeguarding Children Partnership escalation policy (2019), stage 2: Line manager to line manager".into();
     old.action = "The previous stage's timescale lapsed with the disagreement unresolved, so it has moved to you. Discuss it with the other agency's line manager.".into();
     vec![
         ("escalation_stage-entered".into(), entered),

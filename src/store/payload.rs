@@ -6,7 +6,8 @@
 //! | 0 (no `v`) | cpwatch before the notice table | the evaluator's whole notification, one copy per recipient |
 //! | 1 | cpwatch before its templates per kind | `{"v": 1, "title", "standard", "action", "letter", "to": [...], "cc": [...]}` |
 //! | 2 | cpwatch before problems and go-live summaries were facts | version 1 and `"facts"`: lateness, why it came, the dispute's story (`evaluate::Facts`); a dispute's `action` is its policy's text alone |
-//! | 3 | this version | version 2; a data-quality notice's problem is `facts.problem` (its `title` a code, `case-data` or `dispute-data`, and its `action` empty), a go-live summary's lapsed timescales `facts.go_live` (its `action` empty). A version 2 cpwatch would mail those empty, so it waits for them |
+//! | 3 | cpwatch before a dispute's title was facts | version 2; a data-quality notice's problem is `facts.problem` (its `title` a code, `case-data` or `dispute-data`, and its `action` empty), a go-live summary's lapsed timescales `facts.go_live` (its `action` empty). A version 2 cpwatch would mail those empty, so it waits for them |
+//! | 4 | this version | version 3; a disagreement notice's `title` is the code `dispute-stage`, worded from `facts.dispute` (`policy_title`, `stage`, `stage_name`). A version 3 cpwatch would print the code, so it waits for them |
 //!
 //! Everything else about a notice (key, kind, rule, case, dispute, occurrence, step, deadline,
 //! send-after, urgency) is a column of `notices`. The Rust types here are the format: renaming a
@@ -18,7 +19,7 @@ use crate::policy::Letter;
 use serde::{Deserialize, Serialize};
 
 /// The payload version this cpwatch writes.
-pub const CURRENT: u64 = 3;
+pub const CURRENT: u64 = 4;
 
 /// What the mail says, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +61,8 @@ struct StoredRecipient {
     role: String,
 }
 
-/// Versions 1 to 3: version 2 added `facts`, version 3 the facts of problems and go-live.
+/// Versions 1 to 4: version 2 added `facts`, version 3 the facts of problems and go-live,
+/// version 4 a dispute's title as a code (the same shape).
 #[derive(Serialize, Deserialize)]
 struct V1 {
     v: u64,
@@ -141,7 +143,7 @@ pub fn read(value: &serde_json::Value) -> Result<Content, PayloadError> {
                 Facts::default(),
             ))
         }
-        Some(Some(1..=3)) => {
+        Some(Some(1..=4)) => {
             let v1: V1 = serde_json::from_value(value.clone()).map_err(malformed)?;
             Ok(content(
                 v1.title,
@@ -242,12 +244,33 @@ mod tests {
     }
 
     #[test]
+    fn version_4_titles_a_dispute_with_a_code_and_version_3_in_words() {
+        let dispute = json!({"subject": "threshold", "policy_title": "Knowsley policy",
+                             "stage": 2, "stage_name": "Line manager to line manager"});
+        let v4 = json!({"v": 4, "title": "dispute-stage", "action": "Discuss it.", "to": [],
+                        "facts": {"dispute": dispute}});
+        let c = read(&v4).unwrap();
+        assert_eq!(c.title, crate::evaluate::DisputeFacts::TITLE);
+        let story = c.facts.dispute.expect("the story");
+        assert_eq!(
+            (story.policy_title.as_str(), story.stage),
+            ("Knowsley policy", 2)
+        );
+        let v3 = json!({"v": 3, "title": "Knowsley policy, stage 2: Line manager to line manager",
+                        "action": "Discuss it.", "to": [], "facts": {"dispute": dispute}});
+        assert_eq!(
+            read(&v3).unwrap().title,
+            "Knowsley policy, stage 2: Line manager to line manager"
+        );
+    }
+
+    #[test]
     fn newer_versions_wait_and_nonsense_fails() {
         assert_eq!(
-            read(&json!({"v": 4, "anything": true})),
-            Err(PayloadError::Newer(4))
+            read(&json!({"v": 5, "anything": true})),
+            Err(PayloadError::Newer(5))
         );
-        assert!(!PayloadError::Newer(4).is_permanent());
+        assert!(!PayloadError::Newer(5).is_permanent());
         let bad = read(&json!({"v": 1, "title": 3})).unwrap_err();
         assert!(bad.is_permanent(), "{bad}");
     }

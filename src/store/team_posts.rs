@@ -5,7 +5,7 @@ use super::DbError;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Double, Int4, Int8, Text, Timestamptz};
+use diesel::sql_types::{Bool, Double, Int4, Int8, Nullable, Text, Timestamptz};
 
 /// The key of a partnership's summary for one local day.
 pub fn summary_key(partnership: &str, day: chrono::NaiveDate) -> String {
@@ -52,13 +52,21 @@ pub fn exists(conn: &mut PgConnection, key: &str) -> Result<bool, DbError> {
     Ok(r.found)
 }
 
-/// An immediate-risk notice that has no alert yet.
+/// An immediate-risk notice that has no alert yet: its stored title and, for a disagreement,
+/// the facts its title is worded from (payload version 4 stores the title as a code).
 #[derive(Debug, Clone, QueryableByName)]
 pub struct UrgentNotice {
     #[diesel(sql_type = Text)]
     pub key: String,
     #[diesel(sql_type = Text)]
     pub title: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub policy_title: Option<String>,
+    /// The stage number as stored (JSON text).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub stage: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub stage_name: Option<String>,
     #[diesel(sql_type = Timestamptz)]
     pub due_at: DateTime<Utc>,
 }
@@ -69,7 +77,11 @@ pub fn unalerted_urgent(
     partnership: &str,
 ) -> Result<Vec<UrgentNotice>, DbError> {
     diesel::sql_query(
-        "SELECT n.key, coalesce(n.payload->>'title', '') AS title, n.due_at FROM notices n \
+        "SELECT n.key, coalesce(n.payload->>'title', '') AS title, \
+                n.payload #>> '{facts,dispute,policy_title}' AS policy_title, \
+                n.payload #>> '{facts,dispute,stage}' AS stage, \
+                n.payload #>> '{facts,dispute,stage_name}' AS stage_name, n.due_at \
+         FROM notices n \
          WHERE n.urgent AND n.partnership_id = $1 AND n.created_at > now() - interval '1 day' \
            AND NOT EXISTS (SELECT 1 FROM team_posts t \
                            WHERE t.key = $1 || '/team/alert/' || n.key) \
