@@ -10,6 +10,7 @@ use crate::calendar::Calendar;
 use crate::domain::{Email, PartnershipId};
 use crate::evaluate::{Kind, Notice, NoticeKey, Recipient};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
 
 /// Who in one partnership receives a digest, and at what local time of each working morning.
@@ -80,9 +81,15 @@ pub struct Hold {
 /// The deliveries of `notices` queued at `now` that wait for a digest: reminders and "due today"
 /// notices to people who opted in, each until the next digest from `now` (less `PASS_GRACE`; not
 /// before the working day it is to be sent), provided that digest comes before its deadline.
-pub fn holds(opt: &OptIn, cal: &Calendar, notices: &[Notice], now: DateTime<Utc>) -> Vec<Hold> {
+pub fn holds<N: Borrow<Notice>>(
+    opt: &OptIn,
+    cal: &Calendar,
+    notices: &[N],
+    now: DateTime<Utc>,
+) -> Vec<Hold> {
     let mut out = Vec::new();
-    for n in notices.iter().filter(|n| may_wait(n.kind) && !n.urgent) {
+    let notices = notices.iter().map(|n| n.borrow());
+    for n in notices.filter(|n| may_wait(n.kind) && !n.urgent) {
         let until = next_digest(
             cal,
             opt.time,

@@ -85,7 +85,11 @@ fn a_partnership_held_by_another_replica_is_left_to_it_and_the_rest_evaluated() 
     cp.ok(&["evaluate", "--at", "2026-04-02T12:00:00Z"]);
     assert!(queued_in(&db, "knowsley") > 0);
     assert_eq!(
-        db.count("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'"),
+        // pg_locks shows every database's: other tests' passes run beside this one.
+        db.count(
+            "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ),
         0,
         "no lock is left behind"
     );
@@ -190,4 +194,65 @@ fn a_superseded_delivery_a_worker_held_is_withdrawn_by_a_later_pass() {
         db.count("SELECT count(*) AS n FROM outbox WHERE status = 'cancelled'"),
         1
     );
+}
+
+/// Seven cases, each a copy of the overdue case under its own reference, a day apart.
+fn seven_cases() -> String {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&overdue_case_file()).expect("case file JSON");
+    let one = doc["cases"][0].clone();
+    let cases: Vec<serde_json::Value> = (1..=7)
+        .map(|i| {
+            let mut c = one.clone();
+            c["ref"] = json!(format!("KN-01{i:02}"));
+            c
+        })
+        .collect();
+    doc["cases"] = json!(cases);
+    doc.to_string()
+}
+
+/// What a database has queued: every notice key with its recipients, in order.
+fn queued_rows(db: &TestDb) -> Vec<(String, String)> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        key: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        recipient: String,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT n.key, d.recipient FROM notices n JOIN deliveries d ON d.notice_id = n.id \
+         ORDER BY n.key, d.recipient",
+    )
+    .load(&mut connect(&db.url))
+    .expect("queued rows");
+    rows.into_iter().map(|r| (r.key, r.recipient)).collect()
+}
+
+#[test]
+fn a_pass_read_ahead_on_a_second_connection_decides_what_one_read_inline_does() {
+    // Batches of 2 over 7 cases: read ahead by the reader thread (more than one batch); batches
+    // of 500: one batch, read on the pass's own connection.
+    let mut queued = Vec::new();
+    for batch_size in ["2", "500"] {
+        let db = TestDb::new();
+        let cp = Cpwatch::new(&db, None).with("CPWATCH_DATABASE__BATCH_SIZE", batch_size);
+        cp.setup(&seven_cases());
+        let text = cp.ok(&["evaluate", "--at", "2026-04-01T12:00:00Z", "--full"]);
+        assert!(text.contains("7 case(s) evaluated"), "{batch_size}: {text}");
+        let hourly = cp.ok(&["evaluate", "--at", "2026-04-01T12:30:00Z"]);
+        assert!(
+            hourly.contains("0 new message(s) queued"),
+            "{batch_size}: {hourly}"
+        );
+        queued.push(queued_rows(&db));
+    }
+    assert!(
+        queued[0].len() >= 7,
+        "each case queued something: {:?}",
+        queued[0]
+    );
+    assert_eq!(queued[0], queued[1]);
 }

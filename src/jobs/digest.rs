@@ -38,11 +38,11 @@ pub fn opt_in(d: &DigestSettings, p: &Partnership) -> Option<OptIn> {
 
 /// In the transaction that queued `queued` for `partnership` at `now`: hold the deliveries that
 /// wait for a digest (`digest::holds`). Returns how many were held.
-pub fn hold(
+pub fn hold<N: std::borrow::Borrow<Notice>>(
     conn: &mut PgConnection,
     runtime: &Runtime,
     partnership: &str,
-    queued: &[Notice],
+    queued: &[N],
     now: DateTime<Utc>,
 ) -> Result<usize, DbError> {
     let Some(p) = runtime.partnerships.get(partnership) else {

@@ -6,6 +6,7 @@
 //! after it looks at every open case, leaves out the case notices about deadlines that lapsed
 //! before it, and queues one summary of those per team manager instead (`evaluate::go_live`).
 
+use super::case_source::{Batches, Source};
 use super::{PartnershipRuntime, Runtime};
 use crate::domain::Case;
 use crate::evaluate::dispute::{evaluate_dispute_from, DisputeOutcome, StageChange};
@@ -13,11 +14,12 @@ use crate::evaluate::go_live::{self, Lapsed};
 use crate::evaluate::{evaluate_case, Context, Notice, Recipient};
 use crate::metrics;
 use crate::policy::StandardsPolicy;
-use crate::store::cases::{self, BadRow, PassCase, Selection};
+use crate::store::cases::{self, PassCase, Selection};
 use crate::store::{self, disputes, notices};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
+use secrecy::ExposeSecret as _;
 use std::collections::HashSet;
 
 /// Deliveries queued in one pass after which the notice tables' planner statistics are first
@@ -324,12 +326,36 @@ impl EvaluationPass<'_> {
         &self,
         conn: &mut PgConnection,
         scope: &Scope,
-        mut source: Source,
+        source: Source,
         out: &mut Out,
-    ) -> anyhow::Result<Vec<(Recipient, Vec<Lapsed>)>> {
+    ) -> anyhow::Result<LapsedBy> {
+        let url = self.runtime.database_url.expose_secret();
+        let (lapsed, written) = std::thread::scope(|s| {
+            let batches = Batches::start(s, url, scope.partnership, source, self.batch_size);
+            self.case_loop(conn, scope, batches, out)
+        })?;
+        if written.checks >= ANALYZE_AFTER_ROWS {
+            // After a big pass: keep the idle probe to a few index entries and the planner's
+            // picture of the next checks true.
+            cases::vacuum_analyze(conn)?;
+            // Walk the probe once here, in the pass that wrote, in case dead entries are left.
+            cases::earliest_check(conn, scope.partnership)?;
+        }
+        Ok(lapsed)
+    }
+
+    /// The batches in turn: each evaluated (on every core) while the previous one is written
+    /// and the next one read.
+    fn case_loop(
+        &self,
+        conn: &mut PgConnection,
+        scope: &Scope,
+        mut batches: Batches,
+        out: &mut Out,
+    ) -> anyhow::Result<(LapsedBy, Written)> {
         let mut lapsed = Vec::new();
         let mut written = Written::default();
-        let mut ready = self.read(conn, scope.partnership, &mut source, out)?;
+        let mut ready = self.read(conn, scope.partnership, &mut batches, out)?;
         let mut evaluated: Option<(Vec<PassCase>, Vec<Decision>)> = None;
         while ready.is_some() || evaluated.is_some() {
             let (decisions, next) = std::thread::scope(|s| -> anyhow::Result<_> {
@@ -338,7 +364,7 @@ impl EvaluationPass<'_> {
                     self.case_batch(conn, scope, &batch, decisions, out, &mut written)?;
                 }
                 let next = match ready {
-                    Some(_) => self.read(conn, scope.partnership, &mut source, out)?,
+                    Some(_) => self.read(conn, scope.partnership, &mut batches, out)?,
                     None => None,
                 };
                 let decisions =
@@ -351,14 +377,7 @@ impl EvaluationPass<'_> {
             evaluated = ready.take().zip(decisions);
             ready = next;
         }
-        if written.checks >= ANALYZE_AFTER_ROWS {
-            // After a big pass: keep the idle probe to a few index entries and the planner's
-            // picture of the next checks true.
-            cases::vacuum_analyze(conn)?;
-            // Walk the probe once here, in the pass that wrote, in case dead entries are left.
-            cases::earliest_check(conn, scope.partnership)?;
-        }
-        Ok(lapsed)
+        Ok((lapsed, written))
     }
 
     /// Where a pass's batches of cases come from. An hourly pass first asks the index for the
@@ -393,54 +412,17 @@ impl EvaluationPass<'_> {
         &self,
         conn: &mut PgConnection,
         partnership: &str,
-        source: &mut Source,
+        batches: &mut Batches,
         out: &mut Out,
     ) -> anyhow::Result<Option<Vec<PassCase>>> {
-        let (batch, bad) = match source {
-            Source::One(reference) => {
-                let Some(reference) = reference.take() else {
-                    return Ok(None);
-                };
-                let mut bad: Vec<BadRow> = Vec::new();
-                let one = cases::load_one(conn, partnership, &reference, &mut bad)?;
-                let open = one.filter(|(_, _, closed_at)| closed_at.is_none());
-                let batch = open.map(|(id, case, _)| PassCase {
-                    id,
-                    case,
-                    // A case asked for by name is written whatever was stored.
-                    next_check_at: None,
-                    decided_hash: None,
-                });
-                (batch.into_iter().collect(), bad)
-            }
-            Source::All { after } => {
-                let Some(from) = *after else { return Ok(None) };
-                let which = cases::Which::After(Selection::All, from, self.batch_size);
-                let (batch, bad) = cases::load_pass_batch(conn, partnership, which)?;
-                *after = match batch.last() {
-                    Some(last) if batch.len() >= self.batch_size => Some(last.id),
-                    _ => None,
-                };
-                (batch, bad)
-            }
-            Source::Due { ids, at } => {
-                let chunk = &ids[(*at).min(ids.len())..(*at + self.batch_size).min(ids.len())];
-                if chunk.is_empty() {
-                    return Ok(None);
-                }
-                *at += chunk.len();
-                cases::load_pass_batch(conn, partnership, cases::Which::Ids(chunk))?
-            }
+        let Some((batch, bad)) = batches.next(conn, partnership, self.batch_size)? else {
+            return Ok(None);
         };
         for b in &bad {
             tracing::warn!(case_id = b.case_id, problem = %b.message, "unreadable case data skipped");
         }
         out.report.bad_rows += bad.len();
-        Ok(if batch.is_empty() && bad.is_empty() {
-            None
-        } else {
-            Some(batch)
-        })
+        Ok(Some(batch))
     }
 
     /// Store one evaluated batch's decisions (when writing) in one transaction and report them.
@@ -457,32 +439,43 @@ impl EvaluationPass<'_> {
         written: &mut Written,
     ) -> anyhow::Result<()> {
         out.report.cases += batch.len();
-        let decided: Vec<Notice> = decisions.iter().flat_map(|d| d.notices.clone()).collect();
+        // A case whose decisions hash as the last writing pass's sends nothing to the store.
+        let changed: Vec<bool> = batch
+            .iter()
+            .zip(&decisions)
+            .map(|(c, d)| c.decided_hash != Some(d.hash))
+            .collect();
+        let mut decided: Vec<Notice> = Vec::new();
+        let mut queue_to: Vec<bool> = Vec::new();
+        let mut decisions = decisions;
+        for (d, &changed) in decisions.iter_mut().zip(&changed) {
+            queue_to.extend(std::iter::repeat_n(changed, d.notices.len()));
+            decided.append(&mut d.notices);
+        }
         out.report.notifications += decided.len();
         if self.mode == Mode::DryRun {
             return out.notices(conn, &decided, None);
         }
-        let changed: Vec<(&PassCase, &Decision)> = batch
+        let to_queue: Vec<&Notice> = decided
             .iter()
-            .zip(&decisions)
-            .filter(|(c, d)| c.decided_hash != Some(d.hash))
+            .zip(&queue_to)
+            .filter_map(|(n, &q)| q.then_some(n))
             .collect();
-        let to_queue: Vec<Notice> = changed
+        let refs: Vec<&str> = batch
             .iter()
-            .flat_map(|(_, d)| d.notices.clone())
+            .zip(&changed)
+            .filter_map(|(c, &q)| q.then_some(c.case.reference.as_str()))
             .collect();
-        let refs: Vec<String> = changed
-            .iter()
-            .map(|(c, _)| c.case.reference.to_string())
-            .collect();
-        let keys: Vec<String> = to_queue.iter().map(|n| n.key.to_string()).collect();
+        let keys: Vec<&str> = to_queue.iter().map(|n| n.key.as_str()).collect();
         let domain = &self.runtime.message_id_domain;
         let (queued, withdrawn, checks) =
             conn.transaction(|conn| -> Result<_, store::DbError> {
-                let queued = notices::enqueue_new(conn, &to_queue, domain)?;
-                super::digest::hold(conn, self.runtime, scope.partnership, &to_queue, self.now)?;
+                store::commit_without_flush(conn)?;
+                // Withdraw first: the notices this batch queues are not looked at again.
                 let withdrawn =
                     notices::cancel_superseded(conn, scope.partnership, &refs, &keys, self.now)?;
+                let queued = notices::enqueue_new(conn, &to_queue, domain)?;
+                super::digest::hold(conn, self.runtime, scope.partnership, &to_queue, self.now)?;
                 let checks = check_writes(batch, &decisions, &withdrawn.held);
                 cases::set_checks(conn, &checks)?;
                 Ok((queued, withdrawn, checks.len()))
@@ -507,7 +500,7 @@ impl EvaluationPass<'_> {
         &self,
         conn: &mut PgConnection,
         scope: &Scope,
-        lapsed: Vec<(Recipient, Vec<Lapsed>)>,
+        lapsed: LapsedBy,
         out: &mut Out,
     ) -> anyhow::Result<()> {
         let Some(g) = scope.live.at else {
@@ -636,22 +629,8 @@ impl EvaluationPass<'_> {
     }
 }
 
-/// Where the batches of a partnership's cases come from.
-enum Source {
-    /// The case asked for by reference (taken once read).
-    One(Option<String>),
-    /// Every open case, in keyset batches after this id (None: done).
-    All { after: Option<i64> },
-    /// The cases due, collected from the index at the start, read `batch_size` at a time.
-    Due { ids: Vec<i64>, at: usize },
-}
-
-impl Source {
-    /// Nothing to read: an hourly pass with no case due.
-    fn is_idle(&self) -> bool {
-        matches!(self, Source::Due { ids, .. } if ids.is_empty())
-    }
-}
+/// On a go-live pass: what had lapsed, per team manager.
+type LapsedBy = Vec<(Recipient, Vec<Lapsed>)>;
 
 /// What the pass decided for one case.
 struct Decision {

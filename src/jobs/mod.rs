@@ -2,6 +2,7 @@
 //! and the timeliness count behind `cpwatch report`. They read like short stories of calls into
 //! the core and the store.
 
+pub mod case_source;
 pub mod census;
 pub mod delivery;
 pub mod digest;
@@ -25,6 +26,8 @@ pub struct Runtime {
     /// The deployment's own zone (`schedule.timezone`), for mail about a partnership that is no
     /// longer configured.
     pub default_tz: Tz,
+    /// Where the database is (`database.url`): a big pass reads ahead on a second connection.
+    pub database_url: secrecy::SecretString,
 }
 
 pub struct PartnershipRuntime {
@@ -61,6 +64,7 @@ impl Runtime {
             admin_email: settings.mail.admin_address.clone(),
             message_id_domain: settings.mail.message_id_domain.clone(),
             default_tz: settings.schedule.timezone,
+            database_url: settings.database.url.clone(),
         }
     }
 

@@ -189,6 +189,16 @@ pub fn partnership_lock_key(partnership: &str) -> i32 {
     i32::from_be_bytes([d[0], d[1], d[2], d[3]])
 }
 
+/// In a pass's batch transaction: commit without waiting for the WAL to reach the disk. Safe
+/// for what a pass writes: a crash can lose only the last batches' notices together with their
+/// cases' next checks and decided hashes (one transaction), so the next pass decides and queues
+/// them again; and a delivery is marked sent by a synchronous commit, which flushes every earlier
+/// commit first, so nothing sent can lose the row that queued it.
+pub fn commit_without_flush(conn: &mut PgConnection) -> Result<(), DbError> {
+    diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
+    Ok(())
+}
+
 /// Take a partnership's evaluation lock if no other session holds it; false if one does (another
 /// replica is evaluating that partnership).
 pub fn try_partnership_lock(conn: &mut PgConnection, partnership: &str) -> Result<bool, DbError> {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 
 /// `<hash-of-key@domain>`: the same notice to the same person always has the same Message-ID.
@@ -26,9 +27,9 @@ const CHUNK: usize = 5_000;
 
 /// Queue every notice and a delivery for each of its recipients; what is there already is left
 /// alone. Returns how many deliveries were new.
-pub fn enqueue(
+pub fn enqueue<N: Borrow<Notice>>(
     conn: &mut PgConnection,
-    notices: &[Notice],
+    notices: &[N],
     domain: &str,
 ) -> Result<usize, DbError> {
     Ok(enqueue_new(conn, notices, domain)?.deliveries)
@@ -51,9 +52,9 @@ impl Enqueued {
 }
 
 /// `enqueue`, saying which notices were newly queued.
-pub fn enqueue_new(
+pub fn enqueue_new<N: Borrow<Notice>>(
     conn: &mut PgConnection,
-    notices: &[Notice],
+    notices: &[N],
     domain: &str,
 ) -> Result<Enqueued, DbError> {
     let mut out = Enqueued::default();
@@ -77,9 +78,9 @@ struct Gained {
 /// are found by their keys in the unique index (`= ANY`), never by a join the planner could
 /// turn into a scan of the whole table once per chunk; they are disjoint from the ones `new`
 /// inserts (parts of one statement do not see each other's rows), hence `UNION ALL`.
-fn enqueue_chunk(
+fn enqueue_chunk<N: Borrow<Notice>>(
     conn: &mut PgConnection,
-    notices: &[Notice],
+    notices: &[N],
     domain: &str,
 ) -> Result<Enqueued, DbError> {
     use diesel::sql_types::{Array, Bool, Jsonb, Nullable, Text, Timestamptz};
@@ -191,27 +192,26 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn of(notices: &'a [Notice]) -> Self {
+    fn of<N: Borrow<Notice>>(notices: &'a [N]) -> Self {
+        let notices = || notices.iter().map(|n| n.borrow());
         Columns {
-            key: notices.iter().map(|n| n.key.as_str()).collect(),
-            partnership: notices.iter().map(|n| n.partnership.as_str()).collect(),
-            kind: notices.iter().map(|n| n.kind.as_str()).collect(),
-            rule: notices.iter().map(|n| n.rule.as_str()).collect(),
-            case_ref: notices
-                .iter()
+            key: notices().map(|n| n.key.as_str()).collect(),
+            partnership: notices().map(|n| n.partnership.as_str()).collect(),
+            kind: notices().map(|n| n.kind.as_str()).collect(),
+            rule: notices().map(|n| n.rule.as_str()).collect(),
+            case_ref: notices()
                 .map(|n| n.case.as_ref().map(|c| c.as_str()))
                 .collect(),
-            dispute_ref: notices
-                .iter()
+            dispute_ref: notices()
                 .map(|n| n.dispute.as_ref().map(|d| d.as_str()))
                 .collect(),
-            occurrence: notices.iter().map(|n| n.occurrence.as_str()).collect(),
-            step: notices.iter().map(|n| n.step.as_str()).collect(),
-            due_at: notices.iter().map(|n| n.due).collect(),
-            trigger_at: notices.iter().map(|n| n.trigger_at).collect(),
-            send_after: notices.iter().map(|n| n.send_after).collect(),
-            urgent: notices.iter().map(|n| n.urgent).collect(),
-            payload: notices.iter().map(payload::write).collect(),
+            occurrence: notices().map(|n| n.occurrence.as_str()).collect(),
+            step: notices().map(|n| n.step.as_str()).collect(),
+            due_at: notices().map(|n| n.due).collect(),
+            trigger_at: notices().map(|n| n.trigger_at).collect(),
+            send_after: notices().map(|n| n.send_after).collect(),
+            urgent: notices().map(|n| n.urgent).collect(),
+            payload: notices().map(payload::write).collect(),
         }
     }
 }
@@ -228,9 +228,9 @@ struct RecipientColumns<'a> {
 }
 
 impl<'a> RecipientColumns<'a> {
-    fn of(notices: &'a [Notice], domain: &str) -> Self {
+    fn of<N: Borrow<Notice>>(notices: &'a [N], domain: &str) -> Self {
         let mut c = RecipientColumns::default();
-        for n in notices {
+        for n in notices.iter().map(|n| n.borrow()) {
             for (r, position) in n.recipients() {
                 c.key.push(n.key.as_str());
                 c.recipient.push(r.email.as_str());
@@ -351,8 +351,8 @@ struct WithdrawnRow {
 pub fn cancel_superseded(
     conn: &mut PgConnection,
     partnership: &str,
-    case_refs: &[String],
-    current: &[String],
+    case_refs: &[&str],
+    current: &[&str],
     now: DateTime<Utc>,
 ) -> Result<Withdrawn, DbError> {
     if case_refs.is_empty() {
