@@ -41,7 +41,10 @@ impl Setup {
     fn new(digest: &str) -> Setup {
         let db = TestDb::new();
         let smtp = SmtpServer::start();
-        let cp = Cpwatch::new(&db, Some(&smtp));
+        // Every delivery here is at a given instant (`--at`), and working hours are part of
+        // what a digest is about: the deployment's default, on.
+        let cp =
+            Cpwatch::new(&db, Some(&smtp)).with("CPWATCH_DELIVERY__WORKING_HOURS_ONLY", "true");
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("cpwatch.toml");
         std::fs::write(&config, format!("[digest]\n{digest}\n")).unwrap();
@@ -311,10 +314,12 @@ fn a_partnership_own_digest_template_is_used_when_the_digest_is_sent() {
         "{% for c in cases %}{{ c.case }}: {{ c.items|length }} item(s)\n{% endfor %}Ref {{ key }}\n",
     )
     .unwrap();
-    s.cp = Cpwatch::new(&s.db, Some(&s.smtp)).with(
-        "CPWATCH_PARTNERSHIPS__KNOWSLEY__TEMPLATES",
-        templates.to_str().unwrap(),
-    );
+    s.cp = Cpwatch::new(&s.db, Some(&s.smtp))
+        .with("CPWATCH_DELIVERY__WORKING_HOURS_ONLY", "true")
+        .with(
+            "CPWATCH_PARTNERSHIPS__KNOWSLEY__TEMPLATES",
+            templates.to_str().unwrap(),
+        );
     let check = s.cp.run(&s.args(&["check"]));
     assert!(
         check.status.success(),

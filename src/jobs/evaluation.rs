@@ -656,27 +656,12 @@ struct Written {
 /// Evaluate a batch of cases on every core (the evaluator is pure: no I/O, no clock), in the
 /// batch's order.
 fn decide(scope: &Scope, batch: &[PassCase]) -> Vec<Decision> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per = batch.len().div_ceil(threads).max(1);
-    if batch.len() <= per {
-        return batch.iter().map(|c| decide_one(scope, &c.case)).collect();
-    }
-    std::thread::scope(|s| {
-        let jobs: Vec<_> = batch
-            .chunks(per)
-            .map(|chunk| {
-                s.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|c| decide_one(scope, &c.case))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        jobs.into_iter()
-            .flat_map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
+    use rayon::prelude::*;
+    batch
+        .par_iter()
+        .with_min_len(16)
+        .map(|c| decide_one(scope, &c.case))
+        .collect()
 }
 
 fn decide_one(scope: &Scope, case: &Case) -> Decision {

@@ -308,6 +308,13 @@ impl Cpwatch {
             ("RUST_LOG".into(), "warn".into()),
             // Daemons of parallel tests must not contend for the default metrics port.
             ("CPWATCH_METRICS__LISTEN".into(), "127.0.0.1:0".into()),
+            // `deliver` and `run` send on the real clock: with the default, every non-urgent
+            // message would wait after 17:00 and at weekends, so a test's outcome would depend
+            // on when it runs. tests/delivery_hours.rs switches it on and sets the instant.
+            (
+                "CPWATCH_DELIVERY__WORKING_HOURS_ONLY".into(),
+                "false".into(),
+            ),
         ];
         env.push((
             "CPWATCH_SMTP__PORT".into(),
