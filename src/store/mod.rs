@@ -87,18 +87,44 @@ pub fn scrub_connection_error(e: diesel::ConnectionError, url: &str) -> diesel::
 
 /// Names of migrations not yet applied.
 pub fn pending_migrations(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
-    let pending = conn
-        .pending_migrations(MIGRATIONS)
-        .map_err(|e| StoreError::Migration(e.to_string()))?;
-    Ok(pending.iter().map(|m| m.name().to_string()).collect())
+    under_migration_lock(conn, |conn| {
+        let pending = conn.pending_migrations(MIGRATIONS)?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+            pending.iter().map(|m| m.name().to_string()).collect(),
+        )
+    })
 }
 
 /// Apply pending migrations; returns their names.
 pub fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
-    let done = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| StoreError::Migration(e.to_string()))?;
-    Ok(done.iter().map(|m| m.to_string()).collect())
+    under_migration_lock(conn, |conn| {
+        let done = conn.run_pending_migrations(MIGRATIONS)?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+            done.iter().map(|m| m.to_string()).collect(),
+        )
+    })
+}
+
+/// The advisory lock migrations are looked at and run under ("cpwatch" and 1 as one 64-bit key;
+/// the partnership locks use the two-key form, a separate space).
+const MIGRATION_LOCK: i64 = 0x6370_7761_7463_6801;
+
+/// Run `f` holding the migration lock, so replicas started at once on an empty database do not
+/// both create the schema (nor diesel's table of applied migrations): the second waits, then
+/// finds nothing to do.
+fn under_migration_lock<T, E: std::fmt::Display>(
+    conn: &mut PgConnection,
+    f: impl FnOnce(&mut PgConnection) -> Result<T, E>,
+) -> Result<T, StoreError> {
+    let lock = |conn: &mut PgConnection, verb: &str| {
+        diesel::sql_query(format!("SELECT {verb}({MIGRATION_LOCK})"))
+            .execute(conn)
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    };
+    lock(conn, "pg_advisory_lock")?;
+    let result = f(conn).map_err(|e| StoreError::Migration(e.to_string()));
+    lock(conn, "pg_advisory_unlock")?;
+    result
 }
 
 /// Refuse to work against a schema that is behind, or bring it up to date when allowed.
