@@ -23,8 +23,9 @@ use secrecy::ExposeSecret as _;
 use std::collections::HashSet;
 
 /// Deliveries queued in one pass after which the notice tables' planner statistics are first
-/// refreshed (then again each time the pass has doubled what it queued); and the case rows
-/// written after which the cases are vacuumed at the end of the pass.
+/// refreshed (then again each time the pass has doubled what it queued); the case rows written
+/// after which the cases are vacuumed at the end of the pass; and the check requests taken
+/// after which their table is.
 const ANALYZE_AFTER_ROWS: usize = 20_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,8 +226,7 @@ impl EvaluationPass<'_> {
                 continue;
             }
             // What case systems changed since its last pass is due now.
-            let result = store::changes::take_requests_of(conn, &partnership)
-                .map_err(anyhow::Error::from)
+            let result = take_requests(conn, &partnership)
                 .and_then(|_| self.partnership(conn, &partnership, rt, narrow, out));
             store::partnership_unlock(conn, &partnership)?;
             result?;
@@ -627,6 +627,15 @@ impl EvaluationPass<'_> {
         };
         out.notices(conn, &notices, new.as_ref())
     }
+}
+
+/// Take a partnership's check requests (its changed cases and disputes are due now); after
+/// taking many (a big import), vacuum them away so the next probes find the table empty fast.
+fn take_requests(conn: &mut PgConnection, partnership: &str) -> anyhow::Result<()> {
+    if store::changes::take_requests_of(conn, partnership)? >= ANALYZE_AFTER_ROWS {
+        store::changes::vacuum(conn)?;
+    }
+    Ok(())
 }
 
 /// On a go-live pass: what had lapsed, per team manager.
