@@ -439,19 +439,8 @@ impl EvaluationPass<'_> {
         written: &mut Written,
     ) -> anyhow::Result<()> {
         out.report.cases += batch.len();
-        // A case whose decisions hash as the last writing pass's sends nothing to the store.
-        let changed: Vec<bool> = batch
-            .iter()
-            .zip(&decisions)
-            .map(|(c, d)| c.decided_hash != Some(d.hash))
-            .collect();
-        let mut decided: Vec<Notice> = Vec::new();
-        let mut queue_to: Vec<bool> = Vec::new();
         let mut decisions = decisions;
-        for (d, &changed) in decisions.iter_mut().zip(&changed) {
-            queue_to.extend(std::iter::repeat_n(changed, d.notices.len()));
-            decided.append(&mut d.notices);
-        }
+        let (changed, decided, queue_to) = take_notices(batch, &mut decisions);
         out.report.notifications += decided.len();
         if self.mode == Mode::DryRun {
             return out.notices(conn, &decided, None);
@@ -689,6 +678,27 @@ fn decide_one(scope: &Scope, case: &Case) -> Decision {
         next_check: outcome.next_check,
         lapsed,
     }
+}
+
+/// Take a batch's notices out of its decisions, in order: for each case whether it changed (its
+/// decisions hash differently from the last writing pass's: an unchanged one sends nothing to
+/// the store), every notice, and for each notice whether it is to be queued (its case changed).
+fn take_notices(
+    batch: &[PassCase],
+    decisions: &mut [Decision],
+) -> (Vec<bool>, Vec<Notice>, Vec<bool>) {
+    let changed: Vec<bool> = batch
+        .iter()
+        .zip(decisions.iter())
+        .map(|(c, d)| c.decided_hash != Some(d.hash))
+        .collect();
+    let mut notices = Vec::new();
+    let mut queue = Vec::new();
+    for (d, &changed) in decisions.iter_mut().zip(&changed) {
+        queue.extend(std::iter::repeat_n(changed, d.notices.len()));
+        notices.append(&mut d.notices);
+    }
+    (changed, notices, queue)
 }
 
 /// The case rows a batch writes: those whose next check or decided hash changed. A case with a
