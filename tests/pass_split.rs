@@ -148,18 +148,6 @@ fn an_idle_pass_reads_no_case_and_a_due_one_reads_only_those_due() {
     assert!(due.contains("1 case(s) evaluated"), "{due}");
 }
 
-fn s47_case(extra: serde_json::Value) -> String {
-    let mut events = vec![
-        json!({"kind": "strategy_discussion_held", "at": "2026-03-02T10:00:00Z", "s47_initiated": true}),
-        json!({"kind": "strategy_decisions_recorded", "at": "2026-03-02T12:00:00Z"}),
-        json!({"kind": "strategy_minutes_circulated", "at": "2026-03-02T12:00:00Z"}),
-    ];
-    if let serde_json::Value::Array(more) = extra {
-        events.extend(more);
-    }
-    case_file(serde_json::Value::Array(events))
-}
-
 #[test]
 fn a_superseded_delivery_a_worker_held_is_withdrawn_by_a_later_pass() {
     let db = TestDb::new();

@@ -5,21 +5,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-/// A strategy discussion on Monday 2 March 2026 that initiated a section 47 enquiry.
-/// 15 working days later is Monday 23 March 2026 (no bank holidays between): close 17:00 GMT.
-fn s47_case(extra: serde_json::Value) -> String {
-    // The strategy discussion's decisions and minutes are recorded on time, so only the ICPC rule is open.
-    let mut events = vec![
-        json!({"kind": "strategy_discussion_held", "at": "2026-03-02T10:00:00Z", "s47_initiated": true}),
-        json!({"kind": "strategy_decisions_recorded", "at": "2026-03-02T12:00:00Z"}),
-        json!({"kind": "strategy_minutes_circulated", "at": "2026-03-02T12:00:00Z"}),
-    ];
-    if let serde_json::Value::Array(more) = extra {
-        events.extend(more);
-    }
-    case_file(serde_json::Value::Array(events))
-}
-
 #[test]
 fn icpc_rule_reminds_then_overdue_then_escalates() {
     let db = TestDb::new();

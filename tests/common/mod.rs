@@ -399,6 +399,21 @@ impl Cpwatch {
     }
 }
 
+/// A strategy discussion on Monday 2 March 2026 that initiated a section 47 enquiry.
+/// 15 working days later is Monday 23 March 2026 (no bank holidays between): close 17:00 GMT.
+pub fn s47_case(extra: serde_json::Value) -> String {
+    // The strategy discussion's decisions and minutes are recorded on time, so only the ICPC rule is open.
+    let mut events = vec![
+        serde_json::json!({"kind": "strategy_discussion_held", "at": "2026-03-02T10:00:00Z", "s47_initiated": true}),
+        serde_json::json!({"kind": "strategy_decisions_recorded", "at": "2026-03-02T12:00:00Z"}),
+        serde_json::json!({"kind": "strategy_minutes_circulated", "at": "2026-03-02T12:00:00Z"}),
+    ];
+    if let serde_json::Value::Array(more) = extra {
+        events.extend(more);
+    }
+    case_file(serde_json::Value::Array(events))
+}
+
 /// The people and agencies most tests share, and one case with the given events.
 pub fn case_file(events: serde_json::Value) -> String {
     serde_json::json!({
