@@ -20,11 +20,14 @@
 
 #[path = "smtp_sink/mod.rs"]
 mod smtp_sink;
+#[path = "support/mod.rs"]
+mod support;
 
 use diesel::prelude::*;
 use serde_json::json;
 use std::process::Command;
 use std::time::Instant;
+use support::{env_or, machine, BenchDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cpwatch");
 
@@ -33,7 +36,8 @@ fn main() -> anyhow::Result<()> {
     println!("== machine: {}", machine());
     println!("== load average before: {}", load());
     let sink = smtp_sink::Sink::start()?;
-    let db = BenchDb::create()?;
+    let db = BenchDb::create("cpwatch_delivery_bench")?;
+    println!("== database: {} ({})", db.name, db.origin);
     let env = config(&db.url, sink.port);
     prepare(&env)?;
 
@@ -255,71 +259,8 @@ fn count(url: &str, sql: &str) -> anyhow::Result<i64> {
     Ok(r.n)
 }
 
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores")
-}
-
-/// A database of its own: a new one on DATABASE_URL's server (dropped at the end), or a private
-/// server when DATABASE_URL is unset.
-struct BenchDb {
-    url: String,
-    admin: Option<(String, String)>,
-    _private: Option<cpwatch::pgserver::PrivateServer>,
-}
-
-impl BenchDb {
-    fn create() -> anyhow::Result<BenchDb> {
-        let Some(admin) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
-            let server = cpwatch::pgserver::PrivateServer::start()?;
-            return Ok(BenchDb {
-                url: server.url(),
-                admin: None,
-                _private: Some(server),
-            });
-        };
-        let name = format!("cpwatch_delivery_bench_{}", std::process::id());
-        let mut conn = PgConnection::establish(&admin)?;
-        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn)?;
-        let base = admin.split('?').next().unwrap_or(&admin);
-        let server = base.rsplit_once('/').map_or(base, |(s, _)| s);
-        Ok(BenchDb {
-            url: format!("{server}/{name}"),
-            admin: Some((admin.clone(), name)),
-            _private: None,
-        })
-    }
-}
-
-impl Drop for BenchDb {
-    fn drop(&mut self) {
-        if let Some((admin, name)) = &self.admin {
-            if let Ok(mut conn) = PgConnection::establish(admin) {
-                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                let _ = diesel::sql_query(drop).execute(&mut conn);
-            }
-        }
-    }
 }

@@ -38,6 +38,11 @@ use diesel::sql_types::{BigInt, Text};
 use std::time::Instant;
 
 /// The allocator the `cpwatch` binary uses (src/main.rs), so the pass is measured as it runs.
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{env_or, machine, BenchDb};
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -51,7 +56,7 @@ fn main() -> anyhow::Result<()> {
     let now: DateTime<Utc> = NOW.parse()?;
 
     println!("== machine: {}", machine());
-    let db = BenchDb::create()?;
+    let db = BenchDb::create("cpwatch_bench")?;
     println!("== database: {} ({})", db.name, db.origin);
     let mut conn = PgConnection::establish(&db.url)?;
     println!("== server: {}", text(&mut conn, "SELECT version() AS v")?);
@@ -794,13 +799,6 @@ fn text(conn: &mut PgConnection, sql: &str) -> anyhow::Result<String> {
     Ok(diesel::sql_query(sql).get_result::<V>(conn)?.v)
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
 /// Peak resident set size of this process, in MB.
 fn vm_hwm_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -812,96 +810,4 @@ fn vm_hwm_mb() -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_default();
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(String::new(), |kb| {
-            format!("{:.0} GiB", kb / 1024.0 / 1024.0)
-        });
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores, {mem}")
-}
-
-/// A database of its own: a new one on DATABASE_URL's server (dropped at the end), or a private
-/// server from the installed binaries (`cpwatch::pgserver`) when DATABASE_URL is unset.
-struct BenchDb {
-    url: String,
-    name: String,
-    origin: &'static str,
-    admin: Option<String>,
-    _temp: Option<cpwatch::pgserver::PrivateServer>,
-}
-
-impl BenchDb {
-    fn create() -> anyhow::Result<BenchDb> {
-        match std::env::var("DATABASE_URL") {
-            Ok(admin) if !admin.is_empty() => {
-                let name = format!(
-                    "cpwatch_bench_{}_{}",
-                    std::process::id(),
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)?
-                        .subsec_nanos()
-                );
-                let mut conn = PgConnection::establish(&admin)?;
-                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn)?;
-                let base = admin.split('?').next().unwrap_or(&admin);
-                let Some((server, _)) = base.rsplit_once('/') else {
-                    anyhow::bail!("DATABASE_URL has no database name");
-                };
-                Ok(BenchDb {
-                    url: format!("{server}/{name}"),
-                    name,
-                    origin: "a new database on DATABASE_URL's server",
-                    admin: Some(admin),
-                    _temp: None,
-                })
-            }
-            _ => {
-                let db = cpwatch::pgserver::PrivateServer::start()?;
-                Ok(BenchDb {
-                    url: db.url(),
-                    name: "postgres".to_owned(),
-                    origin: "a private server (cpwatch::pgserver)",
-                    admin: None,
-                    _temp: Some(db),
-                })
-            }
-        }
-    }
-}
-
-impl Drop for BenchDb {
-    fn drop(&mut self) {
-        if std::env::var("CPWATCH_BENCH_KEEP").is_ok_and(|v| v == "1") {
-            eprintln!("CPWATCH_BENCH_KEEP=1: database {} kept", self.name);
-            return;
-        }
-        if let Some(admin) = &self.admin {
-            if let Ok(mut conn) = PgConnection::establish(admin) {
-                let _ = diesel::sql_query(format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                ))
-                .execute(&mut conn);
-            }
-        }
-    }
 }

@@ -12,19 +12,5 @@
 #
 # Output is also kept in target/delivery-bench/output.txt.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-if ! command -v initdb >/dev/null 2>&1; then
-    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
-        PATH="$d:$PATH"
-        break
-    done
-    export PATH
-fi
-
-out=target/delivery-bench
-mkdir -p "$out"
-echo "== command: CPWATCH_BENCH_MESSAGES=${CPWATCH_BENCH_MESSAGES:-15000} cargo bench --bench delivery" \
-     "(DATABASE_URL $([ -n "${DATABASE_URL:-}" ] && echo set || echo "unset: a private server"))"
-echo "== commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
-cargo bench --bench delivery 2>&1 | tee "$out/output.txt"
+. "$(dirname "$0")/db-bench.sh"
+run_db_bench delivery "CPWATCH_BENCH_MESSAGES=${CPWATCH_BENCH_MESSAGES:-15000}"
