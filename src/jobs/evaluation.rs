@@ -22,11 +22,11 @@ use diesel::prelude::*;
 use secrecy::ExposeSecret as _;
 use std::collections::HashSet;
 
-/// Deliveries queued in one pass after which the notice tables' planner statistics are first
-/// refreshed (then again each time the pass has doubled what it queued); the case rows written
-/// after which the cases are vacuumed at the end of the pass; and the check requests taken
-/// after which their table is.
-const ANALYZE_AFTER_ROWS: usize = 20_000;
+/// Rows that make a pass a big one, after which what it wrote is tidied: deliveries queued
+/// before the notice tables' planner statistics are first refreshed (then again each time the
+/// pass has doubled what it queued); case rows written before the cases are vacuumed at the end
+/// of the pass; check requests taken before their table is vacuumed.
+const MANY_ROWS: usize = 20_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -334,7 +334,7 @@ impl EvaluationPass<'_> {
             let batches = Batches::start(s, url, scope.partnership, source, self.batch_size);
             self.case_loop(conn, scope, batches, out)
         })?;
-        if written.checks >= ANALYZE_AFTER_ROWS {
+        if written.checks >= MANY_ROWS {
             // After a big pass: keep the idle probe to a few index entries and the planner's
             // picture of the next checks true.
             cases::vacuum_analyze(conn)?;
@@ -471,7 +471,7 @@ impl EvaluationPass<'_> {
             })?;
         written.checks += checks;
         written.queued += queued.deliveries;
-        if written.queued >= written.analyze_at.max(ANALYZE_AFTER_ROWS) {
+        if written.queued >= written.analyze_at {
             // A pass that queues many rows outgrows the notice tables' statistics (a new
             // database has none): refresh them so withdrawing stays an index lookup. At 20 000
             // rows, 40 000, 80 000…: a handful of times in the biggest pass.
@@ -621,7 +621,7 @@ impl EvaluationPass<'_> {
 /// Take a partnership's check requests (its changed cases and disputes are due now); after
 /// taking many (a big import), vacuum them away so the next probes find the table empty fast.
 fn take_requests(conn: &mut PgConnection, partnership: &str) -> anyhow::Result<()> {
-    if store::changes::take_requests_of(conn, partnership)? >= ANALYZE_AFTER_ROWS {
+    if store::changes::take_requests_of(conn, partnership)? >= MANY_ROWS {
         store::changes::vacuum(conn)?;
     }
     Ok(())
@@ -641,7 +641,6 @@ struct Decision {
 }
 
 /// What a partnership's case loop has written so far.
-#[derive(Default)]
 struct Written {
     /// Case rows written (next check or decided hash changed).
     checks: usize,
@@ -649,6 +648,16 @@ struct Written {
     queued: usize,
     /// Deliveries queued by which the notice tables' statistics are next refreshed.
     analyze_at: usize,
+}
+
+impl Default for Written {
+    fn default() -> Self {
+        Written {
+            checks: 0,
+            queued: 0,
+            analyze_at: MANY_ROWS,
+        }
+    }
 }
 
 /// Evaluate a batch of cases on every core (the evaluator is pure: no I/O, no clock), in the
