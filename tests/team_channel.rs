@@ -239,13 +239,23 @@ fn risk_file() -> String {
     .to_string()
 }
 
-#[test]
-fn an_immediate_risk_notice_is_alerted_once_to_teams_and_retried_after_a_5xx() {
+/// A partnership whose team channel (`format`: teams or slack) takes alerts only, and a pass that
+/// queued its immediate-risk notices (`urgent` of them, at least one).
+struct Alerting {
+    db: TestDb,
+    _smtp: SmtpServer,
+    hook: FakeWebhook,
+    _dir: tempfile::TempDir,
+    cp: Cpwatch,
+    urgent: i64,
+}
+
+fn alerting(format: &str) -> Alerting {
     let db = TestDb::new();
     let smtp = SmtpServer::start();
     let hook = FakeWebhook::start();
     let dir = tempfile::tempdir().unwrap();
-    let cp = with_team_channel(Cpwatch::new(&db, Some(&smtp)), &hook, dir.path(), "teams").with(
+    let cp = with_team_channel(Cpwatch::new(&db, Some(&smtp)), &hook, dir.path(), format).with(
         "CPWATCH_PARTNERSHIPS__KNOWSLEY__TEAM_CHANNEL__SUMMARY",
         "false",
     );
@@ -253,6 +263,27 @@ fn an_immediate_risk_notice_is_alerted_once_to_teams_and_retried_after_a_5xx() {
     cp.ok(&["evaluate", "--at", "2026-03-07T02:00:00Z"]);
     let urgent = db.count("SELECT count(*) AS n FROM notices WHERE urgent");
     assert!(urgent >= 1, "the ladder queued an immediate-risk notice");
+    Alerting {
+        db,
+        _smtp: smtp,
+        hook,
+        _dir: dir,
+        cp,
+        urgent,
+    }
+}
+
+#[test]
+fn an_immediate_risk_notice_is_alerted_once_to_teams_and_retried_after_a_5xx() {
+    // (`_smtp` and `_dir` are bound so that they live to the end of the test.)
+    let Alerting {
+        db,
+        _smtp,
+        hook,
+        _dir,
+        cp,
+        urgent,
+    } = alerting("teams");
     // The webhook fails once with a 500: the alert waits and is tried again.
     hook.answer(&[500]);
     let out = cp.ok(&["deliver", "--once", "--at", "2026-03-07T02:05:00Z"]);
@@ -321,18 +352,15 @@ fn an_immediate_risk_notice_is_alerted_once_to_teams_and_retried_after_a_5xx() {
 /// A notice queued before payload version 4 has its title in words: the alert keeps it.
 #[test]
 fn an_immediate_risk_notice_of_payload_version_3_is_alerted_with_its_stored_title() {
-    let db = TestDb::new();
-    let smtp = SmtpServer::start();
-    let hook = FakeWebhook::start();
-    let dir = tempfile::tempdir().unwrap();
-    let cp = with_team_channel(Cpwatch::new(&db, Some(&smtp)), &hook, dir.path(), "slack").with(
-        "CPWATCH_PARTNERSHIPS__KNOWSLEY__TEAM_CHANNEL__SUMMARY",
-        "false",
-    );
-    cp.setup(&risk_file());
-    cp.ok(&["evaluate", "--at", "2026-03-07T02:00:00Z"]);
-    let urgent = db.count("SELECT count(*) AS n FROM notices WHERE urgent");
-    assert!(urgent >= 1, "the ladder queued an immediate-risk notice");
+    // (`_smtp` and `_dir` are bound so that they live to the end of the test.)
+    let Alerting {
+        db,
+        _smtp,
+        hook,
+        _dir,
+        cp,
+        urgent,
+    } = alerting("slack");
     // As a version 3 cpwatch wrote it: the title in words (here words of its own, so that the
     // alert can only have them from the stored title), the same story.
     exec_sql(
