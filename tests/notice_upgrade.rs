@@ -163,6 +163,25 @@ fn the_migration_reverts_to_one_outbox_row_per_recipient() {
 
 /// A go-live summary and a data-quality notice as a cpwatch before payload version 3 queued
 /// them: their sentences in `title` and `action`, no problem or go-live facts.
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+/// A pending delivery of notice `id` to `recipient`, as a queued notice of any version has.
+fn insert_delivery(conn: &mut PgConnection, id: i64, recipient: &str, message_id: &str) {
+    diesel::sql_query(
+        "INSERT INTO deliveries (notice_id, recipient, position, send_after, message_id) \
+         VALUES ($1, $2, 'to', '2026-06-01T08:00:00Z', $3)",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(id)
+    .bind::<diesel::sql_types::Text, _>(recipient)
+    .bind::<diesel::sql_types::Text, _>(message_id)
+    .execute(conn)
+    .unwrap();
+}
+
 fn insert_v2_notice(
     conn: &mut PgConnection,
     kind: &str,
@@ -170,11 +189,6 @@ fn insert_v2_notice(
     case: Option<&str>,
     payload: serde_json::Value,
 ) {
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        id: i64,
-    }
     let id = diesel::sql_query(
         "INSERT INTO notices (key, partnership_id, kind, rule, case_ref, occurrence, step, due_at, \
                               trigger_at, send_after, payload) \
@@ -188,14 +202,12 @@ fn insert_v2_notice(
     .get_result::<Id>(conn)
     .unwrap()
     .id;
-    diesel::sql_query(
-        "INSERT INTO deliveries (notice_id, recipient, position, send_after, message_id) \
-         VALUES ($1, 'tm1@ksc.example.org', 'to', '2026-06-01T08:00:00Z', $2)",
-    )
-    .bind::<diesel::sql_types::BigInt, _>(id)
-    .bind::<diesel::sql_types::Text, _>(format!("<{kind}@cpwatch.invalid>"))
-    .execute(conn)
-    .unwrap();
+    insert_delivery(
+        conn,
+        id,
+        "tm1@ksc.example.org",
+        &format!("<{kind}@cpwatch.invalid>"),
+    );
 }
 
 #[test]
@@ -259,11 +271,6 @@ fn a_go_live_summary_and_a_data_quality_notice_of_payload_version_2_still_read_a
 /// A disagreement's notice as a cpwatch before payload version 4 queued it: its title in words
 /// (`{policy title}, stage N: {stage name}`), with its story.
 fn insert_v3_dispute_notice(conn: &mut PgConnection, payload: serde_json::Value) {
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        id: i64,
-    }
     let id = diesel::sql_query(
         "INSERT INTO notices (key, partnership_id, kind, rule, case_ref, dispute_ref, occurrence, \
                               step, due_at, trigger_at, send_after, payload) \
@@ -276,13 +283,7 @@ fn insert_v3_dispute_notice(conn: &mut PgConnection, payload: serde_json::Value)
     .get_result::<Id>(conn)
     .unwrap()
     .id;
-    diesel::sql_query(
-        "INSERT INTO deliveries (notice_id, recipient, position, send_after, message_id) \
-         VALUES ($1, 'lm@health.example.org', 'to', '2026-06-01T08:00:00Z', '<d7@cpwatch.invalid>')",
-    )
-    .bind::<diesel::sql_types::BigInt, _>(id)
-    .execute(conn)
-    .unwrap();
+    insert_delivery(conn, id, "lm@health.example.org", "<d7@cpwatch.invalid>");
 }
 
 #[test]
