@@ -18,6 +18,8 @@
 //! It prints the machine, the load average before and after, and each figure with its ratio to
 //! the sink's ceiling. A plain `harness = false` main: each figure is one stateful run.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "smtp_sink/mod.rs"]
 mod smtp_sink;
 #[path = "support/mod.rs"]
@@ -164,7 +166,12 @@ fn config(url: &str, port: u16) -> Vec<(String, String)> {
 fn prepare(env: &[(String, String)]) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("case.json");
-    std::fs::write(&file, case_file())?;
+    std::fs::write(
+        &file,
+        common::case_file(json!([
+            {"kind": "strategy_discussion_held", "at": "2026-03-02T10:00:00Z", "s47_initiated": true}
+        ])),
+    )?;
     let file = file.to_string_lossy().into_owned();
     for args in [
         vec!["migrate"],
@@ -221,32 +228,6 @@ fn synthetic(size: usize) -> Vec<u8> {
         m.extend_from_slice(b"\r\n");
     }
     m
-}
-
-fn case_file() -> String {
-    json!({
-        "partnership": "knowsley",
-        "agencies": [
-            {"id": "ksc", "name": "Knowsley Children's Social Care", "roles": {"safeguarding_lead": "p-sl1"}},
-            {"id": "health", "name": "Health", "roles": {"safeguarding_lead": "p-hsl"}}
-        ],
-        "people": [
-            {"id": "p-sw1", "name": "A Worker", "email": "sw1@ksc.example.org", "agency": "ksc", "manager": "p-tm1"},
-            {"id": "p-tm1", "name": "T Manager", "email": "tm1@ksc.example.org", "agency": "ksc", "manager": "p-sm1"},
-            {"id": "p-sm1", "name": "S Manager", "email": "sm1@ksc.example.org", "agency": "ksc"},
-            {"id": "p-ch1", "name": "C Chair", "email": "chair1@ksc.example.org", "agency": "ksc", "manager": "p-sqa"},
-            {"id": "p-sqa", "name": "Q Manager", "email": "sqa@ksc.example.org", "agency": "ksc"},
-            {"id": "p-sl1", "name": "L Lead", "email": "sl1@ksc.example.org", "agency": "ksc"},
-            {"id": "p-hsl", "name": "H Lead", "email": "hsl@health.example.org", "agency": "health"}
-        ],
-        "partnership_roles": {},
-        "cases": [{
-            "ref": "KN-0001",
-            "roles": {"social_worker": "p-sw1", "team_manager": "p-tm1", "conference_chair": "p-ch1", "senior_manager": "p-sm1"},
-            "events": [{"kind": "strategy_discussion_held", "at": "2026-03-02T10:00:00Z", "s47_initiated": true}]
-        }]
-    })
-    .to_string()
 }
 
 fn count(url: &str, sql: &str) -> anyhow::Result<i64> {
