@@ -220,10 +220,12 @@ fn queued_rows(db: &TestDb) -> Vec<(String, String)> {
 }
 
 #[test]
-fn a_pass_read_ahead_on_a_second_connection_decides_what_one_read_inline_does() {
-    // Batches of 2 over 7 cases: read ahead by the reader thread (more than one batch); batches
-    // of 500: one batch, read on the pass's own connection.
+fn a_pass_read_ahead_and_written_on_two_connections_decides_and_reports_what_one_batch_does() {
+    // Batches of 2 over 7 cases: read ahead by the reader thread and written on two connections
+    // at once (more than one batch); batches of 500: one batch, read and written on the pass's
+    // own connection. The same rows are queued, and the same notices printed in the same order.
     let mut queued = Vec::new();
+    let mut printed = Vec::new();
     for batch_size in ["2", "500"] {
         let db = TestDb::new();
         let cp = Cpwatch::new(&db, None).with("CPWATCH_DATABASE__BATCH_SIZE", batch_size);
@@ -236,6 +238,7 @@ fn a_pass_read_ahead_on_a_second_connection_decides_what_one_read_inline_does() 
             "{batch_size}: {hourly}"
         );
         queued.push(queued_rows(&db));
+        printed.push(text);
     }
     assert!(
         queued[0].len() >= 7,
@@ -243,4 +246,21 @@ fn a_pass_read_ahead_on_a_second_connection_decides_what_one_read_inline_does() 
         queued[0]
     );
     assert_eq!(queued[0], queued[1]);
+    let order = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.split_whitespace().find(|w| w.contains("KN-01")))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (two, one) = (order(&printed[0]), order(&printed[1]));
+    assert!(
+        two.len() >= 7,
+        "the notices name their cases: {}",
+        printed[0]
+    );
+    assert_eq!(two, one, "{}\n---\n{}", printed[0], printed[1]);
+    assert!(
+        two.windows(2).all(|w| w[0] <= w[1]),
+        "reported in the order of the cases: {two:?}"
+    );
 }

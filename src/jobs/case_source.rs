@@ -132,17 +132,4 @@ impl Batches {
         });
         Batches::Reader(rx)
     }
-
-    /// The next batch and its unreadable rows (None: no more).
-    pub fn next(
-        &mut self,
-        conn: &mut PgConnection,
-        partnership: &str,
-        batch_size: usize,
-    ) -> Result<Option<PassBatch>, DbError> {
-        match self {
-            Batches::Inline(source) => source.next(conn, partnership, batch_size),
-            Batches::Reader(rx) => rx.recv().ok().transpose(),
-        }
-    }
 }

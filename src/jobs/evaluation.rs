@@ -7,6 +7,7 @@
 //! before it, and queues one summary of those per team manager instead (`evaluate::go_live`).
 
 use super::case_source::{Batches, Source};
+use super::in_order::work_in_order;
 use super::{PartnershipRuntime, Runtime};
 use crate::domain::Case;
 use crate::evaluate::dispute::{evaluate_dispute_from, DisputeOutcome, StageChange};
@@ -14,13 +15,16 @@ use crate::evaluate::go_live::{self, Lapsed};
 use crate::evaluate::{evaluate_case, Context, Notice, Recipient};
 use crate::metrics;
 use crate::policy::StandardsPolicy;
-use crate::store::cases::{self, PassCase, Selection};
+use crate::store::cases::{self, PassBatch, PassCase, Selection};
 use crate::store::{self, disputes, notices};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use secrecy::ExposeSecret as _;
+use std::cell::RefCell;
 use std::collections::HashSet;
+use std::sync::mpsc::Receiver;
+use std::sync::Mutex;
 
 /// Rows that make a pass a big one, after which what it wrote is tidied: deliveries queued
 /// before the notice tables' planner statistics are first refreshed (then again each time the
@@ -100,6 +104,8 @@ struct Scope<'s> {
     ctx: &'s Context<'s>,
     live: &'s Live,
     narrow: &'s Narrow,
+    /// Whether a dry run looks up what is queued already (only reporting needs it).
+    look_up: bool,
 }
 
 type Reporter<'r> = dyn FnMut(Decided<'_>) + 'r;
@@ -308,6 +314,7 @@ impl EvaluationPass<'_> {
             ctx: &ctx,
             live: &live,
             narrow,
+            look_up: out.look_up,
         };
         let lapsed = self.cases(conn, &scope, source, out)?;
         if live.summarise {
@@ -320,8 +327,6 @@ impl EvaluationPass<'_> {
     }
 
     /// Every batch of the partnership's cases; on its go-live pass, what had lapsed on each.
-    /// Batches are evaluated on every core while the main thread writes the previous batch and
-    /// reads the next one, so reading, evaluating and writing overlap.
     fn cases(
         &self,
         conn: &mut PgConnection,
@@ -330,10 +335,14 @@ impl EvaluationPass<'_> {
         out: &mut Out,
     ) -> anyhow::Result<LapsedBy> {
         let url = self.runtime.database_url.expose_secret();
-        let (lapsed, written) = std::thread::scope(|s| {
-            let batches = Batches::start(s, url, scope.partnership, source, self.batch_size);
-            self.case_loop(conn, scope, batches, out)
+        let tally = Mutex::new(Written::default());
+        let lapsed = std::thread::scope(|s| {
+            match Batches::start(s, url, scope.partnership, source, self.batch_size) {
+                Batches::Inline(source) => self.one_by_one(conn, scope, source, &tally, out),
+                Batches::Reader(read) => self.overlapped(conn, scope, read, &tally, out),
+            }
         })?;
+        let written = tally.into_inner().unwrap_or_else(|p| p.into_inner());
         if written.checks >= MANY_ROWS {
             // After a big pass: keep the idle probe to a few index entries and the planner's
             // picture of the next checks true.
@@ -342,42 +351,6 @@ impl EvaluationPass<'_> {
             cases::earliest_check(conn, scope.partnership)?;
         }
         Ok(lapsed)
-    }
-
-    /// The batches in turn: each evaluated (on every core) while the previous one is written
-    /// and the next one read.
-    fn case_loop(
-        &self,
-        conn: &mut PgConnection,
-        scope: &Scope,
-        mut batches: Batches,
-        out: &mut Out,
-    ) -> anyhow::Result<(LapsedBy, Written)> {
-        let mut lapsed = Vec::new();
-        let mut written = Written::default();
-        let mut ready = self.read(conn, scope.partnership, &mut batches, out)?;
-        let mut evaluated: Option<(Vec<PassCase>, Vec<Decision>)> = None;
-        while ready.is_some() || evaluated.is_some() {
-            let (decisions, next) = std::thread::scope(|s| -> anyhow::Result<_> {
-                let job = ready.as_deref().map(|b| s.spawn(|| decide(scope, b)));
-                if let Some((batch, decisions)) = evaluated.take() {
-                    self.case_batch(conn, scope, &batch, decisions, out, &mut written)?;
-                }
-                let next = match ready {
-                    Some(_) => self.read(conn, scope.partnership, &mut batches, out)?,
-                    None => None,
-                };
-                let decisions =
-                    job.map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-                Ok((decisions, next))
-            })?;
-            if let Some(decisions) = &decisions {
-                lapsed.extend(decisions.iter().filter_map(|d| d.lapsed.clone()));
-            }
-            evaluated = ready.take().zip(decisions);
-            ready = next;
-        }
-        Ok((lapsed, written))
     }
 
     /// Where a pass's batches of cases come from. An hourly pass first asks the index for the
@@ -407,45 +380,119 @@ impl EvaluationPass<'_> {
         })
     }
 
-    /// The next batch of cases (None: no more), its unreadable rows reported and counted.
-    fn read(
+    /// A batch or so, read, evaluated and written in turn on the pass's connection.
+    fn one_by_one(
         &self,
         conn: &mut PgConnection,
-        partnership: &str,
-        batches: &mut Batches,
+        scope: &Scope,
+        mut source: Source,
+        tally: &Mutex<Written>,
         out: &mut Out,
-    ) -> anyhow::Result<Option<Vec<PassCase>>> {
-        let Some((batch, bad)) = batches.next(conn, partnership, self.batch_size)? else {
-            return Ok(None);
+    ) -> anyhow::Result<LapsedBy> {
+        let mut lapsed = Vec::new();
+        while let Some(batch) = source.next(conn, scope.partnership, self.batch_size)? {
+            let (batch, decisions) = self.evaluated(scope, batch, &mut lapsed, out);
+            let written = self.write_batch(conn, scope, batch, decisions, tally)?;
+            out.batch(written);
+        }
+        Ok(lapsed)
+    }
+
+    /// Many batches: read ahead by the reader thread, each evaluated here (on every core) while
+    /// the ones before it are written, on the pass's connection and, when writing, on a second
+    /// one of its own (batches hold disjoint cases, so their transactions never meet), and
+    /// reported in order.
+    fn overlapped(
+        &self,
+        conn: &mut PgConnection,
+        scope: &Scope,
+        read: Receiver<Result<PassBatch, store::DbError>>,
+        tally: &Mutex<Written>,
+        out: &mut Out,
+    ) -> anyhow::Result<LapsedBy> {
+        let mut second = match self.mode {
+            Mode::Write => self.second_writer(),
+            Mode::DryRun => None,
         };
+        let mut conns = vec![conn];
+        conns.extend(second.as_mut());
+        let mut lapsed = Vec::new();
+        // Evaluating and reporting both run here, one after the other.
+        let out = RefCell::new(out);
+        work_in_order(
+            conns,
+            || match read.recv().ok().transpose()? {
+                Some(batch) => {
+                    let out = &mut out.borrow_mut();
+                    Ok(Some(self.evaluated(scope, batch, &mut lapsed, out)))
+                }
+                None => Ok(None),
+            },
+            |conn, (batch, decisions)| self.write_batch(conn, scope, batch, decisions, tally),
+            |written| {
+                out.borrow_mut().batch(written);
+                Ok(())
+            },
+        )?;
+        Ok(lapsed)
+    }
+
+    /// A connection for writing alongside the pass's, if one can be made.
+    fn second_writer(&self) -> Option<PgConnection> {
+        match store::connect(self.runtime.database_url.expose_secret()) {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                tracing::warn!(error = %e, "no second connection for writing; writing on the pass's own only");
+                None
+            }
+        }
+    }
+
+    /// A batch read: its unreadable rows reported and counted, its cases evaluated (on every
+    /// core), what had lapsed on them kept for the go-live summaries.
+    fn evaluated(
+        &self,
+        scope: &Scope,
+        (batch, bad): PassBatch,
+        lapsed: &mut LapsedBy,
+        out: &mut Out,
+    ) -> (Vec<PassCase>, Vec<Decision>) {
         for b in &bad {
             tracing::warn!(case_id = b.case_id, problem = %b.message, "unreadable case data skipped");
         }
         out.report.bad_rows += bad.len();
-        Ok(Some(batch))
+        let decisions = decide(scope, &batch);
+        lapsed.extend(decisions.iter().filter_map(|d| d.lapsed.clone()));
+        (batch, decisions)
     }
 
-    /// Store one evaluated batch's decisions (when writing) in one transaction and report them.
-    /// A case whose decisions hash the same as the last writing pass's sends nothing to the
-    /// notice tables (everything it decided is queued already, and what it no longer decides
-    /// was withdrawn then); its row is written only if its next check moved.
-    fn case_batch(
+    /// Store one evaluated batch's decisions (when writing) in one transaction, and say what
+    /// is to be reported of it. A case whose decisions hash the same as the last writing pass's
+    /// sends nothing to the notice tables (everything it decided is queued already, and what it
+    /// no longer decides was withdrawn then); its row is written only if its next check moved.
+    fn write_batch(
         &self,
         conn: &mut PgConnection,
         scope: &Scope,
-        batch: &[PassCase],
-        decisions: Vec<Decision>,
-        out: &mut Out,
-        written: &mut Written,
-    ) -> anyhow::Result<()> {
-        out.report.cases += batch.len();
-        let mut decisions = decisions;
-        let (changed, decided, queue_to) = take_notices(batch, &mut decisions);
-        out.report.notifications += decided.len();
+        batch: Vec<PassCase>,
+        mut decisions: Vec<Decision>,
+        tally: &Mutex<Written>,
+    ) -> anyhow::Result<BatchWritten> {
+        let (changed, decided, queue_to) = take_notices(&batch, &mut decisions);
+        let mut written = BatchWritten {
+            cases: batch.len(),
+            already: HashSet::new(),
+            decided,
+            queued: 0,
+            cancelled: 0,
+            now_queued: self.mode == Mode::Write,
+        };
         if self.mode == Mode::DryRun {
-            return out.notices(conn, &decided, None);
+            written.already = already_queued(conn, &written.decided, None, scope.look_up)?;
+            return Ok(written);
         }
-        let to_queue: Vec<&Notice> = decided
+        let to_queue: Vec<&Notice> = written
+            .decided
             .iter()
             .zip(&queue_to)
             .filter_map(|(n, &q)| q.then_some(n))
@@ -465,22 +512,20 @@ impl EvaluationPass<'_> {
                     notices::cancel_superseded(conn, scope.partnership, &refs, &keys, self.now)?;
                 let queued = notices::enqueue_new(conn, &to_queue, domain)?;
                 super::digest::hold(conn, self.runtime, scope.partnership, &to_queue, self.now)?;
-                let checks = check_writes(batch, &decisions, &withdrawn.held);
+                let checks = check_writes(&batch, &decisions, &withdrawn.held);
                 cases::set_checks(conn, &checks)?;
                 Ok((queued, withdrawn, checks.len()))
             })?;
-        written.checks += checks;
-        written.queued += queued.deliveries;
-        if written.queued >= written.analyze_at {
+        if tally_up(tally, checks, queued.deliveries) {
             // A pass that queues many rows outgrows the notice tables' statistics (a new
             // database has none): refresh them so withdrawing stays an index lookup. At 20 000
             // rows, 40 000, 80 000…: a handful of times in the biggest pass.
             notices::analyze(conn)?;
-            written.analyze_at = 2 * written.queued;
         }
-        out.report.queued += queued.deliveries;
-        out.report.cancelled += withdrawn.cancelled;
-        out.notices(conn, &decided, Some(&queued.new))
+        written.queued = queued.deliveries;
+        written.cancelled = withdrawn.cancelled;
+        written.already = already_queued(conn, &written.decided, Some(&queued.new), false)?;
+        Ok(written)
     }
 
     /// The go-live pass: one summary per team manager of what had lapsed on their cases, queued
@@ -749,25 +794,80 @@ impl Out<'_, '_> {
         notices: &[Notice],
         new: Option<&HashSet<String>>,
     ) -> anyhow::Result<()> {
-        let already: HashSet<String> = match new {
-            Some(new) => notices
-                .iter()
-                .map(|n| n.key.to_string())
-                .filter(|k| !new.contains(k))
-                .collect(),
-            None if self.look_up => notices::queued_keys(conn, notices)?,
-            None => HashSet::new(),
-        };
+        let already = already_queued(conn, notices, new, self.look_up)?;
+        self.report_notices(notices, &already, new.is_some());
+        Ok(())
+    }
+
+    /// Report a batch of cases as written (in a dry run: as evaluated).
+    fn batch(&mut self, w: BatchWritten) {
+        let r = &mut self.report;
+        r.cases += w.cases;
+        r.notifications += w.decided.len();
+        r.queued += w.queued;
+        r.cancelled += w.cancelled;
+        self.report_notices(&w.decided, &w.already, w.now_queued);
+    }
+
+    /// Report each notice, saying whether it was `already` queued; `now_queued`: the others
+    /// were queued by this pass (not a dry run), and are counted as such.
+    fn report_notices(&mut self, notices: &[Notice], already: &HashSet<String>, now_queued: bool) {
         for n in notices {
             let already = already.contains(n.key.as_str());
             if !already {
                 self.report.new_notices += 1;
-                if new.is_some() {
+                if now_queued {
                     metrics::notice_queued(n.kind.as_str());
                 }
             }
             (self.reporter)(Decided::Notice { notice: n, already });
         }
-        Ok(())
     }
+}
+
+/// The keys of `notices` queued before: those not among `new` (the keys this pass queued), or in
+/// a dry run (None) those the store has, if `look_up` (else none).
+fn already_queued(
+    conn: &mut PgConnection,
+    notices: &[Notice],
+    new: Option<&HashSet<String>>,
+    look_up: bool,
+) -> anyhow::Result<HashSet<String>> {
+    Ok(match new {
+        Some(new) => notices
+            .iter()
+            .map(|n| n.key.to_string())
+            .filter(|k| !new.contains(k))
+            .collect(),
+        None if look_up => notices::queued_keys(conn, notices)?,
+        None => HashSet::new(),
+    })
+}
+
+/// One batch of cases as written (in a dry run: evaluated), for the pass to report.
+struct BatchWritten {
+    cases: usize,
+    /// Every notice decided for its cases, in order.
+    decided: Vec<Notice>,
+    /// The keys of those that were queued before this pass.
+    already: HashSet<String>,
+    /// Deliveries queued and cancelled.
+    queued: usize,
+    cancelled: usize,
+    /// The notices not `already` queued were queued now (not a dry run).
+    now_queued: bool,
+}
+
+/// Add a batch's case rows and deliveries to the pass's tally; true when the notice tables'
+/// statistics are due to be refreshed (the deliveries queued have reached the next threshold,
+/// which doubles).
+fn tally_up(tally: &Mutex<Written>, checks: usize, queued: usize) -> bool {
+    let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+    t.checks += checks;
+    t.queued += queued;
+    let due = t.queued >= t.analyze_at;
+    if due {
+        t.analyze_at = 2 * t.queued;
+    }
+    due
 }

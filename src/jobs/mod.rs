@@ -7,6 +7,7 @@ pub mod census;
 pub mod delivery;
 pub mod digest;
 pub mod evaluation;
+pub mod in_order;
 pub mod team_channel;
 pub mod timeliness;
 
