@@ -38,3 +38,25 @@ fn replicas_migrating_an_empty_database_at_once_both_succeed_with_one_schema() {
         assert_eq!(applied, shipped as i64, "each migration applied once");
     }
 }
+
+/// The migration that drops the deliveries' foreign keys (issue 17; the last one, while it is)
+/// reverts to them and applies again.
+#[test]
+fn the_deliveries_foreign_keys_go_and_come_back_with_their_migration() {
+    use diesel_migrations::MigrationHarness;
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    cpwatch::store::migrate(&mut conn).expect("migrate");
+    let foreign_keys = || {
+        db.count(
+            "SELECT count(*) AS n FROM pg_constraint \
+             WHERE conrelid = 'deliveries'::regclass AND contype = 'f'",
+        )
+    };
+    assert_eq!(foreign_keys(), 0, "dropped");
+    conn.revert_last_migration(cpwatch::store::MIGRATIONS)
+        .expect("revert");
+    assert_eq!(foreign_keys(), 2, "notice_id and digest_id, back");
+    cpwatch::store::migrate(&mut conn).expect("migrate again");
+    assert_eq!(foreign_keys(), 0, "dropped again");
+}
