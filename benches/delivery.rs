@@ -23,6 +23,7 @@ mod common;
 #[path = "smtp_sink/mod.rs"]
 mod smtp_sink;
 #[path = "support/mod.rs"]
+#[allow(dead_code)]
 mod support;
 
 use diesel::prelude::*;

@@ -100,6 +100,7 @@ fn main() -> anyhow::Result<()> {
     f.check()?;
     if std::env::var("CPWATCH_BENCH_EXPLAIN").map_or(true, |v| v != "0") {
         explain(&mut conn, now)?;
+        explain_writes(&mut conn, &runtime, now)?;
     }
     drop(conn);
     Ok(())
@@ -117,6 +118,8 @@ struct Figures {
     copy_binary: f64,
     scan: f64,
     full: f64,
+    /// The machine's CPU busy during the full pass (share of all cores).
+    full_cpu: f64,
     full_report: PassReport,
     again: f64,
     again_report: PassReport,
@@ -131,6 +134,7 @@ struct Figures {
     due_next_hour: i64,
     never: i64,
     rss_read: f64,
+    rss_dry: f64,
     rss_pass: f64,
     rss: f64,
     prof: Option<Profile>,
@@ -200,8 +204,11 @@ fn measure(
             (f.dry, f.dry_report) = (s, r);
         }
     }
+    f.rss_dry = vm_hwm_mb();
     // 2. The full pass, writing: the first on this database.
+    let ticks = support::cpu_ticks();
     (f.full, f.full_report) = timed(conn, &pass(runtime, now, Mode::Write, true, batch_size))?;
+    f.full_cpu = support::cpu_busy_since(ticks);
     f.outbox = count(conn, "SELECT count(*) AS n FROM outbox")?;
     let later = now + Duration::hours(1);
     f.due_next_hour = count_at(
@@ -512,8 +519,8 @@ impl Figures {
         }
         println!(
             "5. peak RSS (VmHWM) of this process: {:.0} MB after the reads, {:.0} MB after the dry run, \
-             full and idle passes, {:.0} MB at the end (with two replicas' passes in this one process)",
-            self.rss_read, self.rss_pass, self.rss
+             {:.0} MB after the full and idle passes, {:.0} MB at the end (with two replicas' passes in this one process)",
+            self.rss_read, self.rss_dry, self.rss_pass, self.rss
         );
         let c = self.copy_text;
         println!();
@@ -524,6 +531,10 @@ impl Figures {
         println!(
             "ratio full pass / COPY                 {:>7.2}",
             self.full / c
+        );
+        println!(
+            "CPU busy during the full pass           {:>6.0}% of all cores",
+            100.0 * self.full_cpu
         );
         println!(
             "ratio full pass again / COPY           {:>7.2}",
@@ -541,10 +552,10 @@ impl Figures {
             "RESULT cases={n} events={events} copy_s={c:.3} copy_binary_s={:.3} read_s={:.3} full_s={:.3} \
              again_s={:.3} dry_s={:.3} idle_s={:.4} hour_s={:.3} hour_cases={} one_replica_s={:.3} \
              two_replicas_s={:.3} notifications={} queued={} idle_cases={} full_over_copy={:.2} \
-             again_over_copy={:.2} dry_over_copy={:.2} vm_hwm_mb={:.0}",
+             again_over_copy={:.2} dry_over_copy={:.2} vm_hwm_mb={:.0} full_cpu_busy={:.2}",
             self.copy_binary, self.read, self.full, self.again, self.dry, self.idle, self.hour, hr.cases,
             self.one_replica, self.two_replicas, fr.notifications, fr.queued, ir.cases,
-            self.full / c, self.again / c, self.dry / c, self.rss
+            self.full / c, self.again / c, self.dry / c, self.rss, self.full_cpu
         );
     }
 }
@@ -648,6 +659,79 @@ fn read_all(conn: &mut PgConnection, batch_size: usize) -> anyhow::Result<usize>
         }
     }
     Ok(total)
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of the statements a writing pass runs for one batch, at this
+/// scale (the notice tables hold the whole last pass's rows): the first 500 open cases, their
+/// notices removed as before a first pass, evaluated and written as a pass writes them, in one
+/// transaction that is rolled back.
+fn explain_writes(
+    conn: &mut PgConnection,
+    runtime: &cpwatch::jobs::Runtime,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let rt = &runtime.partnerships[PARTNERSHIP];
+    let policy = &runtime.catalogue.standards[&rt.standards_policy];
+    let directory = cases::load_directory(conn, PARTNERSHIP, runtime.admin_email.clone())?;
+    let ctx = cpwatch::evaluate::Context {
+        calendar: &rt.calendar,
+        directory: &directory,
+        now,
+    };
+    let which = cases::Which::After(Selection::All, 0, 500);
+    let (batch, _) = cases::load_pass_batch(conn, PARTNERSHIP, which)?;
+    let mut decided = Vec::new();
+    let mut checks = Vec::new();
+    for c in &batch {
+        let outcome = cpwatch::evaluate::evaluate_case(policy, &c.case, &ctx);
+        checks.push(cases::CheckWrite {
+            id: c.id,
+            next_check_at: outcome.next_check,
+            decided_hash: Some(cases::decided_hash(&outcome.notifications)),
+        });
+        decided.extend(outcome.notifications);
+    }
+    let refs: Vec<&str> = batch.iter().map(|c| c.case.reference.as_str()).collect();
+    let keys: Vec<&str> = decided.iter().map(|n| n.key.as_str()).collect();
+    let domain = &runtime.message_id_domain;
+    diesel::sql_query("BEGIN").execute(conn)?;
+    let plans = (|| -> anyhow::Result<_> {
+        diesel::sql_query(
+            "WITH gone AS (DELETE FROM notices WHERE partnership_id = $1 AND case_ref = ANY($2) \
+             RETURNING id) DELETE FROM deliveries WHERE notice_id IN (SELECT id FROM gone)",
+        )
+        .bind::<Text, _>(PARTNERSHIP)
+        .bind::<diesel::sql_types::Array<Text>, _>(&refs)
+        .execute(conn)?;
+        Ok([
+            (
+                "withdrawal (notices::cancel_superseded)",
+                notices::explain_cancel_superseded(conn, PARTNERSHIP, &refs, &keys, now)?,
+            ),
+            (
+                "queueing (notices::enqueue_new)",
+                notices::explain_enqueue(conn, &decided, domain)?,
+            ),
+            (
+                "next checks (cases::set_checks)",
+                cases::explain_set_checks(conn, &checks)?,
+            ),
+        ])
+    })();
+    diesel::sql_query("ROLLBACK").execute(conn)?;
+    println!();
+    println!(
+        "writing one batch ({} cases, {} notices), in a transaction rolled back:",
+        batch.len(),
+        decided.len()
+    );
+    for (name, plan) in plans? {
+        println!("EXPLAIN (ANALYZE, BUFFERS): {name}");
+        for line in plan {
+            println!("    {line}");
+        }
+    }
+    Ok(())
 }
 
 /// The synthetic partnership: ~430 people, N open cases with four roles each and a history of

@@ -38,6 +38,34 @@ pub fn machine() -> String {
     format!("{cpu}, {cores} cores, {mem}")
 }
 
+/// The machine's CPU time so far, busy and in all, in clock ticks of all cores (/proc/stat).
+pub fn cpu_ticks() -> (u64, u64) {
+    let line = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = line
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// The share of the machine's CPU (all cores) that was busy since `before` (`cpu_ticks`).
+pub fn cpu_busy_since(before: (u64, u64)) -> f64 {
+    let (busy, total) = cpu_ticks();
+    let (b, t) = (busy - before.0, total - before.1);
+    if t == 0 {
+        0.0
+    } else {
+        b as f64 / t as f64
+    }
+}
+
 /// A database of its own: a new one on DATABASE_URL's server (dropped at the end), or a private
 /// server from the installed binaries (`cpwatch::pgserver`) when DATABASE_URL is unset.
 pub struct BenchDb {

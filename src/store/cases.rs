@@ -6,8 +6,9 @@ use crate::domain::{
     AgencyId, Case, CaseRef, Directory, Email, Event, EventKind, PartnershipId, Person, PersonId,
 };
 use chrono::{DateTime, Utc};
-use diesel::pg::PgConnection;
+use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use std::collections::HashMap;
 
 /// A stored row the core cannot read (a bad kind or id written by a case system).
@@ -290,23 +291,53 @@ pub struct CheckWrite {
 
 /// Write cases' next checks and decided hashes, in one statement.
 pub fn set_checks(conn: &mut PgConnection, checks: &[CheckWrite]) -> Result<(), DbError> {
-    use diesel::sql_types::{Array, Int8, Nullable, Timestamptz};
     if checks.is_empty() {
         return Ok(());
     }
-    let ids: Vec<i64> = checks.iter().map(|c| c.id).collect();
-    let at: Vec<Option<DateTime<Utc>>> = checks.iter().map(|c| c.next_check_at).collect();
-    let hash: Vec<Option<i64>> = checks.iter().map(|c| c.decided_hash).collect();
-    diesel::sql_query(
-        "UPDATE cases SET next_check_at = u.at, decided_hash = u.h \
-         FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS u(id, at, h) \
-         WHERE cases.id = u.id",
-    )
-    .bind::<Array<Int8>, _>(ids)
-    .bind::<Array<Nullable<Timestamptz>>, _>(at)
-    .bind::<Array<Nullable<Int8>>, _>(hash)
-    .execute(conn)?;
+    let c = CheckColumns::of(checks);
+    set_checks_statement(SET_CHECKS, &c).execute(conn)?;
     Ok(())
+}
+
+const SET_CHECKS: &str = "UPDATE cases SET next_check_at = u.at, decided_hash = u.h \
+     FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS u(id, at, h) \
+     WHERE cases.id = u.id";
+
+/// The case rows to write, column by column, for `unnest`.
+struct CheckColumns {
+    ids: Vec<i64>,
+    at: Vec<Option<DateTime<Utc>>>,
+    hash: Vec<Option<i64>>,
+}
+
+impl CheckColumns {
+    fn of(checks: &[CheckWrite]) -> Self {
+        CheckColumns {
+            ids: checks.iter().map(|c| c.id).collect(),
+            at: checks.iter().map(|c| c.next_check_at).collect(),
+            hash: checks.iter().map(|c| c.decided_hash).collect(),
+        }
+    }
+}
+
+/// `sql` (`SET_CHECKS`, or its EXPLAIN) bound to the rows to write.
+fn set_checks_statement<'a>(sql: &str, c: &'a CheckColumns) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
+    use diesel::sql_types::{Array, Int8, Nullable, Timestamptz};
+    diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Array<Int8>, _>(&c.ids)
+        .bind::<Array<Nullable<Timestamptz>>, _>(&c.at)
+        .bind::<Array<Nullable<Int8>>, _>(&c.hash)
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of `set_checks` of these rows, run for real: the caller's
+/// transaction is to be rolled back.
+pub fn explain_set_checks(
+    conn: &mut PgConnection,
+    checks: &[CheckWrite],
+) -> Result<Vec<String>, DbError> {
+    let c = CheckColumns::of(checks);
+    super::plan(set_checks_statement(&super::explained(SET_CHECKS), &c).load(conn)?)
 }
 
 /// The partnerships that hold a case with this reference.

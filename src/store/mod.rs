@@ -256,3 +256,20 @@ pub fn postgres_bin_dir() -> Option<std::path::PathBuf> {
         std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d == dir));
     (!on_path).then_some(dir)
 }
+
+/// A line of `EXPLAIN` output.
+#[derive(QueryableByName)]
+pub struct PlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// `sql` under `EXPLAIN (ANALYZE, BUFFERS)`: run for real, and the plan with what each step cost.
+fn explained(sql: &str) -> String {
+    format!("EXPLAIN (ANALYZE, BUFFERS) {sql}")
+}
+
+/// The plan's lines.
+fn plan(lines: Vec<PlanLine>) -> Result<Vec<String>, DbError> {
+    Ok(lines.into_iter().map(|l| l.line).collect())
+}

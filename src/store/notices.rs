@@ -7,8 +7,9 @@ use super::DbError;
 use crate::domain::{CaseRef, DisputeRef, PartnershipId};
 use crate::evaluate::{Kind, Notice, NoticeKey};
 use chrono::{DateTime, Utc};
-use diesel::pg::PgConnection;
+use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use sha2::{Digest, Sha256};
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
@@ -83,58 +84,79 @@ fn enqueue_chunk<N: Borrow<Notice>>(
     notices: &[N],
     domain: &str,
 ) -> Result<Enqueued, DbError> {
-    use diesel::sql_types::{Array, Bool, Jsonb, Nullable, Text, Timestamptz};
     let n = Columns::of(notices);
     let d = RecipientColumns::of(notices, domain);
-    let gained: Vec<Gained> = diesel::sql_query(
-        "WITH input AS ( \
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                                $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], \
-                                $11::timestamptz[], $12::boolean[], $13::jsonb[]) \
-             AS i(key, partnership_id, kind, rule, case_ref, dispute_ref, occurrence, step, due_at, \
-                  trigger_at, send_after, urgent, payload)), \
-         new AS ( \
-           INSERT INTO notices (key, partnership_id, kind, rule, case_ref, dispute_ref, occurrence, \
-                                step, due_at, trigger_at, send_after, urgent, payload) \
-           SELECT * FROM input ON CONFLICT (key) DO NOTHING RETURNING id, key), \
-         ids AS ( \
-           SELECT id, key FROM new \
-           UNION ALL SELECT n.id, n.key FROM notices n WHERE n.key = ANY($1::text[])), \
-         added AS ( \
-           INSERT INTO deliveries (notice_id, recipient, position, send_after, urgent, message_id) \
-           SELECT ids.id, r.recipient, r.position, r.send_after, r.urgent, r.message_id \
-           FROM unnest($14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::boolean[], \
-                       $19::text[]) WITH ORDINALITY \
-                AS r(key, recipient, position, send_after, urgent, message_id, ord) \
-           JOIN ids ON ids.key = r.key ORDER BY r.ord \
-           ON CONFLICT (notice_id, recipient) DO NOTHING RETURNING notice_id) \
-         SELECT ids.key, count(*) AS deliveries FROM added JOIN ids ON ids.id = added.notice_id \
-         GROUP BY ids.key",
-    )
-    .bind::<Array<Text>, _>(&n.key)
-    .bind::<Array<Text>, _>(&n.partnership)
-    .bind::<Array<Text>, _>(&n.kind)
-    .bind::<Array<Text>, _>(&n.rule)
-    .bind::<Array<Nullable<Text>>, _>(&n.case_ref)
-    .bind::<Array<Nullable<Text>>, _>(&n.dispute_ref)
-    .bind::<Array<Text>, _>(&n.occurrence)
-    .bind::<Array<Text>, _>(&n.step)
-    .bind::<Array<Timestamptz>, _>(&n.due_at)
-    .bind::<Array<Timestamptz>, _>(&n.trigger_at)
-    .bind::<Array<Timestamptz>, _>(&n.send_after)
-    .bind::<Array<Bool>, _>(&n.urgent)
-    .bind::<Array<Jsonb>, _>(&n.payload)
-    .bind::<Array<Text>, _>(&d.key)
-    .bind::<Array<Text>, _>(&d.recipient)
-    .bind::<Array<Text>, _>(&d.position)
-    .bind::<Array<Timestamptz>, _>(&d.send_after)
-    .bind::<Array<Bool>, _>(&d.urgent)
-    .bind::<Array<Text>, _>(&d.message_id)
-    .load(conn)?;
+    let gained: Vec<Gained> = enqueue_statement(ENQUEUE, &n, &d).load(conn)?;
     Ok(Enqueued {
         deliveries: gained.iter().map(|g| g.deliveries as usize).sum(),
         new: gained.into_iter().map(|g| g.key).collect(),
     })
+}
+
+const ENQUEUE: &str = "WITH input AS ( \
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                            $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], \
+                            $11::timestamptz[], $12::boolean[], $13::jsonb[]) \
+         AS i(key, partnership_id, kind, rule, case_ref, dispute_ref, occurrence, step, due_at, \
+              trigger_at, send_after, urgent, payload)), \
+     new AS ( \
+       INSERT INTO notices (key, partnership_id, kind, rule, case_ref, dispute_ref, occurrence, \
+                            step, due_at, trigger_at, send_after, urgent, payload) \
+       SELECT * FROM input ON CONFLICT (key) DO NOTHING RETURNING id, key), \
+     ids AS ( \
+       SELECT id, key FROM new \
+       UNION ALL SELECT n.id, n.key FROM notices n WHERE n.key = ANY($1::text[])), \
+     added AS ( \
+       INSERT INTO deliveries (notice_id, recipient, position, send_after, urgent, message_id) \
+       SELECT ids.id, r.recipient, r.position, r.send_after, r.urgent, r.message_id \
+       FROM unnest($14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::boolean[], \
+                   $19::text[]) WITH ORDINALITY \
+            AS r(key, recipient, position, send_after, urgent, message_id, ord) \
+       JOIN ids ON ids.key = r.key ORDER BY r.ord \
+       ON CONFLICT (notice_id, recipient) DO NOTHING RETURNING notice_id) \
+     SELECT ids.key, count(*) AS deliveries FROM added JOIN ids ON ids.id = added.notice_id \
+     GROUP BY ids.key";
+
+/// `sql` (`ENQUEUE`, or its EXPLAIN) bound to a chunk's columns.
+fn enqueue_statement<'a>(
+    sql: &str,
+    n: &'a Columns<'a>,
+    d: &'a RecipientColumns<'a>,
+) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
+    use diesel::sql_types::{Array, Bool, Jsonb, Nullable, Text, Timestamptz};
+    diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Array<Text>, _>(&n.key)
+        .bind::<Array<Text>, _>(&n.partnership)
+        .bind::<Array<Text>, _>(&n.kind)
+        .bind::<Array<Text>, _>(&n.rule)
+        .bind::<Array<Nullable<Text>>, _>(&n.case_ref)
+        .bind::<Array<Nullable<Text>>, _>(&n.dispute_ref)
+        .bind::<Array<Text>, _>(&n.occurrence)
+        .bind::<Array<Text>, _>(&n.step)
+        .bind::<Array<Timestamptz>, _>(&n.due_at)
+        .bind::<Array<Timestamptz>, _>(&n.trigger_at)
+        .bind::<Array<Timestamptz>, _>(&n.send_after)
+        .bind::<Array<Bool>, _>(&n.urgent)
+        .bind::<Array<Jsonb>, _>(&n.payload)
+        .bind::<Array<Text>, _>(&d.key)
+        .bind::<Array<Text>, _>(&d.recipient)
+        .bind::<Array<Text>, _>(&d.position)
+        .bind::<Array<Timestamptz>, _>(&d.send_after)
+        .bind::<Array<Bool>, _>(&d.urgent)
+        .bind::<Array<Text>, _>(&d.message_id)
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of queueing these notices (at most one chunk), as `enqueue`
+/// runs it. It is run for real: the caller's transaction is to be rolled back.
+pub fn explain_enqueue(
+    conn: &mut PgConnection,
+    notices: &[Notice],
+    domain: &str,
+) -> Result<Vec<String>, DbError> {
+    let notices = &notices[..notices.len().min(CHUNK)];
+    let (n, d) = (Columns::of(notices), RecipientColumns::of(notices, domain));
+    super::plan(enqueue_statement(&super::explained(ENQUEUE), &n, &d).load(conn)?)
 }
 
 /// The keys of these notices that are queued already: a notice row with a delivery for each of
@@ -358,34 +380,59 @@ pub fn cancel_superseded(
     if case_refs.is_empty() {
         return Ok(Withdrawn::default());
     }
-    use diesel::sql_types::{Array, Text, Timestamptz};
-    let kinds: Vec<&str> = Kind::CASE_RULE.iter().map(|k| k.as_str()).collect();
-    let row: WithdrawnRow = diesel::sql_query(
-        "WITH superseded AS ( \
-           SELECT d.id, n.case_ref \
-           FROM deliveries d JOIN notices n ON d.notice_id = n.id \
-           WHERE d.status = 'pending' \
-             AND n.partnership_id = $1 AND n.dispute_ref IS NULL AND n.case_ref = ANY($2) \
-             AND n.kind = ANY($5) AND NOT (n.key = ANY($3))), \
-         cancelled AS ( \
-           UPDATE deliveries d SET status = 'cancelled', \
-                  last_error = 'no longer due when evaluated at ' || to_char($4 AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
-           FROM superseded s WHERE d.id = s.id AND d.status = 'pending' \
-             AND (d.locked_until IS NULL OR d.locked_until < now()) RETURNING d.id) \
-         SELECT (SELECT count(*) FROM cancelled) AS cancelled, \
-                ARRAY(SELECT DISTINCT s.case_ref FROM superseded s \
-                      WHERE s.id NOT IN (SELECT id FROM cancelled)) AS held",
-    )
-    .bind::<Text, _>(partnership)
-    .bind::<Array<Text>, _>(case_refs)
-    .bind::<Array<Text>, _>(current)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Array<Text>, _>(kinds)
-    .get_result(conn)?;
+    let row: WithdrawnRow =
+        cancel_statement(CANCEL, partnership, case_refs, current, now).get_result(conn)?;
     Ok(Withdrawn {
         cancelled: usize::try_from(row.cancelled).unwrap_or(0),
         held: row.held.into_iter().collect(),
     })
+}
+
+const CANCEL: &str = "WITH superseded AS ( \
+       SELECT d.id, n.case_ref \
+       FROM deliveries d JOIN notices n ON d.notice_id = n.id \
+       WHERE d.status = 'pending' \
+         AND n.partnership_id = $1 AND n.dispute_ref IS NULL AND n.case_ref = ANY($2) \
+         AND n.kind = ANY($5) AND NOT (n.key = ANY($3))), \
+     cancelled AS ( \
+       UPDATE deliveries d SET status = 'cancelled', \
+              last_error = 'no longer due when evaluated at ' || to_char($4 AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+       FROM superseded s WHERE d.id = s.id AND d.status = 'pending' \
+         AND (d.locked_until IS NULL OR d.locked_until < now()) RETURNING d.id) \
+     SELECT (SELECT count(*) FROM cancelled) AS cancelled, \
+            ARRAY(SELECT DISTINCT s.case_ref FROM superseded s \
+                  WHERE s.id NOT IN (SELECT id FROM cancelled)) AS held";
+
+/// `sql` (`CANCEL`, or its EXPLAIN) bound to what `cancel_superseded` is given.
+fn cancel_statement<'a>(
+    sql: &str,
+    partnership: &'a str,
+    case_refs: &'a [&'a str],
+    current: &'a [&'a str],
+    now: DateTime<Utc>,
+) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
+    use diesel::sql_types::{Array, Text, Timestamptz};
+    let kinds: Vec<&str> = Kind::CASE_RULE.iter().map(|k| k.as_str()).collect();
+    diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Text, _>(partnership)
+        .bind::<Array<Text>, _>(case_refs)
+        .bind::<Array<Text>, _>(current)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Array<Text>, _>(kinds)
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of `cancel_superseded` with these arguments, run for real: the
+/// caller's transaction is to be rolled back.
+pub fn explain_cancel_superseded(
+    conn: &mut PgConnection,
+    partnership: &str,
+    case_refs: &[&str],
+    current: &[&str],
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, DbError> {
+    let sql = super::explained(CANCEL);
+    super::plan(cancel_statement(&sql, partnership, case_refs, current, now).load(conn)?)
 }
 
 /// Refresh the planner's statistics of the notice tables (a pass that queues many rows outgrows
