@@ -13,15 +13,15 @@ use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::Mutex;
 
 /// Make jobs with `make` (None: no more) until it runs out, work each with `work` on whichever
-/// of `conns` is free, and give each result to `take` in the order of the jobs. At most one job
-/// per connection waits while every connection is busy, so `make` runs ahead of the work by
-/// that much only.
+/// of `conns` is free, and give each result to `take` in the order of the jobs. A job is handed
+/// straight to a free connection (none waits), so `make` runs one job ahead of the work only.
 pub fn work_in_order<J: Send, R: Send>(
     conns: Vec<&mut PgConnection>,
     mut make: impl FnMut() -> anyhow::Result<Option<J>>,
     work: impl Fn(&mut PgConnection, J) -> anyhow::Result<R> + Sync,
     mut take: impl FnMut(R) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    // A rendezvous: no job waits in the channel (each batch held is memory).
     let (jobs, waiting) = sync_channel::<(usize, J)>(0);
     let waiting = Mutex::new(waiting);
     let (done, results) = channel::<(usize, anyhow::Result<R>)>();
