@@ -79,8 +79,10 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     .await?;
     scheduler.start().await?;
     let _ = wake_tx.try_send(()); // one pass at start-up
+                                  // Before any loop runs: what the first pass counts before a recorder exists is lost.
+    let metrics = install_metrics(&settings);
     let (mut tasks, watched) = spawn_loops(&shared, wake_rx);
-    if let Some(task) = start_http(&shared, watched).await {
+    if let Some(task) = start_http(&shared, metrics, watched).await {
         tasks.push(task);
     }
     // Rows a case system writes are evaluated within seconds, not at the next tick.
@@ -109,20 +111,30 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
 /// Each loop the watchdog and `/healthz` watch: its name, heartbeat and stall limit.
 type Watched = Vec<(&'static str, Heartbeat, Duration)>;
 
-/// The metrics and health listener, when `[metrics] enabled`. A listener that cannot start is
-/// logged and left out: the mail matters more than the figures.
-async fn start_http(shared: &Shared, watched: Watched) -> Option<tokio::task::JoinHandle<()>> {
-    let m = &shared.settings.metrics;
-    if !m.enabled {
+/// The metrics recorder, when `[metrics] enabled`; one that cannot be set up is logged and left
+/// out (the mail matters more than the figures).
+fn install_metrics(settings: &Settings) -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    if !settings.metrics.enabled {
         return None;
     }
-    let handle = match crate::metrics::install() {
-        Ok(h) => h,
+    match crate::metrics::install() {
+        Ok(h) => Some(h),
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "cannot set up metrics; /metrics is off");
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// The metrics and health listener, when the metrics recorder is installed. A listener that
+/// cannot start is logged and left out: the mail matters more than the figures.
+async fn start_http(
+    shared: &Shared,
+    handle: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    watched: Watched,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let m = &shared.settings.metrics;
+    let handle = handle?;
     let listener = match tokio::net::TcpListener::bind(m.listen).await {
         Ok(l) => l,
         Err(e) => {
