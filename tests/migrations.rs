@@ -57,6 +57,11 @@ fn the_deliveries_foreign_keys_go_and_come_back_with_their_migration() {
     conn.revert_last_migration(cpwatch::store::MIGRATIONS)
         .expect("revert");
     assert_eq!(foreign_keys(), 2, "notice_id and digest_id, back");
+    assert_eq!(
+        cpwatch::store::pending_migrations(&mut conn).expect("pending"),
+        ["2026-12-22-000100_deliveries_without_foreign_keys"],
+        "the one reverted is pending, read from the table of applied migrations"
+    );
     cpwatch::store::migrate(&mut conn).expect("migrate again");
     assert_eq!(foreign_keys(), 0, "dropped again");
 }

@@ -264,3 +264,82 @@ fn a_pass_read_ahead_and_written_on_two_connections_decides_and_reports_what_one
         "reported in the order of the cases: {two:?}"
     );
 }
+
+/// A role that may hold at most `limit` connections at once, with what cpwatch needs on the test
+/// database's tables (superusers are not held to a connection limit); its URL.
+fn limited_role(db: &TestDb, limit: u32) -> (String, String) {
+    use diesel::prelude::*;
+    let name = db.url.rsplit('/').next().unwrap_or("db").replace('-', "_");
+    let role = format!("limited_{limit}_{name}");
+    let mut conn = connect(&db.url);
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT {limit}"),
+        // What README's "The database role" says a service account needs.
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+    ] {
+        diesel::sql_query(&sql).execute(&mut conn).expect(&sql);
+    }
+    let url = db
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    (role, url)
+}
+
+fn drop_role(db: &TestDb, role: &str) {
+    use diesel::prelude::*;
+    let mut conn = connect(&db.url);
+    for sql in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
+        diesel::sql_query(&sql).execute(&mut conn).expect(&sql);
+    }
+}
+
+#[test]
+fn a_service_role_with_few_connections_imports_evaluates_and_delivers_the_same() {
+    let at = ["evaluate", "--at", "2026-04-01T12:00:00Z", "--full"];
+    let reference = {
+        let db = TestDb::new();
+        let cp = Cpwatch::new(&db, None).with("CPWATCH_DATABASE__BATCH_SIZE", "2");
+        cp.setup(&seven_cases());
+        cp.ok(&at);
+        queued_rows(&db)
+    };
+    assert!(reference.len() >= 7, "{reference:?}");
+    // The schema's owner migrates; a role that may only read and write the tables does the rest.
+    // Two connections: the pass's own and the reader, no second writer. One: the pass's own.
+    for (limit, fallback) in [
+        (2, "no second connection for writing"),
+        (1, "no second connection for reading ahead"),
+    ] {
+        let db = TestDb::new();
+        let smtp = SmtpServer::start();
+        Cpwatch::new(&db, None).ok(&["migrate"]);
+        let (role, url) = limited_role(&db, limit);
+        let cp = Cpwatch::new(&db, Some(&smtp))
+            .with("CPWATCH_DATABASE__URL", &url)
+            .with("CPWATCH_DATABASE__BATCH_SIZE", "2");
+        assert!(
+            cp.import_text(&seven_cases()).status.success(),
+            "limit {limit}: import"
+        );
+        let out = cp.run(&at);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "limit {limit}: {stdout}\n{stderr}");
+        assert!(
+            stdout.contains("7 case(s) evaluated"),
+            "limit {limit}: {stdout}"
+        );
+        assert!(stderr.contains(fallback), "limit {limit}: {stderr}");
+        assert_eq!(queued_rows(&db), reference, "limit {limit}");
+        cp.ok(&["deliver", "--once"]);
+        assert_eq!(
+            db.count("SELECT count(*) AS n FROM deliveries WHERE status = 'sent'"),
+            reference.len() as i64,
+            "limit {limit}: every message sent"
+        );
+        drop_role(&db, &role);
+    }
+}

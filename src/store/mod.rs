@@ -19,6 +19,7 @@ pub mod relay;
 pub mod schema;
 pub mod team_posts;
 
+use diesel::migration::MigrationSource;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -88,11 +89,44 @@ pub fn scrub_connection_error(e: diesel::ConnectionError, url: &str) -> diesel::
 /// Names of migrations not yet applied.
 pub fn pending_migrations(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
     under_migration_lock(conn, |conn| {
-        let pending = conn.pending_migrations(MIGRATIONS)?;
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-            pending.iter().map(|m| m.name().to_string()).collect(),
-        )
+        let pending = match applied_versions(conn)? {
+            Some(applied) => MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)?
+                .iter()
+                .filter(|m| !applied.contains(&m.name().version().to_string()))
+                .map(|m| m.name().to_string())
+                .collect(),
+            // A new database: diesel creates its table of applied migrations.
+            None => conn
+                .pending_migrations(MIGRATIONS)?
+                .iter()
+                .map(|m| m.name().to_string())
+                .collect(),
+        };
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(pending)
     })
+}
+
+/// The versions recorded in diesel's table of applied migrations; None if there is no such
+/// table yet. Read directly rather than through diesel's harness, which first creates the table
+/// if it is missing and so needs the right to create tables even when it is there: a service
+/// account with no more than the rights to read and write cpwatch's tables can run cpwatch
+/// against a schema its owner migrated.
+fn applied_versions(conn: &mut PgConnection) -> Result<Option<Vec<String>>, DbError> {
+    #[derive(QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let there: Locked =
+        diesel::sql_query("SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS locked")
+            .get_result(conn)?;
+    if !there.locked {
+        return Ok(None);
+    }
+    let rows: Vec<Version> =
+        diesel::sql_query("SELECT version::text AS version FROM __diesel_schema_migrations")
+            .load(conn)?;
+    Ok(Some(rows.into_iter().map(|r| r.version).collect()))
 }
 
 /// Apply pending migrations; returns their names.
