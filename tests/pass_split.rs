@@ -266,31 +266,54 @@ fn a_pass_read_ahead_and_written_on_two_connections_decides_and_reports_what_one
 }
 
 /// A role that may hold at most `limit` connections at once, with what cpwatch needs on the test
-/// database's tables (superusers are not held to a connection limit); its URL.
-fn limited_role(db: &TestDb, limit: u32) -> (String, String) {
-    use diesel::prelude::*;
-    let name = db.url.rsplit('/').next().unwrap_or("db").replace('-', "_");
-    let role = format!("limited_{limit}_{name}");
-    let mut conn = connect(&db.url);
-    for sql in [
-        format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT {limit}"),
-        // What README's "The database role" says a service account needs.
-        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
-        format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
-    ] {
-        diesel::sql_query(&sql).execute(&mut conn).expect(&sql);
-    }
-    let url = db
-        .url
-        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
-    (role, url)
+/// database's tables (superusers are not held to a connection limit); dropped with this value,
+/// even when the test fails (roles belong to the whole server, not to the test's database).
+struct LimitedRole {
+    name: String,
+    /// The test database's URL, logging in as this role.
+    url: String,
+    admin_url: String,
 }
 
-fn drop_role(db: &TestDb, role: &str) {
-    use diesel::prelude::*;
-    let mut conn = connect(&db.url);
-    for sql in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
-        diesel::sql_query(&sql).execute(&mut conn).expect(&sql);
+impl LimitedRole {
+    fn new(db: &TestDb, limit: u32) -> LimitedRole {
+        use diesel::prelude::*;
+        let database = db.url.rsplit('/').next().unwrap_or("db").replace('-', "_");
+        let name = format!("limited_{limit}_{database}");
+        let mut conn = connect(&db.url);
+        for sql in [
+            format!("CREATE ROLE {name} LOGIN CONNECTION LIMIT {limit}"),
+            // What README's "The database role" says a service account needs.
+            format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {name}"
+            ),
+            format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {name}"),
+        ] {
+            diesel::sql_query(&sql).execute(&mut conn).expect(&sql);
+        }
+        let url = db
+            .url
+            .replacen("postgres://postgres@", &format!("postgres://{name}@"), 1);
+        LimitedRole {
+            name,
+            url,
+            admin_url: db.url.clone(),
+        }
+    }
+}
+
+impl Drop for LimitedRole {
+    fn drop(&mut self) {
+        use diesel::prelude::*;
+        let Ok(mut conn) = diesel::PgConnection::establish(&self.admin_url) else {
+            return;
+        };
+        for sql in [
+            format!("DROP OWNED BY {}", self.name),
+            format!("DROP ROLE {}", self.name),
+        ] {
+            let _ = diesel::sql_query(&sql).execute(&mut conn);
+        }
     }
 }
 
@@ -314,9 +337,9 @@ fn a_service_role_with_few_connections_imports_evaluates_and_delivers_the_same()
         let db = TestDb::new();
         let smtp = SmtpServer::start();
         Cpwatch::new(&db, None).ok(&["migrate"]);
-        let (role, url) = limited_role(&db, limit);
+        let role = LimitedRole::new(&db, limit);
         let cp = Cpwatch::new(&db, Some(&smtp))
-            .with("CPWATCH_DATABASE__URL", &url)
+            .with("CPWATCH_DATABASE__URL", &role.url)
             .with("CPWATCH_DATABASE__BATCH_SIZE", "2");
         assert!(
             cp.import_text(&seven_cases()).status.success(),
@@ -340,6 +363,5 @@ fn a_service_role_with_few_connections_imports_evaluates_and_delivers_the_same()
             reference.len() as i64,
             "limit {limit}: every message sent"
         );
-        drop_role(&db, &role);
     }
 }
