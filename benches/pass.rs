@@ -345,11 +345,6 @@ fn copy_seconds(url: &str, binary: bool) -> anyhow::Result<f64> {
 
 /// `EXPLAIN (ANALYZE, BUFFERS)` of the pass's reading queries, as a pass at now + 1 h runs them.
 fn explain(conn: &mut PgConnection, now: DateTime<Utc>) -> anyhow::Result<()> {
-    #[derive(QueryableByName)]
-    struct Line {
-        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
-        line: String,
-    }
     let later = cpwatch::evaluate::rfc3339(now + Duration::hours(1));
     let ids = "ARRAY(SELECT id FROM cases WHERE partnership_id = 'knowsley' ORDER BY id LIMIT 500)";
     let queries = [
@@ -369,12 +364,7 @@ fn explain(conn: &mut PgConnection, now: DateTime<Utc>) -> anyhow::Result<()> {
     ];
     println!();
     for (name, q) in queries {
-        println!("EXPLAIN (ANALYZE, BUFFERS): {name}");
-        let plan: Vec<Line> =
-            diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS) {q}")).load(conn)?;
-        for l in plan {
-            println!("    {}", l.line);
-        }
+        print_plan(name, &cpwatch::store::explain(conn, &q)?);
     }
     Ok(())
 }
@@ -726,12 +716,17 @@ fn explain_writes(
         decided.len()
     );
     for (name, plan) in plans? {
-        println!("EXPLAIN (ANALYZE, BUFFERS): {name}");
-        for line in plan {
-            println!("    {line}");
-        }
+        print_plan(name, &plan);
     }
     Ok(())
+}
+
+/// One statement's `EXPLAIN (ANALYZE, BUFFERS)` under its name, indented.
+fn print_plan(name: &str, lines: &[String]) {
+    println!("EXPLAIN (ANALYZE, BUFFERS): {name}");
+    for line in lines {
+        println!("    {line}");
+    }
 }
 
 /// The synthetic partnership: ~430 people, N open cases with four roles each and a history of

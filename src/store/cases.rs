@@ -337,7 +337,10 @@ pub fn explain_set_checks(
     checks: &[CheckWrite],
 ) -> Result<Vec<String>, DbError> {
     let c = CheckColumns::of(checks);
-    super::plan(set_checks_statement(&super::explained(SET_CHECKS), &c).load(conn)?)
+    super::plan(
+        conn,
+        set_checks_statement(&super::explained(SET_CHECKS), &c),
+    )
 }
 
 /// The partnerships that hold a case with this reference.

@@ -20,8 +20,9 @@ pub mod schema;
 pub mod team_posts;
 
 use diesel::migration::MigrationSource;
-use diesel::pg::PgConnection;
+use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -293,7 +294,7 @@ pub fn postgres_bin_dir() -> Option<std::path::PathBuf> {
 
 /// A line of `EXPLAIN` output.
 #[derive(QueryableByName)]
-pub struct PlanLine {
+struct PlanLine {
     #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
     line: String,
 }
@@ -303,7 +304,17 @@ fn explained(sql: &str) -> String {
     format!("EXPLAIN (ANALYZE, BUFFERS) {sql}")
 }
 
-/// The plan's lines.
-fn plan(lines: Vec<PlanLine>) -> Result<Vec<String>, DbError> {
+/// The lines of an `explained` statement's plan, the statement run with its binds.
+fn plan(
+    conn: &mut PgConnection,
+    explained: BoxedSqlQuery<'_, Pg, SqlQuery>,
+) -> Result<Vec<String>, DbError> {
+    let lines: Vec<PlanLine> = explained.load(conn)?;
     Ok(lines.into_iter().map(|l| l.line).collect())
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of a statement without binds (the pass bench's reading queries),
+/// run for real: the plan's lines.
+pub fn explain(conn: &mut PgConnection, sql: &str) -> Result<Vec<String>, DbError> {
+    plan(conn, diesel::sql_query(explained(sql)).into_boxed())
 }

@@ -156,7 +156,7 @@ pub fn explain_enqueue(
 ) -> Result<Vec<String>, DbError> {
     let notices = &notices[..notices.len().min(CHUNK)];
     let (n, d) = (Columns::of(notices), RecipientColumns::of(notices, domain));
-    super::plan(enqueue_statement(&super::explained(ENQUEUE), &n, &d).load(conn)?)
+    super::plan(conn, enqueue_statement(&super::explained(ENQUEUE), &n, &d))
 }
 
 /// The keys of these notices that are queued already: a notice row with a delivery for each of
@@ -432,7 +432,10 @@ pub fn explain_cancel_superseded(
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, DbError> {
     let sql = super::explained(CANCEL);
-    super::plan(cancel_statement(&sql, partnership, case_refs, current, now).load(conn)?)
+    super::plan(
+        conn,
+        cancel_statement(&sql, partnership, case_refs, current, now),
+    )
 }
 
 /// Refresh the planner's statistics of the notice tables (a pass that queues many rows outgrows
