@@ -78,8 +78,9 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     )
     .await?;
     scheduler.start().await?;
-    let _ = wake_tx.try_send(()); // one pass at start-up
-                                  // Before any loop runs: what the first pass counts before a recorder exists is lost.
+    // One pass at start-up.
+    let _ = wake_tx.try_send(());
+    // Before any loop runs, or what the first pass counts before a recorder exists is lost.
     let metrics = install_metrics(&settings);
     let (mut tasks, watched) = spawn_loops(&shared, wake_rx);
     if let Some(task) = start_http(&shared, metrics, watched).await {

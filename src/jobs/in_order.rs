@@ -1,7 +1,7 @@
-//! Jobs made one after another on the calling thread, each worked on one of several database
-//! connections (any `C`; a pass gives it `PgConnection`s) at once, their results taken back on the calling thread in the order the jobs
-//! were made. What a pass uses to write its batches on two connections while it evaluates the
-//! next one (`EvaluationPass::case_loop`).
+//! Jobs made one after another on the calling thread, each worked on one of several
+//! connections at once (any `C`; a pass gives it `PgConnection`s), their results taken back on
+//! the calling thread in the order the jobs were made. What a pass uses to write its batches on
+//! two connections while it evaluates the next one (`EvaluationPass::overlapped`).
 //!
 //! A failed job ends it: no more jobs are made, the jobs already handed out are finished (each
 //! is its own transaction, so one that commits is simply there for the next pass), and the first
